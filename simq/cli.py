@@ -1,0 +1,94 @@
+"""The `simq` command: parse, call the API, print, exit codes.
+
+Exit codes: 0 success, 1 a check failed (e.g. `simq validate`), 2 bad input (a scenario,
+an override, an option or an output folder), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import simq
+from simq.errors import ScenarioError
+from simq.scenario import parse_override
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _overrides(items: Sequence[str] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items or []:
+        path, value = parse_override(item)
+        out[path] = value
+    return out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from simq.report import format_summary, report
+
+    sc = simq.load(args.scenario)
+    sc = sc.with_overrides(_overrides(args.set))
+    out = Path(args.out) if args.out else Path("results") / sc.name
+    # Refuse a foreign folder before spending time on the simulation.
+    from simq.report import prepare_dir
+
+    prepare_dir(out, "run", force=args.force)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", simq.UnstableWarning)  # printed with the summary
+        res = simq.run(sc, seed=args.seed, replications=args.replications)
+    print(format_summary(res.summary))
+    folder = report(res, out, messages=not args.no_messages, force=True)
+    print(f"\nwrote {folder}/: summary.json, "
+          + ("messages.parquet, " if not args.no_messages else "")
+          + "timeseries.csv, report.html, figures/")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="simq", description="Discrete-event simulation of message queues.")
+    p.add_argument("--version", action="version", version=f"simq {simq.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario, print the summary, write a report")
+    r.add_argument("scenario", help="scenario file (YAML or TOML)")
+    r.add_argument("--out", help="output folder (default results/<name>/)")
+    r.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
+    r.add_argument("--replications", type=int, help="independent replications")
+    r.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a scenario value, e.g. --set consumers.worker.count=3")
+    r.add_argument("--no-messages", action="store_true",
+                   help="do not write messages.parquet")
+    r.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder that simq did not write")
+    r.set_defaults(func=_cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `simq` console script."""
+    from simq.report import OutputExistsError
+
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ScenarioError, OutputExistsError) as err:
+        print(f"simq: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simq: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What every component shares: the message, random streams, the destination protocol."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from simpy.events import Event
+
+from simq.dists import Distribution, stream
+
+__all__ = ["Destination", "Message", "Streams"]
+
+
+class Message:
+    """One message in flight. Small on purpose: the log holds its history."""
+
+    __slots__ = ("id", "sent", "size", "arrived")
+
+    def __init__(self, id: int, sent: float, size: float) -> None:
+        self.id = id
+        self.sent = sent
+        self.size = size
+        self.arrived = sent  # when it entered the waiting line it is in now
+
+
+class Destination(Protocol):
+    """Anything a message can be handed to: a queue, a link, a sink.
+
+    ``put`` returns ``None`` when the message was taken (or dropped), or an event the
+    sender must wait for when it is blocked by backpressure.
+    """
+
+    def put(self, msg: Message) -> Event | None: ...
+
+
+class Streams:
+    """Independent random streams per component, from one ``SeedSequence``.
+
+    A stream's key is the dotted path of what it draws (``producers.app.interarrival``),
+    hashed into the spawn key: adding a component never shifts another's numbers, which
+    is what common random numbers between configurations need.
+    """
+
+    def __init__(self, seed: np.random.SeedSequence) -> None:
+        self._seed = seed
+
+    def generator(self, key: str) -> np.random.Generator:
+        child = np.random.SeedSequence(
+            entropy=self._seed.entropy,
+            spawn_key=(*self._seed.spawn_key, zlib.crc32(key.encode())),
+            pool_size=self._seed.pool_size,
+        )
+        return np.random.Generator(np.random.PCG64(child))
+
+    def draw(self, key: str, dist: Distribution) -> Callable[[], float]:
+        """A zero-argument sampler of ``dist`` on the stream named ``key``."""
+        return stream(dist, self.generator(key))
+
+    def uniform(self, key: str) -> Callable[[], float]:
+        """Uniform(0, 1) variates in blocks, for coin flips such as loss."""
+        rng = self.generator(key)
+
+        def blocks():  # type: ignore[no-untyped-def]
+            while True:
+                yield from rng.random(4096).tolist()
+
+        return blocks().__next__

@@ -1,0 +1,87 @@
+"""A broker queue: FIFO waiting line, optional bound, an overflow policy."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import simpy
+from simpy.events import Event
+
+from simq.engine.core import Message
+from simq.record import DROPPED, Recorder
+
+__all__ = ["Queue"]
+
+NAN = math.nan
+
+
+class Queue:
+    """Messages wait in a deque; idle workers park on a bare event.
+
+    An arriving message is handed straight to a parked worker when there is one (two heap
+    events per message per station, about twice as fast as ``simpy.Store``); otherwise it
+    waits in line, or meets the overflow policy when the line is full.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, index: int, name: str, capacity: float, overflow: str,
+        rec: Recorder,
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.name = name
+        self.capacity = capacity
+        self.overflow = overflow
+        self.items: deque[Message] = deque()
+        self.idle: deque[Event] = deque()  # parked workers
+        self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
+        self._finished = rec.finished.append
+        self._visit = rec.visits.append
+
+    def put(self, msg: Message) -> Event | None:
+        now = self.env.now
+        msg.arrived = now
+        if self.idle:
+            self.idle.popleft().succeed(msg)
+            return None
+        if len(self.items) < self.capacity:
+            self.items.append(msg)
+            return None
+        if self.overflow == "block":
+            ev = Event(self.env)
+            self.blocked.append((msg, ev))
+            return ev
+        if self.overflow == "drop-oldest" and self.items:
+            old = self.items.popleft()
+            self._visit((old.id, self.index, old.arrived, now, NAN, -1))
+            self._finished((old.id, now, DROPPED, self.index))
+            self.items.append(msg)
+            return None
+        self._finished((msg.id, now, DROPPED, self.index))
+        return None
+
+    def take(self) -> Message | None:
+        """The next message for a free worker, or None when there is none."""
+        items = self.items
+        if items:
+            msg = items.popleft()
+            if self.blocked:
+                self._admit()
+            return msg
+        if self.blocked:  # capacity 0: the blocked sender hands over directly
+            msg, ev = self.blocked.popleft()
+            msg.arrived = self.env.now
+            ev.succeed()
+            return msg
+        return None
+
+    def _admit(self) -> None:
+        msg, ev = self.blocked.popleft()
+        msg.arrived = self.env.now
+        self.items.append(msg)
+        ev.succeed()
+
+    def waiting(self) -> list[Message]:
+        """Messages still in line or blocked at the door (for the end-of-run count)."""
+        return list(self.items) + [m for m, _ in self.blocked]

@@ -1,0 +1,306 @@
+"""Scenario -> engine -> RunResult: replications, the summary, the formula table."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simq.engine import Simulation
+from simq.errors import ScenarioError
+from simq.flows import Flows, flows
+from simq.record import OUTCOMES, Records
+from simq.scenario import Scenario, load
+from simq.stats import mean_ci
+from simq.summary import summarise, timeseries_columns
+
+__all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
+           "document_formulas", "HOLDS_TOLERANCE"]
+
+# A formula "holds" when it is within this fraction of its scale (documented in docs/).
+HOLDS_TOLERANCE = 0.10
+
+
+class UnstableWarning(UserWarning):
+    """The offered load reaches the capacity of a queue: it grows without bound."""
+
+
+@dataclass
+class Replication:
+    """One independent replication: its records and its summary."""
+
+    index: int
+    records: Records
+    summary: dict[str, Any]
+    window: tuple[float, float]
+    t_end: float
+    wall_seconds: float
+
+
+def _seed_for(seed: int, replication: int) -> np.random.SeedSequence:
+    # Replication r has its own stream whatever else runs: (seed, r) names it.
+    return np.random.SeedSequence(seed, spawn_key=(replication,))
+
+
+def run_replication(scenario: Scenario, seed: int, index: int) -> Replication:
+    """Run replication ``index`` of ``scenario`` under root seed ``seed``."""
+    started = time.perf_counter()
+    sim = Simulation(scenario, _seed_for(seed, index))
+    out = sim.run()
+    records = sim.rec.arrays(out.t_end)
+    t0 = min(scenario.run.warmup, out.t_stop)
+    summary = summarise(records, scenario, out, t0)
+    return Replication(index, records, summary, (t0, out.t_stop), out.t_end,
+                       time.perf_counter() - started)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+
+
+def _combine(trees: list[Any]) -> tuple[Any, Any]:
+    """Mean and CI half-width of every numeric leaf across replications."""
+    first = trees[0]
+    if isinstance(first, Mapping):
+        means, cis = {}, {}
+        for k in first:
+            means[k], cis[k] = _combine([t[k] for t in trees])
+        return means, cis
+    if _is_number(first):
+        if len(trees) == 1:
+            return first, math.nan
+        m, h = mean_ci([float(t) for t in trees])
+        return m, h
+    return first, None
+
+
+def _rate(x: float) -> float:
+    return x if math.isfinite(x) else math.inf
+
+
+def _holds(measured: float, predicted: float, scale: float) -> bool:
+    if not (math.isfinite(measured) and math.isfinite(predicted)):
+        return bool(measured == predicted)
+    return abs(measured - predicted) <= HOLDS_TOLERANCE * abs(scale)
+
+
+def document_formulas(f: Flows, summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The source document's three formulas: what each predicts, what was measured."""
+    lam = f.generation_rate
+    cap = f.processing_rate
+    offered = summary["offered_rate"]
+    thr = summary["throughput"]
+    measured_ratio = thr / offered if offered > 0 else math.nan
+    ratio = cap / lam if lam > 0 else math.inf
+    latency_pred = f.processing_time + f.transmission_time
+    latency_meas = summary["latency"]["mean"]
+    b = f.bottleneck
+    out: dict[str, dict[str, Any]] = {
+        "throughput": {
+            "text_formula": "throughput = processing rate / generation rate",
+            "predicted": ratio,
+            "measured": measured_ratio,
+            "holds": _holds(measured_ratio, ratio, ratio),
+            "reading": "delivered/s = min(generation, processing) in steady state",
+            "reading_predicted": min(lam, cap),
+            "reading_measured": thr,
+            "theory": None,
+            "note": (
+                "as a ratio the text holds only in overload (delivered/offered = capacity/"
+                "generation); below saturation every message is delivered and the ratio is 1"
+            ),
+        },
+        "latency": {
+            "text_formula": "latency = processing time + transmission time",
+            "predicted": latency_pred,
+            "measured": latency_meas,
+            "holds": _holds(latency_meas, latency_pred, latency_pred),
+            "reading": "true only without queueing; the gap is the time spent waiting",
+            "gap": latency_meas - latency_pred,
+            "theory": None,
+            "note": "the gap is waiting time, which explodes as the load approaches capacity",
+        },
+    }
+    if b is not None:
+        measured_growth = summary["queues"][b.name]["growth_rate"]
+        scale = max(b.effective_arrival, b.capacity)
+        out["queue_length"] = {
+            "text_formula": "queue length = generation rate - processing rate",
+            "queue": b.name,
+            "predicted": b.growth,
+            "measured": measured_growth,
+            "holds": _holds(measured_growth, b.growth, scale),
+            "reading": "a growth rate (msgs/s), right in overload; below saturation the "
+                       "queue is non-empty anyway",
+            "reading_predicted": max(0.0, b.growth),
+            "length_mean": summary["queues"][b.name]["length_mean"],
+            "theory": None,
+            "note": f"measured at the bottleneck queue {b.name!r} (load {b.load:.3g})",
+        }
+    return out
+
+
+@dataclass
+class RunResult:
+    """What a run gives back: the summary dict and the per-message tables."""
+
+    scenario: Scenario
+    seed: int
+    summary: dict[str, Any]
+    replications: list[Replication] = field(repr=False)
+    wall_seconds: float = 0.0
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        """One row per message: ids, per-hop timestamps, outcome."""
+        return pd.concat([_messages_frame(self.scenario, r) for r in self.replications],
+                         ignore_index=True)
+
+    @property
+    def visits(self) -> pd.DataFrame:
+        """One row per message per queue visit (long form of the per-hop timestamps)."""
+        return pd.concat([_visits_frame(self.scenario, r) for r in self.replications],
+                         ignore_index=True)
+
+    @property
+    def timeseries(self) -> pd.DataFrame:
+        """Queue lengths, busy workers, messages in flight and in transit over time."""
+        points = self.scenario.run.timeseries_points
+        frames = []
+        for r in self.replications:
+            times = np.linspace(0.0, r.t_end, points)
+            cols = timeseries_columns(r.records, self.scenario, times)
+            frame = pd.DataFrame(cols)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def flows(self) -> Flows:
+        return flows(self.scenario)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
+                f"replications={s['replications']}, throughput={s['throughput']:.4g}, "
+                f"latency_mean={s['latency']['mean']:.4g})")
+
+
+def _names(sc: Scenario, section: str) -> list[str]:
+    return list(getattr(sc, section))
+
+
+def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
+    rec = r.records
+    n = len(rec.sent)
+    producers = _names(sc, "producers")
+    frame = pd.DataFrame({
+        "replication": np.full(n, r.index, dtype=np.int64),
+        "id": np.arange(n, dtype=np.int64),
+        "producer": pd.Categorical.from_codes(rec.producer, producers) if n else
+        pd.Categorical([], categories=producers),
+        "size": rec.size,
+        "sent": rec.sent,
+        "done": rec.done,
+        "outcome": pd.Categorical([OUTCOMES[int(c)] for c in rec.outcome],
+                                  categories=list(OUTCOMES.values())),
+        "latency": rec.done - rec.sent,
+    })
+    v = rec.visits
+    for qi, q in enumerate(sc.queues):
+        at = v["queue"] == qi
+        ids = v["id"][at]
+        # The first visit of each message to this queue, in per-hop columns.
+        first = np.unique(ids, return_index=True)[1]
+        for col, src in (("arrived", "arrived"), ("start", "left"), ("end", "end")):
+            full = np.full(n, np.nan)
+            full[ids[first]] = v[src][at][first]
+            frame[f"{q}.{col}"] = full
+    h = rec.hops
+    for li, name in enumerate(sc.links):
+        at = h["link"] == li
+        ids = h["id"][at]
+        first = np.unique(ids, return_index=True)[1]
+        for col, src in (("in", "entered"), ("out", "out")):
+            full = np.full(n, np.nan)
+            full[ids[first]] = h[src][at][first]
+            frame[f"{name}.{col}"] = full
+    return frame
+
+
+def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
+    v = r.records.visits
+    queues = _names(sc, "queues")
+    groups = ["(none)", *_names(sc, "consumers")]
+    return pd.DataFrame({
+        "replication": np.full(len(v["id"]), r.index, dtype=np.int64),
+        "id": v["id"],
+        "queue": pd.Categorical.from_codes(v["queue"], queues),
+        "consumer": pd.Categorical.from_codes(v["group"] + 1, groups),
+        "arrived": v["arrived"],
+        "start": v["left"],
+        "end": v["end"],
+        "wait": v["left"] - v["arrived"],
+        "service": v["end"] - v["left"],
+    })
+
+
+def _stability_warnings(f: Flows) -> list[str]:
+    out = []
+    for q in f.queues.values():
+        if q.capacity > 0 and q.effective_arrival >= q.capacity:
+            out.append(
+                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                f"consumers serve {q.capacity:.4g} msg/s: it grows by about "
+                f"{q.growth:.4g} msg/s (see queues.{q.name}.growth_rate)"
+            )
+        elif q.capacity == 0 and q.effective_arrival > 0:
+            out.append(f"queue {q.name!r} has no consumers: every message stays in it")
+    return out
+
+
+def run(
+    scenario: Scenario | str | Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    replications: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run a scenario (a Scenario, a file path or a mapping) and summarise it."""
+    sc = load(scenario)
+    if overrides:
+        sc = sc.with_overrides(overrides)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ScenarioError("seed", "must be an integer >= 0", seed)
+        sc = sc.with_overrides({"run.seed": seed})
+    if replications is not None:
+        sc = sc.with_overrides({"run.replications": replications})
+    started = time.perf_counter()
+    root = sc.run.seed
+    reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
+    mean, ci = _combine([r.summary for r in reps])
+    f = flows(sc)
+    notes = _stability_warnings(f)
+    for note in notes:
+        warnings.warn(note, UnstableWarning, stacklevel=2)
+    t0s = [r.window[0] for r in reps]
+    t1s = [r.window[1] for r in reps]
+    summary: dict[str, Any] = {
+        "scenario": sc.name,
+        "seed": root,
+        "replications": len(reps),
+        "window": [float(np.mean(t0s)), float(np.mean(t1s))],
+        **mean,
+        "formulas": document_formulas(f, mean),
+        "warnings": notes,
+    }
+    if len(reps) > 1:
+        summary["ci95"] = ci
+    return RunResult(sc, root, summary, reps, time.perf_counter() - started)
