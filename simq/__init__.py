@@ -6,6 +6,8 @@ from simq.errors import ScenarioError
 from simq.run import RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
 
+from simq.analysis import compare
+
 try:
     __version__ = version("simq")
 except PackageNotFoundError:  # running from a source tree that was not installed
@@ -17,6 +19,7 @@ __all__ = [
     "ScenarioError",
     "UnstableWarning",
     "__version__",
+    "compare",
     "load",
     "loads",
     "run",

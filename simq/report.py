@@ -209,6 +209,18 @@ def _report_html(res: RunResult, figures: dict[str, bytes]) -> str:
     table = table.replace("<td>yes</td>", "<td class='yes'>yes</td>").replace(
         "<td>no</td>", "<td class='no'>no</td>")
     parts.append(table)
+    from simq.analysis import compare
+
+    t = s.get("theory", {})
+    parts.append("<h2>Measured against queueing theory</h2>")
+    parts.append(f"<p>{html.escape(t.get('model', 'none'))} ({html.escape(t.get('kind', ''))})"
+                 f": {html.escape(t.get('reason', ''))}</p>")
+    table = compare(res)
+    crow = [[r.quantity, _num(r.measured), _num(r.ci95), _num(r.formula), _num(r.theory),
+             "-" if not math.isfinite(r.error) else f"{100 * r.error:+.1f}%", r.verdict]
+            for r in table.itertuples()]
+    parts.append(_html_table(["quantity", "measured", "± 95% CI", "document formula",
+                              "theory", "error", "verdict"], crow))
     parts.append("<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>")
     for name, png in figures.items():
         data = base64.b64encode(png).decode()
