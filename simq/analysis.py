@@ -109,17 +109,23 @@ def _row(quantity: str, measured: float, ci: float, formula: float, theory: floa
          pred: Prediction, allowance: float = 0.0) -> dict[str, Any]:
     err = ((measured - theory) / abs(theory)
            if math.isfinite(theory) and theory != 0 and math.isfinite(measured) else math.nan)
+    known = not math.isnan(theory)
+    if math.isinf(theory):
+        say = "no steady state: grows with the run"
+    elif known:
+        say = verdict(measured, ci, theory, allowance)
+    else:
+        say = "no theory" if pred.applies else f"none: {pred.reason}"
     return {
         "quantity": quantity,
         "measured": measured,
         "ci95": ci,
         "formula": formula,
         "theory": theory,
-        "model": pred.model if math.isfinite(theory) else "none",
-        "kind": pred.kind if math.isfinite(theory) else "none",
+        "model": pred.model if known else "none",
+        "kind": pred.kind if known else "none",
         "error": err,
-        "verdict": verdict(measured, ci, theory, allowance) if math.isfinite(theory)
-        else ("no theory" if pred.applies else f"none: {pred.reason}"),
+        "verdict": say,
     }
 
 
@@ -160,8 +166,8 @@ def compare(res: RunResult, prediction: Prediction | None = None) -> pd.DataFram
         doc = ql.get("predicted", math.nan) if q == bottleneck else math.nan
         stable = m is None or m.stable
         for key, th, form in (
-            ("wait_mean", m.wait_mean if m and stable else math.nan, math.nan),
-            ("length_mean", m.length_mean if m and stable else math.nan, doc),
+            ("wait_mean", m.wait_mean if m else math.nan, math.nan),
+            ("length_mean", m.length_mean if m else math.nan, doc),
             ("drop_fraction", m.p_block if m else math.nan, math.nan),
             ("growth_rate", m.growth_rate if m else math.nan, doc),
         ):
@@ -199,10 +205,13 @@ def format_compare(table: pd.DataFrame) -> str:
 
     header = ["quantity", "measured", "± 95% CI", "formula", "theory", "model", "error",
               "verdict"]
-    rows = [[r.quantity, num(r.measured), num(r.ci95), num(r.formula), num(r.theory),
-             r.model if r.kind == "none" else f"{r.model} ({r.kind})",
-             "-" if not math.isfinite(r.error) else f"{100 * r.error:+.1f}%", r.verdict]
-            for r in table.itertuples()]
+    rows: list[list[str]] = []
+    for r in table.to_dict("records"):
+        err = float(r["error"])
+        model = str(r["model"]) if r["kind"] == "none" else f"{r['model']} ({r['kind']})"
+        rows.append([str(r["quantity"]), num(r["measured"]), num(r["ci95"]), num(r["formula"]),
+                     num(r["theory"]), model,
+                     "-" if not math.isfinite(err) else f"{100 * err:+.1f}%", str(r["verdict"])])
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]

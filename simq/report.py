@@ -153,6 +153,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
                      else _num(f["theory"].get("value")),
                      "yes" if f["holds"] else "no"])
     out.append(_table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows))
+    if any(f.get("theory") is not None for f in s.get("formulas", {}).values()):
+        out.append("(theory is of what each formula means: delivered msg/s, mean latency, "
+                   "and Lq at the bottleneck, or its growth rate when overloaded)")
     for w in s.get("warnings", []):
         out.append(f"warning: {w}")
     return "\n".join(out)
@@ -215,10 +218,11 @@ def _report_html(res: RunResult, figures: dict[str, bytes]) -> str:
     parts.append("<h2>Measured against queueing theory</h2>")
     parts.append(f"<p>{html.escape(t.get('model', 'none'))} ({html.escape(t.get('kind', ''))})"
                  f": {html.escape(t.get('reason', ''))}</p>")
-    table = compare(res)
-    crow = [[r.quantity, _num(r.measured), _num(r.ci95), _num(r.formula), _num(r.theory),
-             "-" if not math.isfinite(r.error) else f"{100 * r.error:+.1f}%", r.verdict]
-            for r in table.itertuples()]
+    crow = [[str(r["quantity"]), _num(r["measured"]), _num(r["ci95"]), _num(r["formula"]),
+             _num(r["theory"]),
+             "-" if not math.isfinite(r["error"]) else f"{100 * r['error']:+.1f}%",
+             str(r["verdict"])]
+            for r in compare(res).to_dict("records")]
     parts.append(_html_table(["quantity", "measured", "± 95% CI", "document formula",
                               "theory", "error", "verdict"], crow))
     parts.append("<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>")

@@ -19,8 +19,8 @@ from simq.record import DELIVERED as OUTCOMES_DELIVERED
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci, mser, verdict
-from simq.theory.predict import Prediction, predict
 from simq.summary import summarise, timeseries_columns
+from simq.theory.predict import Prediction, predict
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
            "document_formulas", "theory_columns", "auto_warmup", "HOLDS_TOLERANCE"]

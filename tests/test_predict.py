@@ -27,6 +27,7 @@ BUNDLED = {
     # The link is an exact M/D/1 on Poisson arrivals; its output is not Poisson, so the
     # queue behind it is approximate.
     "network.yaml": ("link M/D/1, G/G/1 (Kingman, approximate)", "approximate"),
+    "warmup.yaml": ("M/M/1", "exact"),
 }
 
 

@@ -194,7 +194,8 @@ def cases(scale: float = 1.0) -> list[Case]:
         *_station_checks("q", "w", m, EXACT),
         Check("q drop fraction", _drop_fraction("q"), m.p_block, m.model),
     ]))
-    for c, a, service in ((5, 4.0, "exponential(mean=1.0)"), (10, 8.0, "lognormal(mean=1.0, cv=2.0)")):
+    for c, a, service in ((5, 4.0, "exponential(mean=1.0)"),
+                          (10, 8.0, "lognormal(mean=1.0, cv=2.0)")):
         m = theory.mmcc(a, 1.0, c)
         sc = _scenario(f"erlang-b-{c}", _until(n, a), {"app": {"to": "q", "rate": a}},
                        {"q": {"capacity": 0}},
