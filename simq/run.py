@@ -185,6 +185,33 @@ class RunResult:
     def flows(self) -> Flows:
         return flows(self.scenario)
 
+    def latency_windows(self, width: float = 60.0, *,
+                        quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+                        by: str = "sent") -> pd.DataFrame:
+        """Latency percentiles per window of ``width`` s, one block of rows per replication
+        (see :func:`simq.peak.latency_windows`)."""
+        from simq.peak import latency_windows
+
+        frames = []
+        for r in self.replications:
+            frame = latency_windows(r.records, width, quantiles=quantiles, by=by)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def timeline(self, width: float | None = None) -> pd.DataFrame:
+        """Arrival rate, messages waiting and workers per window (default: 200 windows),
+        one block of rows per replication (see :func:`simq.peak.timeline`)."""
+        from simq.peak import timeline
+
+        frames = []
+        for r in self.replications:
+            w = width if width is not None else max(r.t_end, 1e-9) / 200
+            frame = timeline(r.records, self.scenario, w)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
