@@ -341,3 +341,25 @@ def mean_interarrival(spec: ArrivalsSpec, horizon: float | None, path: str) -> D
         raise ScenarioError(path, "the mean arrival rate over the run must be > 0 and finite",
                             rate)
     return exponential_rate(rate, path=path)
+
+
+def nominal_count(count: int, schedule: list[tuple[float, int]] | None,
+                  autoscale: AutoscaleSpec | None, horizon: float | None) -> float:
+    """Workers of a group on paper: ``count``; for a schedule its time average over
+    [0, horizon] (the last count when there is no horizon); for autoscaling ``max``, the
+    capacity the policy can reach."""
+    if autoscale is not None:
+        return float(autoscale.max)
+    if not schedule:
+        return float(count)
+    if horizon is None or not math.isfinite(horizon):
+        return float(schedule[-1][1])
+    pieces = [(0.0, float(count)), *[(float(t), float(n)) for t, n in schedule]]
+    total, prev_t, prev_n = 0.0, 0.0, float(count)
+    for t, n in pieces[1:]:
+        if t >= horizon:
+            break
+        total += prev_n * (t - prev_t)
+        prev_t, prev_n = t, n
+    total += prev_n * (horizon - prev_t)
+    return total / horizon

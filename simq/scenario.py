@@ -28,8 +28,14 @@ from pydantic import (
 
 from simq.dists import Distribution, exponential_rate, parse
 from simq.errors import ScenarioError
-from simq.peakspec import ArrivalsSpec, AutoscaleSpec, BacklogSpec, check_consumer
-from simq.peakspec import mean_interarrival, prepare as _prepare_peak
+from simq.peakspec import (
+    ArrivalsSpec,
+    AutoscaleSpec,
+    BacklogSpec,
+    check_consumer,
+    mean_interarrival,
+)
+from simq.peakspec import prepare as _prepare_peak
 
 __all__ = ["Scenario", "load", "loads", "parse_override"]
 
@@ -380,7 +386,7 @@ class Scenario:
             if isinstance(v, BaseModel):
                 return {k: canon(x) for k, x in v.model_dump(by_alias=True).items()} | {
                     k: canon(getattr(v, k)) for k in type(v).model_fields
-                    if isinstance(getattr(v, k), Distribution)
+                    if isinstance(getattr(v, k), Distribution | BaseModel)
                 }
             if isinstance(v, dict):
                 return {k: canon(x) for k, x in v.items()}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from simq.engine import Outcome
+from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
     DEAD_LETTERED,
     DELIVERED,
@@ -25,7 +26,6 @@ from simq.record import (
     level_max,
     overlap,
 )
-from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.scenario import Scenario
 from simq.stats import slope
 

@@ -11,8 +11,9 @@ integral of the online count.
   the message it holds (and forwards it) first. Until it leaves it counts as online.
 - Autoscale: every ``interval`` seconds the policy reads the queue. ``backlog``: wanted =
   ceil(unacknowledged / target_backlog_per_worker), where unacknowledged = messages
-  waiting (or blocked at the door) + messages this group is serving. ``lag``: wanted = ceil(n * lag / target_lag)
-  with n the current size (at least 1) and lag the age of the oldest waiting message.
+  waiting (or blocked at the door) + messages this group is serving. ``lag``: wanted =
+  ceil(n * lag / target_lag) with n the current size (at least 1) and lag the age of the
+  oldest waiting message.
   Clamped to [min, max]. A scale-up happens at once; a scale-down only when ``cooldown``
   seconds have passed since the last scaling action (so a dip in a peak does not shed the
   workers the next wave needs).

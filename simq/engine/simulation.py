@@ -16,8 +16,8 @@ from simq.engine.link import Link
 from simq.engine.producer import Producer
 from simq.engine.queue import Queue
 from simq.engine.scaling import Scaler
-from simq.record import Recorder
 from simq.peakspec import BacklogSpec
+from simq.record import Recorder
 from simq.scenario import Scenario
 
 __all__ = ["Simulation", "Outcome"]
