@@ -104,7 +104,7 @@ def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
             named = [i for i, h in enumerate(header) if h in {"time", "sent", "t", "timestamp"}]
             column = named[0] if named else 0
             rows = rows[1:]
-    times = []
+    times: list[float] = []
     for line, r in enumerate(rows, start=1):
         try:
             t = float(r[column])

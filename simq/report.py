@@ -143,6 +143,11 @@ def format_summary(s: Mapping[str, Any]) -> str:
     cf = ["utilization", "throughput", "service_mean"]
     if s.get("consumers"):
         out += ["", _table(["consumer", *cf], _section_rows(s, "consumers", cf))]
+    if s.get("peak_load"):
+        pf = ["peak_length", "peak_time", "drain_time"]
+        out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
+        wf = ["worker_seconds"]
+        out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
     lf = ["delay_mean", "utilization", "lost"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]

@@ -15,6 +15,7 @@ import pandas as pd
 from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
+from simq.peak import has_peak_features
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
@@ -328,6 +329,8 @@ def run(
         "formulas": document_formulas(f, mean),
         "warnings": notes,
     }
+    if has_peak_features(sc):
+        summary["peak_load"] = True  # time-varying load, a backlog or changing capacity
     if len(reps) > 1:
         summary["ci95"] = ci
     return RunResult(sc, root, summary, reps, time.perf_counter() - started)

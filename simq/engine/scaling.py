@@ -22,6 +22,7 @@ integral of the online count.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import simpy
 
@@ -94,12 +95,13 @@ class Scaler:
         idle = self.group.queue.idle
         parked = list(idle)
         idle.clear()
-        for ev in parked:
-            ev.succeed(None)
+        for waiting in parked:
+            waiting.succeed(None)
 
     def _started(self, ev: simpy.Event) -> None:
-        self.starting -= ev.value
-        self._add(ev.value)
+        n = cast(int, ev.value)
+        self.starting -= n
+        self._add(n)
 
     def _add(self, n: int) -> None:
         for _ in range(n):
