@@ -461,12 +461,29 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
             raise ScenarioError(path, f"name a key inside a component, e.g. {top}.NAME.KEY")
         section = raw.get(top) or {}
         name, key = ".".join(parts[1:-1]), parts[-1]
+        inner: list[str] = []
+        # A key nested inside a component (producers.app.arrivals.spike.peak): the
+        # longest prefix naming a component wins, the rest leads into its mappings.
+        for cut in range(len(parts) - 1, 1, -1):
+            if ".".join(parts[1:cut]) in section:
+                name, inner = ".".join(parts[1:cut]), parts[cut:-1]
+                break
         if name not in section:
             have = ", ".join(sorted(section)) or "none"
             raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})")
         target = section[name]
         if target is None:
             target = section[name] = {}
+        if inner:
+            for step in inner:
+                nxt = target.get(step) if isinstance(target, dict) else None
+                if nxt is None:
+                    nxt = target[step] = {}
+                if not isinstance(nxt, dict):
+                    raise ScenarioError(path, f"{step!r} is not a mapping of keys", nxt)
+                target = nxt
+            target[key] = value
+            return
         for other in _REPLACES.get(key, ()):
             target.pop(other, None)
         target[key] = value

@@ -210,10 +210,11 @@ def test_mmpp_m1_reduces_to_mm1_and_matches_a_truncated_ctmc() -> None:
                 g[i, i - 2] += mu
     np.fill_diagonal(g, 0)
     np.fill_diagonal(g, -g.sum(axis=1))
-    a = np.vstack([g.T, np.ones(size)])
-    b = np.zeros(size + 1)
+    a = g.T.copy()
+    a[-1, :] = 1.0  # one balance equation is redundant: replace it by normalization
+    b = np.zeros(size)
     b[-1] = 1
-    p = np.linalg.lstsq(a, b, rcond=None)[0]
+    p = np.linalg.solve(a, b)
     length = float((np.repeat(np.arange(n + 1), 2) * p).sum())
     assert mmpp_m1(rates, q, mu).length_mean == pytest.approx(length, rel=1e-6)
 
@@ -490,3 +491,16 @@ def test_overrides_swap_rate_and_arrivals() -> None:
     assert spiked.producers["app"].arrivals is not None
     back = spiked.with_overrides({"producers.app.rate": 2.0})
     assert back.producers["app"].arrivals is None
+
+
+def test_nested_override_reaches_into_arrivals_and_autoscale() -> None:
+    sc = simq.load(MODELS / "autoscale.yaml").with_overrides({
+        "producers.spike_elastic.arrivals.spike.peak": 12,
+        "consumers.elastic.autoscale.max": 20,
+    })
+    assert sc.producers["spike_elastic"].arrivals.spike.peak == 12
+    assert sc.consumers["elastic"].autoscale.max == 20
+    with pytest.raises(simq.ScenarioError, match="greater than or equal to 0"):
+        sc.with_overrides({"producers.spike_elastic.arrivals.spike.base": -1})
+    with pytest.raises(simq.ScenarioError, match="not a mapping"):
+        sc.with_overrides({"consumers.elastic.count.x": 1})
