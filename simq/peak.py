@@ -14,7 +14,7 @@ import pandas as pd
 from simq.record import DELIVERED, Records, level_at
 from simq.scenario import Scenario
 
-__all__ = ["has_peak_features", "latency_windows", "queue_peak", "timeline", "worker_seconds",
+__all__ = ["has_peak_features", "lag_at", "latency_windows", "queue_peak", "timeline", "worker_seconds",
            "workers_at"]
 
 
@@ -85,6 +85,21 @@ def queue_peak(arrived: np.ndarray, left: np.ndarray, t0: float,
     return peak, peak_time, float(times[k + 1 + after[0]] - peak_time)
 
 
+def lag_at(arrived: np.ndarray, left: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Age of the oldest message waiting in a FIFO line at each time (0 when empty)."""
+    order = np.argsort(arrived, kind="stable")
+    arr = arrived[order]
+    # FIFO: messages leave the line in arrival order, so `left` is non-decreasing in that
+    # order (the running maximum only settles ties at a hand-over).
+    lft = np.maximum.accumulate(np.where(np.isnan(left[order]), np.inf, left[order]))
+    head = np.searchsorted(lft, times, side="right")
+    out = np.zeros(len(times))
+    ok = head < len(arr)
+    ok[ok] &= arr[head[ok]] <= times[ok]
+    out[ok] = times[ok] - arr[head[ok]]
+    return out
+
+
 def latency_windows(
     rec: Records, width: float, *, quantiles: Sequence[float] = (0.5, 0.95, 0.99),
     by: str = "sent",
@@ -127,7 +142,8 @@ def _qname(q: float) -> str:
 
 def timeline(rec: Records, sc: Scenario, width: float) -> pd.DataFrame:
     """Per window of ``width`` s: arrival rate (sends by producers, backlog excluded),
-    and at the window's middle the messages waiting per queue and workers per group."""
+    and at the window's middle per queue the messages waiting (``length``) and the age of
+    the oldest (``lag``), per group the workers online."""
     if not width > 0 or not math.isfinite(width):
         raise ValueError(f"width must be a number of seconds > 0, got {width!r}")
     n = max(1, math.ceil(rec.t_end / width))
@@ -142,6 +158,7 @@ def timeline(rec: Records, sc: Scenario, width: float) -> pd.DataFrame:
     for qi, name in enumerate(sc.queues):
         at = v["queue"] == qi
         out[f"queue.{name}.length"] = level_at(v["arrived"][at], v["left"][at], mid)
+        out[f"queue.{name}.lag"] = lag_at(v["arrived"][at], v["left"][at], mid)
     for gi, (name, c) in enumerate(sc.consumers.items()):
         out[f"consumer.{name}.workers"] = workers_at(rec, gi, c.count, mid)
     return pd.DataFrame(out)

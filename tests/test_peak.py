@@ -504,3 +504,12 @@ def test_nested_override_reaches_into_arrivals_and_autoscale() -> None:
         sc.with_overrides({"producers.spike_elastic.arrivals.spike.base": -1})
     with pytest.raises(simq.ScenarioError, match="not a mapping"):
         sc.with_overrides({"consumers.elastic.count.x": 1})
+
+
+def test_lag_is_the_age_of_the_oldest_waiting_message() -> None:
+    from simq.peak import lag_at
+
+    arrived = np.array([0.0, 1.0, 2.0, 6.0])
+    left = np.array([3.0, 4.0, 5.0, np.nan])
+    got = lag_at(arrived, left, np.array([0.5, 2.5, 3.5, 4.5, 5.5, 8.0]))
+    np.testing.assert_allclose(got, [0.5, 2.5, 2.5, 2.5, 0.0, 2.0])
