@@ -14,8 +14,8 @@ import pandas as pd
 from simq.record import DELIVERED, Records, level_at
 from simq.scenario import Scenario
 
-__all__ = ["has_peak_features", "lag_at", "latency_windows", "queue_peak", "timeline", "worker_seconds",
-           "workers_at"]
+__all__ = ["has_peak_features", "lag_at", "latency_windows", "queue_peak", "timeline",
+           "worker_seconds", "workers_at"]
 
 
 def has_peak_features(sc: Scenario) -> bool:
