@@ -2,7 +2,7 @@
 
 A producer's ``arrivals:`` (instead of ``rate``/``interarrival``), a queue's ``backlog:``
 and a consumer group's ``schedule:`` or ``autoscale:``. Every key is documented in
-``docs/peak.md``. The pure helpers here (piecewise rates, stationary MMPP) are shared by
+``docs/peak.md``. The pure functions here (piecewise rates, stationary MMPP) are shared by
 the engine's samplers and by the nominal rates in ``flows``.
 """
 
