@@ -2,11 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from simq.analysis import compare
 from simq.errors import ScenarioError
 from simq.run import RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
-
-from simq.analysis import compare
 
 try:
     __version__ = version("simq")

@@ -211,7 +211,9 @@ def format_compare(table: pd.DataFrame) -> str:
         model = str(r["model"]) if r["kind"] == "none" else f"{r['model']} ({r['kind']})"
         rows.append([str(r["quantity"]), num(r["measured"]), num(r["ci95"]), num(r["formula"]),
                      num(r["theory"]), model,
-                     "-" if not math.isfinite(err) else f"{100 * err:+.1f}%", str(r["verdict"])])
+                     "-" if not math.isfinite(err) else f"{100 * err:+.1f}%",
+                     # the reason is printed once, above the table
+                     "none" if str(r["verdict"]).startswith("none: ") else str(r["verdict"])])
     widths = [max(len(x[i]) for x in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]

@@ -156,7 +156,9 @@ def test_unknown_feature_gives_none_not_a_crash(monkeypatch: pytest.MonkeyPatch)
         def consumers(self) -> dict[str, object]:
             return {"worker": _Spec()}
 
-    monkeypatch.setattr(predict_module, "_default_of", lambda cls, key: "async")
+    original = predict_module._default_of
+    monkeypatch.setattr(predict_module, "_default_of",
+                        lambda cls, key: "async" if key == "mode" else original(cls, key))
     fut = Future()
     assert features(fut) == ["consumers.*.mode"]
     p = predict(fut)

@@ -544,6 +544,18 @@ register(Matcher("jackson", _jackson))
 register(Matcher("feed-forward", _feed_forward))
 
 
+# Features known to have no steady-state model, with the reason users see.
+_WHY = {
+    "producers.*.arrivals": "time-varying or modulated arrivals (producers.*.arrivals): no "
+                            "closed form here",
+    "queues.*.backlog": "a backlog at time 0 (queues.*.backlog): a transient, not a steady "
+                        "state",
+    "consumers.*.schedule": "a changing worker count (consumers.*.schedule): no steady state",
+    "consumers.*.autoscale": "an autoscaled worker count (consumers.*.autoscale): no closed "
+                             "form",
+}
+
+
 def predict(scenario: Any) -> Prediction:
     """The analytic model that applies to ``scenario`` and its predictions.
 
@@ -564,7 +576,9 @@ def predict(scenario: Any) -> Prediction:
         if res is not None:
             return res
     if first_unknown:
+        known = [_WHY[f] for f in first_unknown if f in _WHY]
         return Prediction.none(
+            "; ".join(known) if known else
             "uses " + ", ".join(first_unknown) + ", which no analytic model here covers"
         )
     return Prediction.none("no analytic model recognises this scenario")
