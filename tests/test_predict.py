@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import simq
 from simq import theory
@@ -182,3 +184,55 @@ def test_a_matcher_that_handles_a_feature_is_tried(monkeypatch: pytest.MonkeyPat
     register(Matcher("sync", lambda sc: Prediction("closed network (MVA)", "exact", "sync"),
                      handles=("consumers.*.mode",)), before="no-consumers")
     assert predict(_base()).model == "closed network (MVA)"
+
+
+# --- properties ---------------------------------------------------------------------------
+
+SERVICES = ["exponential(mean=1.0)", "constant(0.5)", "lognormal(mean=0.8, cv=2)",
+            "erlang(k=3, mean=1.2)"]
+ARRIVALS = ["exponential(rate=0.7)", "erlang(k=2, mean=1.5)", "uniform(low=0.5, high=2)"]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> simq.Scenario:
+    n = draw(st.integers(1, 3))
+    queues = {f"q{i}": {"capacity": draw(st.sampled_from([".inf", 0, 3])),
+                        "overflow": draw(st.sampled_from(["drop-new", "drop-oldest", "block"]))}
+              for i in range(n)}
+    consumers = {}
+    for i in range(n):
+        spec = {"from": f"q{i}", "count": draw(st.integers(1, 3)),
+                "service": draw(st.sampled_from(SERVICES))}
+        if i + 1 < n:
+            spec["to"] = f"q{i + 1}"
+        consumers[f"g{i}"] = spec
+    links = {}
+    if draw(st.booleans()):
+        links["app->q0"] = {"bandwidth": draw(st.sampled_from([".inf", 2000.0])),
+                            "loss": draw(st.sampled_from([0.0, 0.1])),
+                            "latency": draw(st.sampled_from(["constant(0.1)",
+                                                             "exponential(mean=0.1)"]))}
+    return simq.Scenario({
+        "run": {"until": 100},
+        "producers": {"app": {"to": "q0", "interarrival": draw(st.sampled_from(ARRIVALS))}},
+        "queues": queues, "consumers": consumers, "links": links,
+    })
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios())
+def test_predict_never_crashes_and_is_consistent(sc: simq.Scenario) -> None:
+    p = predict(sc)
+    assert p.kind in {"exact", "approximate", "none"}
+    if p.kind == "none":
+        assert p.reason and not p.queues
+        return
+    assert set(p.queues) <= set(sc.queues)
+    for m in p.queues.values():
+        # A station never carries more than it is offered, nor more than its capacity.
+        assert m.throughput <= m.arrival_rate * (1 + 1e-9)
+        assert 0.0 <= m.utilization <= 1.0 + 1e-9
+    assert p.throughput <= p.offered * (1 + 1e-9)
+    if p.exact:
+        # Exact answers only come from Poisson input to every station.
+        assert sc.producers["app"].interarrival.scv == pytest.approx(1.0)
