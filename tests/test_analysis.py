@@ -157,3 +157,24 @@ def test_common_random_numbers_tighten_a_difference() -> None:
     assert h_paired < h_unpaired
     with pytest.raises(ValueError, match="same seed"):
         paired(a, simq.run(b_sc, replications=6, seed=9), "latency.mean")
+
+
+def test_simq_run_prints_and_stores_the_theory_columns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from simq.cli import main
+
+    out = tmp_path / "mm1"
+    rc = main(["run", str(MODELS / "mm1.yaml"), "--set", "run.until=3000", "--set",
+               "run.warmup=300", "--replications", "2", "--out", str(out), "--no-messages"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Measured against theory: M/M/1 (exact)" in text
+    assert "queues.broker.wait_mean" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["formulas"]["latency"]["theory"] == pytest.approx(5.0)
+    assert summary["formulas"]["latency"]["theory_model"] == "M/M/1"
+    assert summary["theory"]["kind"] == "exact"
+    assert summary["warmup"]["method"] == "fixed"
+    assert "Measured against queueing theory" in (out / "report.html").read_text()
