@@ -71,7 +71,8 @@ def parse_values(path: str, text: str) -> list[Any]:
         whole = np.abs(xs - np.round(xs)) < 1e-9 * np.maximum(1.0, np.abs(xs))
         if isinstance(a, int) and isinstance(b, int) and whole.all():
             return [int(round(x)) for x in xs]
-        return [float(x) for x in xs]
+        # 12 significant digits: 0.3, not linspace's 0.30000000000000004, in tables and files.
+        return [float(f"{x:.12g}") for x in xs]
     if not text:
         raise ScenarioError(path, "give values, e.g. 0.1,0.5,0.9 or 0.1:0.9:9", text)
     return [parse_override(f"{path}={item}")[1] for item in text.split(",")]
