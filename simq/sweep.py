@@ -338,6 +338,7 @@ def sweep(
     *,
     replications: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
     executor: str | Executor = "processes",
     scheduler: str | None = None,
     workers: int | None = None,
@@ -350,13 +351,16 @@ def sweep(
     """Run every grid point ``replications`` times and write the tables to ``out``.
 
     ``grid`` maps dotted scenario paths to values: a list, a range text ``"0.1:0.95:12"``,
-    a log range ``"log:1:1000:4"`` or ``"0.1,0.5"``. Several paths make a full factorial,
+    a log range ``"log:1:1000:4"`` or ``"0.1,0.5"``; ``overrides`` apply to every point.
+    Several paths make a full factorial,
     or pairs with ``zip_paths``. ``executor`` is ``"processes"`` (local pool), ``"dask"``
     (``scheduler`` address, else a LocalCluster) or ``"serial"``. The folder (default
     ``results/<name>-sweep/``) keeps each finished point x replication, so rerunning the
     same sweep skips what is done; ``force`` discards a different sweep found there.
     """
     sc = load(scenario)
+    if overrides:
+        sc = sc.with_overrides(overrides)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ScenarioError("seed", "must be an integer >= 0", seed)
