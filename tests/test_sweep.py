@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -133,7 +134,7 @@ def test_dask_local_cluster_gives_the_same_table(tmp_path: Path) -> None:
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import simq.sweep as sw
+    sw = importlib.import_module("simq.sweep")
 
     real = sw.run_replication
 
@@ -154,7 +155,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(
 
 
 def test_rerun_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import simq.sweep as sw
+    sw = importlib.import_module("simq.sweep")
 
     first = sweep(small(), GRID, replications=2, executor="serial", out=tmp_path / "s",
                   quiet=True)
