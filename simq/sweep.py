@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -487,12 +488,20 @@ def aggregate(tidy: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def _to_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False)
+
+
 def _finish(folder: Path) -> SweepResult:
     spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
     tidy, agg = _tables(folder, spec)
     for name, frame in (("tidy", tidy), ("aggregated", agg)):
-        write_atomic(folder / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
-        write_atomic(folder / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+        write_atomic(folder / f"{name}.parquet", partial(_to_parquet, frame))
+        write_atomic(folder / f"{name}.csv", partial(_to_csv, frame))
     return SweepResult(folder, tidy, agg, spec)
 
 
