@@ -214,6 +214,14 @@ class SerialExecutor:
         pass
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone stops the sweep, cleanly,
+    # instead of every worker printing its own traceback.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ProcessExecutor:
     """A local pool of worker processes (all cores by default)."""
 
@@ -221,7 +229,7 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers = workers or os.cpu_count() or 1
-        self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_ignore_sigint)
 
     def map_unordered(self, fn: Callable[[Task], dict[str, Any]],
                       tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
