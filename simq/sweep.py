@@ -392,6 +392,7 @@ def sweep(
     # Plain JSON with NaN/Infinity tokens: Python reads every float back exactly.
     spec = json.loads(json.dumps({
         "scenario": sc.to_dict(),
+        "resolved": sc.resolved(),  # every default filled in, for the reader
         "source": sc.source,
         "base_dir": str(sc.base_dir) if sc.base_dir is not None else None,
         "grid": {p: _values(p, grid[p]) for p in grid},
