@@ -19,6 +19,7 @@ import simq
 from simq import plots
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
+from simq.peak import has_peak_features
 from simq.run import RunResult
 
 __all__ = ["OutputExistsError", "build_report", "format_summary", "prepare_dir", "report",
@@ -103,6 +104,11 @@ def format_summary(s: Mapping[str, Any]) -> str:
     cf = ["utilization", "throughput", "service_mean"]
     if s.get("consumers"):
         out += ["", _table(["consumer", *cf], _section_rows(s, "consumers", cf))]
+    if s.get("peak_load"):
+        pf = ["peak_length", "peak_time", "drain_time"]
+        out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
+        wf = ["worker_seconds"]
+        out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
     lf = ["delay_mean", "utilization", "lost"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
@@ -226,6 +232,12 @@ def _run_report(folder: Path) -> Path:
         msgs = pd.read_parquet(folder / "messages.parquet")
         figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
         figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window))
+    if (folder / "timeline.csv").is_file():
+        figures["peak_timeline"] = _png(plots.peak_timeline(
+            pd.read_csv(folder / "timeline.csv")))
+    if (folder / "latency_windows.csv").is_file():
+        figures["latency_bands"] = _png(plots.latency_bands(
+            pd.read_csv(folder / "latency_windows.csv")))
     per_rep = {k: v for k, v in s.items() if k not in {"formulas", "ci95", "window",
                                                          "warnings", "seed", "replications"}}
     figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
@@ -325,6 +337,14 @@ def build_report(folder: str | Path) -> Path:
                         "(sweep.json)")
 
 
+def _window_width(t_end: float) -> float:
+    """A round window width giving about 50 windows (1 min for a 1-hour run)."""
+    raw = max(t_end, 1e-9) / 50
+    step = 10 ** math.floor(math.log10(raw))
+    return float(min((m * step for m in (1, 2, 5, 6, 10) if m * step >= raw),
+                     default=10 * step))
+
+
 def report(res: RunResult, out: str | Path, *, messages: bool = True,
            force: bool = False) -> Path:
     """Write summary.json, scenario.yaml, messages.parquet, timeseries.csv, then the report
@@ -339,4 +359,14 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
         write_atomic(folder / "messages.parquet", lambda p: msgs.to_parquet(p, index=False))
     else:
         (folder / "messages.parquet").unlink(missing_ok=True)
+    # Peak-load views need the records: written as small tables so that the report
+    # (and `simq report` later) can draw them from the folder alone.
+    for name in ("timeline.csv", "latency_windows.csv"):
+        (folder / name).unlink(missing_ok=True)
+    if has_peak_features(res.scenario):
+        t_end = max(r.t_end for r in res.replications)
+        tl = res.timeline()
+        lw = res.latency_windows(_window_width(t_end))
+        write_atomic(folder / "timeline.csv", lambda p: tl.to_csv(p, index=False))
+        write_atomic(folder / "latency_windows.csv", lambda p: lw.to_csv(p, index=False))
     return build_report(folder)
