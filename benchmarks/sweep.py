@@ -36,6 +36,13 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class Sampler(threading.Thread):
     """Samples the parent's resident memory while the sweep runs."""
 
@@ -60,24 +67,27 @@ def main() -> None:
         {"run.until": None, "run.messages": messages, "run.warmup": 0})
     grid = {"producers.app.rate": f"0.1:0.95:{points}"}
     print(f"sweep: {points} points x {reps} replications x {messages:,} messages, "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     tables: dict[str, pd.DataFrame] = {}
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for ex in args.executors.split(","):
             sampler = Sampler()
             sampler.start()
+            cpu0 = cpu_seconds()
             started = time.perf_counter()
             res = sweep(sc, grid, replications=reps, executor=ex, workers=args.workers,
                         out=Path(tmp) / ex, quiet=True)
             times[ex] = time.perf_counter() - started
+            cpu = cpu_seconds() - cpu0
             sampler.stop.set()
             sampler.join()
             tables[ex] = res.tidy.drop(columns=["wall_seconds"])
             s = sampler.samples or [rss_mb()]
             n = max(1, len(s) // 4)
             first, last = sum(s[:n]) / n, sum(s[-n:]) / n
-            print(f"{ex:10s} {times[ex]:7.1f} s   parent RSS first quarter {first:6.0f} MB, "
+            print(f"{ex:10s} {times[ex]:7.1f} s wall, {cpu:7.1f} s CPU   "
+                  f"parent RSS first quarter {first:6.0f} MB, "
                   f"last quarter {last:6.0f} MB, peak {max(s):6.0f} MB")
     base = next(iter(tables))
     for t in tables.values():
@@ -87,6 +97,7 @@ def main() -> None:
             if ex != "serial":
                 print(f"speed-up of {ex} over serial: {times['serial'] / t:.2f}x")
     print("tables identical across executors:", ", ".join(tables))
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the cores)")
 
 
 if __name__ == "__main__":
