@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DELIVERED", "DROPPED", "LOST", "OUTCOMES", "Recorder", "Records"]
+__all__ = ["DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY", "STAGES",
+           "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
@@ -26,6 +27,10 @@ OUTCOMES = {
     DEAD_LETTERED: "dead_lettered",
     IN_FLIGHT: "in_flight",
 }
+
+# Stage codes of the per-message steps that are neither a queue visit nor a link hop.
+ENCODE, DECODE, REPLY = 0, 1, 2
+STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply"}
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Recorder:
     visits: list[tuple[int, int, float, float, float, int]] = field(default_factory=list)
     # (id, link index, entered, transmission start, transmission end, delivered)
     hops: list[tuple[int, int, float, float, float, float]] = field(default_factory=list)
+    # (id, stage code, start, end): encoding at the sender, decoding at the receiver, the
+    # reply's trip back to a waiting sender. Only filled when those features are on.
+    stages: list[tuple[int, int, float, float]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -68,6 +76,7 @@ class Records:
     where: np.ndarray  # component index where it ended, -1 in flight
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -84,8 +93,9 @@ class Records:
             rec.visits, ("id", "queue", "arrived", "left", "end", "group"), "iifffi"
         )
         hops = _cols(rec.hops, ("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff")
+        stages = _cols(rec.stages, ("id", "stage", "start", "end"), "iiff")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops)
+                   outcome, where, visits, hops, stages)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -18,7 +18,7 @@ from simq.flows import Flows, flows
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
-from simq.summary import summarise, timeseries_columns
+from simq.summary import breakdown_columns, summarise, timeseries_columns
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
            "document_formulas", "HOLDS_TOLERANCE"]
@@ -212,6 +212,8 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
     })
+    for col, values in breakdown_columns(rec).items():
+        frame[col] = values
     v = rec.visits
     for qi, q in enumerate(sc.queues):
         at = v["queue"] == qi
@@ -254,7 +256,9 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
 def _stability_warnings(f: Flows) -> list[str]:
     out = []
     for q in f.queues.values():
-        if q.capacity > 0 and q.effective_arrival >= q.capacity:
+        # Closed loops scaled to fit exactly saturate a queue without growing it.
+        fits = q.closed and q.effective_arrival <= q.capacity * (1 + 1e-9)
+        if q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
                 f"consumers serve {q.capacity:.4g} msg/s: it grows by about "

@@ -65,23 +65,60 @@ class RunSpec(BaseModel):
 
 
 class ProducerSpec(BaseModel):
-    """An open-loop source of messages."""
+    """A source of messages: open loop (async), closed loop (sync) or windowed."""
 
     model_config = _Strict
 
     to: str
-    interarrival: Distribution
+    mode: Literal["async", "sync", "window"] = "async"
+    interarrival: Distribution | None = None
     size: Distribution = Field(default_factory=lambda: parse("constant(1000)"))
     start: NonNegFloat = 0.0
     stop: PositiveFloat | None = None
+    clients: Annotated[int, Field(ge=1)] = 1
+    think: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    window: Annotated[int, Field(ge=1)] | None = None
+    encode: Distribution | None = None
+    reply: Distribution = Field(default_factory=lambda: parse("constant(0)"))
 
-    _parse_dists = field_validator("interarrival", "size", mode="before")(_dist)
+    _parse_dists = field_validator(
+        "interarrival", "size", "think", "encode", "reply", mode="before"
+    )(_dist)
+
+    @field_validator("clients", "window", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 1:
+            raise ValueError(f"must be an integer >= 1, got {v!r}")
+        return int(v)
 
     @model_validator(mode="after")
     def _window(self) -> ProducerSpec:
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop must be > start ({self.start:g}), got {self.stop:g}")
+        given = self.model_fields_set
+        if self.mode == "async" and self.interarrival is None:
+            raise ValueError("an async producer needs `interarrival` (or the shorthand `rate`)")
+        if self.mode == "sync" and self.interarrival is not None:
+            raise ValueError("a sync producer sends when its reply is back (after `think`); "
+                             "it takes no `interarrival`/`rate`")
+        if self.mode == "window" and self.window is None:
+            raise ValueError("a window producer needs `window` (max unacknowledged messages)")
+        if self.mode != "window" and self.window is not None:
+            raise ValueError("`window` needs mode: window")
+        for key in ("clients", "think"):
+            if key in given and self.mode != "sync":
+                raise ValueError(f"`{key}` needs mode: sync")
+        if "reply" in given and self.mode == "async":
+            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window")
         return self
+
+    @property
+    def waits_for_reply(self) -> bool:
+        """Sync and window senders learn when their message was processed."""
+        return self.mode != "async"
 
 
 class QueueSpec(BaseModel):
@@ -114,6 +151,7 @@ class ConsumerSpec(BaseModel):
     count: Annotated[int, Field(ge=1)] = 1
     service: Distribution
     to: str | None = None
+    decode: Distribution | None = None
 
     @field_validator("count", mode="before")
     @classmethod
@@ -126,7 +164,7 @@ class ConsumerSpec(BaseModel):
             raise ValueError(f"must be an integer >= 1, got {v!r}")
         return v
 
-    _parse_dists = field_validator("service", mode="before")(_dist)
+    _parse_dists = field_validator("service", "decode", mode="before")(_dist)
 
 
 class LinkSpec(BaseModel):
@@ -224,6 +262,42 @@ def _check_references(m: Model) -> None:
                 f"links.{key}", "links from a queue to its consumers are not supported yet"
             )
     _check_no_cycle(m)
+    _check_replies(m)
+
+
+def _check_replies(m: Model) -> None:
+    """A sync or window sender waits for every message it sent; none may vanish on the way.
+
+    Without timeouts and retries a dropped or lost request would stall its sender forever,
+    so the queues it reaches must not drop and the links it crosses must not lose.
+    """
+    for n, p in m.producers.items():
+        if not p.waits_for_reply:
+            continue
+        seen: set[str] = set()
+        todo = [(n, p.to)]
+        while todo:
+            src, q = todo.pop()
+            link = m.links.get(f"{src}->{q}")
+            if link is not None and link.loss > 0:
+                raise ScenarioError(
+                    f"links.{src}->{q}.loss",
+                    f"producer {n!r} (mode {p.mode}) waits for every reply; a lossy link "
+                    "would stall it (use loss 0)", link.loss,
+                )
+            if q in seen:
+                continue
+            seen.add(q)
+            spec = m.queues[q]
+            if math.isfinite(spec.capacity) and spec.overflow != "block":
+                raise ScenarioError(
+                    f"queues.{q}.overflow",
+                    f"producer {n!r} (mode {p.mode}) waits for every reply; a queue that "
+                    "drops would stall it (use capacity .inf or overflow: block)", spec.overflow,
+                )
+            for g, c in m.consumers.items():
+                if c.source == q and c.to is not None:
+                    todo.append((g, c.to))
 
 
 def _check_no_cycle(m: Model) -> None:

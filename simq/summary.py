@@ -20,6 +20,7 @@ from simq.record import (
     DROPPED,
     EXPIRED,
     LOST,
+    STAGES,
     Records,
     level_at,
     level_max,
@@ -28,7 +29,12 @@ from simq.record import (
 from simq.scenario import Scenario
 from simq.stats import slope
 
-__all__ = ["ConservationError", "summarise", "timeseries_columns"]
+__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
+           "timeseries_columns"]
+
+# The steps of a message's latency, in the order it meets them; `other` is what is left
+# (a sender or worker held up by backpressure).
+BREAKDOWN = ("encode", "link", "wait", "service", "decode", "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -40,6 +46,31 @@ def _stats(x: np.ndarray, *quantiles: float) -> list[float]:
         return [math.nan] * (len(quantiles) + 2)
     qs = np.quantile(x, quantiles).tolist() if quantiles else []
     return [float(x.mean()), *qs, float(x.max())]
+
+
+def breakdown_columns(rec: Records) -> dict[str, np.ndarray]:
+    """Per message: the time spent in each step of :data:`BREAKDOWN`, summed over visits."""
+    n = len(rec.sent)
+
+    def per_message(ids: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.bincount(ids, weights=x, minlength=n) if len(ids) else np.zeros(n)
+
+    v = rec.visits
+    left, end = v["left"], v["end"]
+    waited = ~np.isnan(left)
+    served = waited & ~np.isnan(end)
+    cols = {
+        "wait": per_message(v["id"][waited], (left - v["arrived"])[waited]),
+        "service": per_message(v["id"][served], (end - left)[served]),
+        "link": per_message(rec.hops["id"], rec.hops["out"] - rec.hops["entered"]),
+    }
+    st = rec.stages
+    for code, name in STAGES.items():
+        at = st["stage"] == code
+        cols[name] = per_message(st["id"][at], (st["end"] - st["start"])[at])
+    cols["service"] = cols["service"] - cols["decode"]  # the worker decodes, then serves
+    cols["other"] = (rec.done - rec.sent) - sum(cols[k] for k in BREAKDOWN[:-1])
+    return {k: cols[k] for k in BREAKDOWN}
 
 
 def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, Any]:
@@ -73,7 +104,8 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     in_window = (rec.sent >= t0) & (rec.sent < t1)
     done_in_window = (rec.done >= t0) & (rec.done <= t1)
     delivered = o == DELIVERED
-    latency = (rec.done - rec.sent)[delivered & in_window]
+    latency_all = rec.done - rec.sent
+    latency = latency_all[delivered & in_window]
     mean, p50, p95, p99, mx = _stats(latency, 0.5, 0.95, 0.99)
 
     summary: dict[str, Any] = {
@@ -85,6 +117,22 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         "consumers": {},
         "links": {},
     }
+    parts = breakdown_columns(rec)
+    counted = delivered & in_window
+    summary["breakdown"] = {
+        k: float(x[counted].mean()) if counted.any() else math.nan for k, x in parts.items()
+    }
+    summary["producers"] = {}
+    for pi, (name, spec) in enumerate(sc.producers.items()):
+        mine = rec.producer == pi
+        lat = _stats(latency_all[mine & counted], 0.95)
+        summary["producers"][name] = {
+            "mode": spec.mode,
+            "offered_rate": float((mine & in_window).sum() / span),
+            "throughput": float((mine & delivered & done_in_window).sum() / span),
+            "latency_mean": lat[0],
+            "latency_p95": lat[1],
+        }
 
     v = rec.visits
     left = np.where(np.isnan(v["left"]), rec.t_end, v["left"])

@@ -10,9 +10,9 @@ from simpy.events import Event
 
 from simq.engine.core import Destination, Message
 from simq.engine.queue import Queue
-from simq.record import DELIVERED, Recorder
+from simq.record import DECODE, DELIVERED, REPLY, Recorder
 
-__all__ = ["ConsumerGroup"]
+__all__ = ["ConsumerGroup", "Replier"]
 
 
 class ConsumerGroup:
@@ -21,6 +21,7 @@ class ConsumerGroup:
     def __init__(
         self, env: simpy.Environment, index: int, name: str, queue: Queue, count: int,
         service: Callable[[], float], forward: Destination | None, rec: Recorder,
+        decode: Callable[[], float] | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -33,8 +34,12 @@ class ConsumerGroup:
         self.started = [math.nan] * count
         self._visit = rec.visits.append
         self._finished = rec.finished.append
+        self._stage = rec.stages.append
+        self.decode = decode
+        # Chosen once: the plain loop carries no per-message test for decoding.
+        work = self._work if decode is None else self._work_decoding
         for slot in range(count):
-            env.process(self._work(slot))
+            env.process(work(slot))
 
     def _work(self, slot: int):  # type: ignore[no-untyped-def]
         env = self.env
@@ -66,7 +71,73 @@ class ConsumerGroup:
                 if blocked is not None:  # downstream full: the worker holds the message
                     yield blocked
 
+    def _work_decoding(self, slot: int):  # type: ignore[no-untyped-def]
+        """The same loop, with a decode step before the service (one timeout for both)."""
+        env = self.env
+        take, idle = self.queue.take, self.queue.idle
+        service, decode = self.service, self.decode
+        assert decode is not None
+        visit, stage, finished = self._visit, self._stage, self._finished
+        qi, gi = self.queue.index, self.index
+        put = self.forward.put if self.forward is not None else None
+        in_service, started = self.in_service, self.started
+        while True:
+            msg = take()
+            if msg is None:
+                ev = Event(env)
+                idle.append(ev)
+                msg = yield ev
+            start = env.now
+            in_service[slot] = msg
+            started[slot] = start
+            d = decode()
+            stage((msg.id, DECODE, start, start + d))
+            yield env.timeout(d + service())
+            in_service[slot] = None
+            end = env.now
+            visit((msg.id, qi, msg.arrived, start, end, gi))
+            if put is None:
+                finished((msg.id, end, DELIVERED, gi))
+            else:
+                blocked = put(msg)
+                if blocked is not None:
+                    yield blocked
+
     def holding(self) -> list[tuple[Message, float]]:
         """Messages in service now, with their start times."""
         return [(m, s) for m, s in zip(self.in_service, self.started, strict=True)
                 if m is not None]
+
+
+class Replier:
+    """The end of the line for a group whose messages may come from waiting senders.
+
+    A plain message is delivered on the spot; a request is delivered when its reply
+    reaches the sender (after the sender's `reply` latency), which then learns of it.
+    """
+
+    def __init__(self, env: simpy.Environment, group: int, rec: Recorder) -> None:
+        self.env = env
+        self.group = group
+        self.in_transit = 0
+        self._finished = rec.finished.append
+        self._stage = rec.stages.append
+
+    def put(self, msg: Message) -> Event | None:
+        now = self.env.now
+        reply_to = getattr(msg, "reply_to", None)
+        if reply_to is None:
+            self._finished((msg.id, now, DELIVERED, self.group))
+            return None
+        back = now + reply_to.reply_latency()
+        self._stage((msg.id, REPLY, now, back))
+        self.in_transit += 1
+        ev = self.env.timeout(back - now, msg)
+        ev.callbacks.append(self._arrive)
+        return None
+
+    def _arrive(self, ev: Event) -> None:
+        self.in_transit -= 1
+        msg = ev.value
+        self._finished((msg.id, self.env.now, DELIVERED, self.group))
+        msg.reply_to.acked(msg)

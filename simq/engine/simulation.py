@@ -9,15 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simq.engine.consumer import ConsumerGroup
+from simq.dists import parse
+from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Streams
 from simq.engine.link import Link
-from simq.engine.producer import Producer
+from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Queue
 from simq.record import Recorder
 from simq.scenario import Scenario
 
 __all__ = ["Simulation", "Outcome"]
+
+_NO_GAP = parse("constant(0)")
 
 
 @dataclass(frozen=True)
@@ -58,25 +61,56 @@ class Simulation:
                 )
             return self.links[key]
 
-        self.groups = {
-            name: ConsumerGroup(
+        # Replies are only possible when some sender waits for them: otherwise the end of
+        # the line stays the plain "delivered" record, with nothing added per message.
+        replies = any(p.waits_for_reply for p in scenario.producers.values())
+        self.repliers: dict[str, Replier] = {}
+        self.groups = {}
+        for i, (name, c) in enumerate(scenario.consumers.items()):
+            forward: Destination | None
+            if c.to is not None:
+                forward = via(name, c.to)
+            elif replies:
+                forward = self.repliers[name] = Replier(env, i, rec)
+            else:
+                forward = None
+            self.groups[name] = ConsumerGroup(
                 env, i, name, self.queues[c.source], c.count,
-                streams.draw(f"consumers.{name}.service", c.service),
-                None if c.to is None else via(name, c.to), rec,
+                streams.draw(f"consumers.{name}.service", c.service), forward, rec,
+                None if c.decode is None else streams.draw(f"consumers.{name}.decode", c.decode),
             )
-            for i, (name, c) in enumerate(scenario.consumers.items())
-        }
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
         ids = itertools.count()
-        self.producers = {
-            name: Producer(
-                env, i, name, via(name, p.to),
-                streams.draw(f"producers.{name}.interarrival", p.interarrival),
-                streams.draw(f"producers.{name}.size", p.size),
-                ids, limit, p.start, p.stop, rec,
-            )
-            for i, (name, p) in enumerate(scenario.producers.items())
-        }
+        self.encoders: list[Encoder] = []
+        self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
+        for i, (name, p) in enumerate(scenario.producers.items()):
+            key = f"producers.{name}"
+            dest = via(name, p.to)
+            size = streams.draw(f"{key}.size", p.size)
+            encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
+            if p.mode == "sync":
+                self.producers[name] = SyncProducer(
+                    env, i, name, dest, p.clients, streams.draw(f"{key}.think", p.think),
+                    encode, streams.draw(f"{key}.reply", p.reply), size, ids, limit,
+                    p.start, p.stop, rec,
+                )
+                continue
+            if encode is not None:
+                dest = Encoder(env, dest, encode, rec)
+                self.encoders.append(dest)
+            # A window without an interarrival sends as fast as the window lets it.
+            gap = streams.draw(f"{key}.interarrival",
+                               p.interarrival if p.interarrival is not None else _NO_GAP)
+            if p.mode == "window":
+                assert p.window is not None
+                self.producers[name] = WindowProducer(
+                    env, i, name, dest, gap, p.window, streams.draw(f"{key}.reply", p.reply),
+                    size, ids, limit, p.start, p.stop, rec,
+                )
+            else:
+                self.producers[name] = Producer(
+                    env, i, name, dest, gap, size, ids, limit, p.start, p.stop, rec
+                )
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
 
@@ -109,4 +143,7 @@ class Simulation:
                 visit((m.id, g.queue.index, m.arrived, start, math.nan, g.index))
                 inside += 1
         inside += sum(link.in_transit for link in self.links.values())
+        inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(r.in_transit for r in self.repliers.values())
+        inside += sum(p.encoding for p in self.producers.values() if isinstance(p, SyncProducer))
         return inside
