@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 import simq
 from simq import theory
 from simq.flows import flows
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def _sync(clients: int, **extra: Any) -> dict[str, Any]:
@@ -172,3 +175,15 @@ def test_sync_sender_may_not_reach_a_dropping_queue() -> None:
     with pytest.raises(simq.ScenarioError) as err:
         simq.load(sc)
     assert err.value.path == "queues.q.overflow"
+
+
+def test_sync_vs_async_model_shows_the_trade() -> None:
+    # Same load on identical consumers: the sync caller never queues (its latency is its
+    # round trip, 0.32 s on average), the async poster queues at a 66%-busy consumer.
+    res = simq.run(MODELS / "sync_vs_async.yaml", overrides={"run.until": 3000,
+                                                            "run.warmup": 200})
+    p = res.summary["producers"]
+    assert res.summary["queues"]["sync-q"]["wait_mean"] == 0.0
+    assert p["caller"]["latency_mean"] == pytest.approx(0.32, rel=0.1)
+    assert p["poster"]["latency_mean"] > 1.5 * p["caller"]["latency_mean"]
+    assert p["caller"]["throughput"] == pytest.approx(p["poster"]["throughput"], rel=0.1)
