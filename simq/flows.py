@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from simq.scenario import ConsumerSpec, Scenario
 from simq.theory import mva
 
@@ -77,66 +79,79 @@ def service_mean(c: ConsumerSpec) -> float:
 
 
 @dataclass(frozen=True)
-class _Stop:
-    """One queue a producer's messages reach, with the share of them that gets there."""
+class _Network:
+    """The scenario as a routing matrix between queues, one message's view."""
 
-    queue: str
-    weight: float  # fraction of the producer's messages that arrive here
-    tx: float  # mean link delay accumulated on the way here
-    proc: float  # mean service accumulated on the way here
-    hops: list[str]
-
-
-def _tree(sc: Scenario, pname: str, capacity: dict[str, float],
-          groups_of: dict[str, list[str]]) -> list[tuple[_Stop, str | None, float]]:
-    """Every (stop, group, share) on a producer's routes; group None: nobody drains it."""
-    p = sc.producers[pname]
-    size = p.size.mean
-    out: list[tuple[_Stop, str | None, float]] = []
-    frontier = [_Stop(p.to, 1.0, _link_delay(sc, f"{pname}->{p.to}", size), 0.0,
-                      [pname, p.to])]
-    while frontier:
-        stop = frontier.pop()
-        q = stop.queue
-        if not groups_of[q]:
-            out.append((stop, None, 0.0))
-            continue
-        for g in groups_of[q]:
-            c = sc.consumers[g]
-            s = (c.count / service_mean(c)) / capacity[q] if capacity[q] > 0 else 0.0
-            out.append((stop, g, s))
-            if c.to is not None:
-                frontier.append(_Stop(c.to, stop.weight * s,
-                                      stop.tx + _link_delay(sc, f"{g}->{c.to}", size),
-                                      stop.proc + service_mean(c), [*stop.hops, g, c.to]))
-    return out
+    names: list[str]
+    capacity: np.ndarray  # messages/s each queue's consumers serve
+    servers: np.ndarray
+    P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i
+    service: np.ndarray  # mean busy time per message served at i (share-weighted)
+    groups: dict[str, list[tuple[str, float]]]  # queue -> (group, share)
 
 
-def _closed_rate(sc: Scenario, pname: str, capacity: dict[str, float],
-                 groups_of: dict[str, list[str]]) -> float:
+def _network(sc: Scenario) -> _Network:
+    names = list(sc.queues)
+    idx = {q: i for i, q in enumerate(names)}
+    n = len(names)
+    groups: dict[str, list[tuple[str, float]]] = {q: [] for q in names}
+    cap = np.zeros(n)
+    servers = np.zeros(n, dtype=int)
+    for g, c in sc.consumers.items():
+        cap[idx[c.source]] += c.count / service_mean(c)
+        servers[idx[c.source]] += c.count
+    P = np.zeros((n, n))
+    service = np.zeros(n)
+    for g, c in sc.consumers.items():
+        i = idx[c.source]
+        share = (c.count / service_mean(c)) / cap[i]
+        groups[c.source].append((g, share))
+        service[i] += share * service_mean(c)
+        for dest, p in c.routes:
+            if dest is not None:
+                P[i, idx[dest]] += share * p
+    return _Network(names, cap, servers, P, service, groups)
+
+
+def _out_delay(sc: Scenario, net: _Network, size: float) -> np.ndarray:
+    """Mean link delay a message of this size meets after being served at each queue."""
+    d = np.zeros(len(net.names))
+    for i, q in enumerate(net.names):
+        for g, share in net.groups[q]:
+            for dest, p in sc.consumers[g].routes:
+                if dest is not None:
+                    d[i] += share * p * _link_delay(sc, f"{g}->{dest}", size)
+    return d
+
+
+def _visits(net: _Network, entry: str) -> np.ndarray:
+    """Expected visits to each queue per message entering at `entry`: v = e + v P.
+
+    A queue nobody drains absorbs what reaches it (its row of P is zero), and the scenario
+    refuses loops without a way out, so I - P is invertible.
+    """
+    e = np.zeros(len(net.names))
+    e[net.names.index(entry)] = 1.0
+    return np.linalg.solve(np.eye(len(e)) - net.P.T, e)
+
+
+def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
     """Throughput of a sync or window sender: a closed loop, solved by exact MVA.
 
-    Each queue on the route is a station (demand = visit share x mean service, servers =
-    its workers); links, think time and the reply trip are delays. A window of n is n
-    clients without think time; its own pace (interarrival) caps it too.
+    Each queue on the route is a station (demand = visits x mean service per server,
+    servers = its workers); links, think time and the reply trip are delays. A window of n
+    is n clients without think time; its own pace (interarrival) caps it too.
     """
     p = sc.producers[pname]
-    demands: list[float] = []
-    servers: list[int] = []
-    delay = p.reply.mean
-    seen: set[str] = set()
-    for stop, g, share in _tree(sc, pname, capacity, groups_of):
-        if g is None:
-            return 0.0  # an undrained queue keeps every request: the loop stalls
-        if stop.queue not in seen:
-            seen.add(stop.queue)
-            n = sum(sc.consumers[x].count for x in groups_of[stop.queue])
-            demands.append(stop.weight * n / capacity[stop.queue])
-            servers.append(n)
-            delay += stop.weight * (stop.tx if len(stop.hops) == 2 else 0.0)
-        c = sc.consumers[g]
-        if c.to is not None:
-            delay += stop.weight * share * _link_delay(sc, f"{g}->{c.to}", p.size.mean)
+    v = _visits(net, p.to)
+    reached = v > 1e-12
+    if np.any(reached & (net.capacity <= 0)):
+        return 0.0  # an undrained queue keeps every request: the loop stalls
+    size = p.size.mean
+    delay = (p.reply.mean + _link_delay(sc, f"{pname}->{p.to}", size)
+             + float(v @ _out_delay(sc, net, size)))
+    demands = list(v[reached] * net.servers[reached] / net.capacity[reached])
+    servers = [int(x) for x in net.servers[reached]]
     if p.mode == "sync":
         clients = p.clients
         delay += p.think.mean + (p.encode.mean if p.encode is not None else 0.0)
@@ -160,107 +175,109 @@ def producer_rate(sc: Scenario, pname: str) -> float:
     loop turns, so their rate is the loop's throughput (exact MVA for exponential
     stations; an approximation otherwise).
     """
-    groups_of, capacity = _capacities(sc)
     p = sc.producers[pname]
     if p.mode == "async":
         assert p.interarrival is not None
         return 1.0 / p.interarrival.mean if p.interarrival.mean > 0 else math.inf
-    return _closed_rate(sc, pname, capacity, groups_of)
+    return _closed_rate(sc, pname, _network(sc))
 
 
-def _capacities(sc: Scenario) -> tuple[dict[str, list[str]], dict[str, float]]:
-    groups_of: dict[str, list[str]] = {q: [] for q in sc.queues}
-    for g, c in sc.consumers.items():
-        groups_of[c.source].append(g)
-    capacity = {
-        q: sum(sc.consumers[g].count / service_mean(sc.consumers[g]) for g in gs)
-        for q, gs in groups_of.items()
-    }
-    return groups_of, capacity
-
-
-def flows(sc: Scenario) -> Flows:
-    """Propagate mean rates through the pipelines of a scenario."""
-    groups_of, capacity = _capacities(sc)
-    nominal = {q: 0.0 for q in sc.queues}
-    effective = {q: 0.0 for q in sc.queues}
-    total = 0.0
-    processing = transmission = 0.0
-    paths: dict[str, list[str]] = {}
-    rates = _shared_rates(sc, capacity, groups_of)
-    for pname, p in sc.producers.items():
-        rate = rates[pname]
-        total += rate
-        encode = p.encode.mean if p.encode is not None else 0.0
-        reply = p.reply.mean if p.waits_for_reply else 0.0
-        # Effective flow: what each stage passes on once upstream bottlenecks cap it.
-        eff_in: dict[tuple[str, ...], float] = {}
-        for stop, g, s in _tree(sc, pname, capacity, groups_of):
-            q = stop.queue
-            key = tuple(stop.hops)
-            if key not in eff_in:
-                up = stop.hops[:-2]
-                if len(up) <= 1:
-                    eff = rate
-                else:
-                    prev_q, prev_g = up[-1], stop.hops[-2]
-                    prev_eff = eff_in[tuple(up)]
-                    out = min(prev_eff, capacity[prev_q]) if capacity[prev_q] > 0 else 0.0
-                    eff = out * _share(sc, prev_q, prev_g, capacity)
-                eff_in[key] = eff
-                nominal[q] += rate * stop.weight
-                effective[q] += eff
-            if g is None:
-                continue
-            c = sc.consumers[g]
-            if c.to is None:
-                w = rate * stop.weight * s
-                processing += w * (stop.proc + service_mean(c) + encode)
-                transmission += w * (stop.tx + reply)
-                if pname not in paths:
-                    paths[pname] = [*stop.hops, g]
-    closed_at = {stop.queue for n, p in sc.producers.items() if p.waits_for_reply
-                 for stop, _, _ in _tree(sc, n, capacity, groups_of)}
-    qflows = {
-        q: QueueFlow(q, nominal[q], capacity[q],
-                     sum(sc.consumers[g].count for g in groups_of[q]), effective[q],
-                     q in closed_at)
-        for q in sc.queues
-    }
-    norm = total if total > 0 else 1.0
-    return Flows(total, qflows, processing / norm, transmission / norm, paths)
-
-
-def _shared_rates(sc: Scenario, capacity: dict[str, float],
-                  groups_of: dict[str, list[str]]) -> dict[str, float]:
+def _shared_rates(sc: Scenario, net: _Network,
+                  visits: dict[str, np.ndarray]) -> dict[str, float]:
     """Each producer's rate; closed loops sharing a queue slow each other down.
 
     Each closed loop is solved alone; where open traffic and closed loops together would
     exceed a queue's capacity, the closed loops are scaled down to fit what the open
     traffic leaves (a closed loop cannot overload a queue: it waits instead).
     """
-    rates = {n: producer_rate(sc, n) for n in sc.producers}
-    visits = {n: {} for n in sc.producers}  # producer -> queue -> visit ratio
-    for n in sc.producers:
-        for stop, _, _ in _tree(sc, n, capacity, groups_of):
-            visits[n].setdefault(stop.queue, stop.weight)
-    open_load = {q: 0.0 for q in sc.queues}
-    closed_load = {q: 0.0 for q in sc.queues}
+    rates = {n: (producer_rate(sc, n) if p.mode == "async" else _closed_rate(sc, n, net))
+             for n, p in sc.producers.items()}
+    open_load = np.zeros(len(net.names))
+    closed_load = np.zeros(len(net.names))
     for n, p in sc.producers.items():
-        target = closed_load if p.waits_for_reply else open_load
-        for q, w in visits[n].items():
-            target[q] += rates[n] * w
+        if p.waits_for_reply:
+            closed_load += rates[n] * visits[n]
+        else:
+            open_load += rates[n] * visits[n]
     for n, p in sc.producers.items():
         if not p.waits_for_reply:
             continue
         factor = 1.0
-        for q in visits[n]:
-            if closed_load[q] > 0 and open_load[q] + closed_load[q] > capacity[q]:
-                factor = min(factor, max(0.0, capacity[q] - open_load[q]) / closed_load[q])
+        for i in np.flatnonzero(visits[n] > 1e-12):
+            if closed_load[i] > 0 and open_load[i] + closed_load[i] > net.capacity[i]:
+                factor = min(factor,
+                             max(0.0, net.capacity[i] - open_load[i]) / closed_load[i])
         rates[n] *= factor
     return rates
 
 
-def _share(sc: Scenario, q: str, g: str, capacity: dict[str, float]) -> float:
-    c = sc.consumers[g]
-    return (c.count / service_mean(c)) / capacity[q] if capacity[q] > 0 else 0.0
+def _effective(net: _Network, gamma: np.ndarray) -> np.ndarray:
+    """Arrivals once bottlenecks cap the flow: lam = gamma + P^T min(lam, capacity).
+
+    Iterating from lam = gamma increases monotonically to the least fixed point; an
+    undrained queue passes nothing on.
+    """
+    lam = gamma.copy()
+    for _ in range(10_000):
+        out = np.minimum(lam, net.capacity)
+        nxt = gamma + net.P.T @ out
+        if np.allclose(nxt, lam, rtol=1e-12, atol=1e-12):
+            return nxt
+        lam = nxt
+    return lam
+
+
+def _path(sc: Scenario, pname: str) -> list[str]:
+    """A representative route for display: the likeliest way at each step, no repeats."""
+    p = sc.producers[pname]
+    hops = [pname, p.to]
+    seen = {p.to}
+    q: str | None = p.to
+    while q is not None:
+        gs = [(g, c) for g, c in sc.consumers.items() if c.source == q]
+        if not gs:
+            break
+        g, c = gs[0]
+        hops.append(g)
+        dest = max(c.routes, key=lambda r: r[1])[0]
+        if dest is None or dest in seen:
+            break
+        seen.add(dest)
+        hops.append(dest)
+        q = dest
+    return hops
+
+
+def flows(sc: Scenario) -> Flows:
+    """Propagate mean rates through the routes of a scenario (traffic equations)."""
+    net = _network(sc)
+    n = len(net.names)
+    visits = {name: _visits(net, p.to) for name, p in sc.producers.items()}
+    rates = _shared_rates(sc, net, visits)
+    nominal = np.zeros(n)
+    gamma = np.zeros(n)
+    total = processing = transmission = 0.0
+    for pname, p in sc.producers.items():
+        rate = rates[pname]
+        total += rate
+        v = visits[pname]
+        nominal += rate * v
+        gamma[net.names.index(p.to)] += rate
+        size = p.size.mean
+        encode = p.encode.mean if p.encode is not None else 0.0
+        reply = p.reply.mean if p.waits_for_reply else 0.0
+        # Per message: every visit's service, every hop's delay.
+        processing += rate * (float(v @ net.service) + encode)
+        transmission += rate * (_link_delay(sc, f"{pname}->{p.to}", size)
+                                + float(v @ _out_delay(sc, net, size)) + reply)
+    effective = _effective(net, gamma)
+    closed_at = {net.names[i] for name, p in sc.producers.items() if p.waits_for_reply
+                 for i in np.flatnonzero(visits[name] > 1e-12)}
+    qflows = {
+        q: QueueFlow(q, float(nominal[i]), float(net.capacity[i]), int(net.servers[i]),
+                     float(effective[i]), q in closed_at)
+        for i, q in enumerate(net.names)
+    }
+    norm = total if total > 0 else 1.0
+    paths = {pname: _path(sc, pname) for pname in sc.producers}
+    return Flows(total, qflows, processing / norm, transmission / norm, paths)

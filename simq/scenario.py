@@ -29,7 +29,9 @@ from pydantic import (
 from simq.dists import Distribution, exponential_rate, parse
 from simq.errors import ScenarioError
 
-__all__ = ["Scenario", "load", "loads", "parse_override"]
+__all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
+
+EXIT = "exit"  # in a routing table, the share of messages that leaves the system
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -150,8 +152,36 @@ class ConsumerSpec(BaseModel):
     source: str = Field(alias="from")
     count: Annotated[int, Field(ge=1)] = 1
     service: Distribution
-    to: str | None = None
+    to: str | dict[str, float] | None = None
     decode: Distribution | None = None
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _routes(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            return v
+        if not v:
+            raise ValueError("a routing table names at least one destination")
+        out: dict[str, float] = {}
+        for k, p in v.items():
+            if (isinstance(p, bool) or not isinstance(p, int | float) or math.isnan(p)
+                    or not 0 <= p <= 1):
+                raise ValueError(f"route {k!r}: a probability in [0, 1], got {p!r}")
+            out[str(k)] = float(p)
+        total = sum(out.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"route probabilities must add up to 1 (name `{EXIT}` for the "
+                             f"share that leaves), got {total:g}")
+        return out
+
+    @property
+    def routes(self) -> tuple[tuple[str | None, float], ...]:
+        """Where a served message goes, with probabilities; None means it leaves."""
+        if self.to is None:
+            return ((None, 1.0),)
+        if isinstance(self.to, str):
+            return ((self.to, 1.0),)
+        return tuple((None if k == EXIT else k, p) for k, p in self.to.items() if p > 0)
 
     @field_validator("count", mode="before")
     @classmethod
@@ -241,12 +271,20 @@ def _check_references(m: Model) -> None:
 
     for n, p in m.producers.items():
         need_queue(f"producers.{n}.to", p.to)
+    if EXIT in names:
+        raise ScenarioError(f"{names[EXIT]}.{EXIT}", f"{EXIT!r} is reserved for routing tables")
     for n, c in m.consumers.items():
         need_queue(f"consumers.{n}.from", c.source)
-        need_queue(f"consumers.{n}.to", c.to)
+        if isinstance(c.to, dict):
+            for dest in c.to:
+                if dest != EXIT:
+                    need_queue(f"consumers.{n}.to.{dest}", dest)
+        else:
+            need_queue(f"consumers.{n}.to", c.to)
     flows = {(n, p.to) for n, p in m.producers.items()}
     flows |= {(c.source, n) for n, c in m.consumers.items()}
-    flows |= {(n, c.to) for n, c in m.consumers.items() if c.to is not None}
+    flows |= {(n, dest) for n, c in m.consumers.items() for dest, _ in c.routes
+              if dest is not None}
     for key in m.links:
         a, sep, b = key.partition("->")
         if not sep or not a or not b:
@@ -296,33 +334,48 @@ def _check_replies(m: Model) -> None:
                     "drops would stall it (use capacity .inf or overflow: block)", spec.overflow,
                 )
             for g, c in m.consumers.items():
-                if c.source == q and c.to is not None:
-                    todo.append((g, c.to))
+                if c.source == q:
+                    todo += [(g, d) for d, _ in c.routes if d is not None]
 
 
 def _check_no_cycle(m: Model) -> None:
-    """Every `to` is followed by every message, so a cycle would never let one out."""
-    nxt: dict[str, list[tuple[str, str]]] = {q: [] for q in m.queues}
+    """Refuse routes that keep a message forever: every loop must have a way out.
+
+    A queue can let a message out when a group draining it ends the route or may route to
+    `exit`, or may route to a queue that can (a queue nobody drains keeps what it gets,
+    which is a visible backlog, not a loop). Probabilistic feedback is fine as long as some
+    route leaves: the message then leaves with probability 1.
+    """
+    groups: dict[str, list[str]] = {q: [] for q in m.queues}
     for g, c in m.consumers.items():
-        if c.to is not None:
-            nxt[c.source].append((g, c.to))
-    state: dict[str, int] = {}
-
-    def visit(q: str, trail: list[str]) -> None:
-        state[q] = 1
-        for g, to in nxt[q]:
-            if state.get(to) == 1:
-                loop = " -> ".join([*trail, g, to])
-                raise ScenarioError(
-                    f"consumers.{g}.to", f"messages would loop forever ({loop})", to
-                )
-            if to not in state:
-                visit(to, [*trail, g, to])
-        state[q] = 2
-
-    for q in m.queues:
-        if q not in state:
-            visit(q, [q])
+        groups[c.source].append(g)
+    leaves = {q for q, gs in groups.items()
+              if not gs or any(d is None for g in gs for d, _ in m.consumers[g].routes)}
+    changed = True
+    while changed:
+        changed = False
+        for q, gs in groups.items():
+            if q not in leaves and any(d in leaves for g in gs
+                                       for d, _ in m.consumers[g].routes):
+                leaves.add(q)
+                changed = True
+    stuck = [q for q in m.queues if q not in leaves]
+    if not stuck:
+        return
+    # Every route out of a stuck queue leads to another stuck one: walk until a repeat.
+    trail: list[str] = [stuck[0]]
+    seen = {stuck[0]: 0}
+    while True:
+        q = trail[-1]
+        g = groups[q][0]
+        nxt = next(d for d, _ in m.consumers[g].routes if d is not None)
+        trail += [g, nxt]
+        if nxt in seen:
+            loop = " -> ".join(trail[seen[nxt]:])
+            path = f"consumers.{g}.to" if isinstance(m.consumers[g].to, str) else \
+                f"consumers.{g}.to.{nxt}"
+            raise ScenarioError(path, f"messages would loop forever ({loop})", nxt)
+        seen[nxt] = len(trail) - 1
 
 
 def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioError:

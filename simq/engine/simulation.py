@@ -14,6 +14,7 @@ from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Streams
 from simq.engine.link import Link
 from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
+from simq.engine.router import Router, Sink
 from simq.engine.queue import Queue
 from simq.record import Recorder
 from simq.scenario import Scenario
@@ -67,13 +68,26 @@ class Simulation:
         self.repliers: dict[str, Replier] = {}
         self.groups = {}
         for i, (name, c) in enumerate(scenario.consumers.items()):
+
+            def way_out(name: str = name, i: int = i) -> Destination:
+                if replies:
+                    self.repliers[name] = Replier(env, i, rec)
+                    return self.repliers[name]
+                return Sink(env, i, rec)
+
             forward: Destination | None
-            if c.to is not None:
-                forward = via(name, c.to)
+            routes = c.routes
+            if len(routes) > 1:
+                forward = Router(
+                    [(way_out() if d is None else via(name, d), p) for d, p in routes],
+                    streams.uniform(f"consumers.{name}.route"),
+                )
+            elif routes[0][0] is not None:
+                forward = via(name, routes[0][0])
             elif replies:
-                forward = self.repliers[name] = Replier(env, i, rec)
+                forward = way_out()
             else:
-                forward = None
+                forward = None  # the worker records the delivery itself: the plain path
             self.groups[name] = ConsumerGroup(
                 env, i, name, self.queues[c.source], c.count,
                 streams.draw(f"consumers.{name}.service", c.service), forward, rec,
