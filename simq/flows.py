@@ -97,7 +97,7 @@ def _network(sc: Scenario) -> _Network:
     groups: dict[str, list[tuple[str, float]]] = {q: [] for q in names}
     cap = np.zeros(n)
     servers = np.zeros(n, dtype=int)
-    for g, c in sc.consumers.items():
+    for c in sc.consumers.values():
         cap[idx[c.source]] += c.count / service_mean(c)
         servers[idx[c.source]] += c.count
     P = np.zeros((n, n))

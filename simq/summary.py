@@ -123,11 +123,11 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         k: float(x[counted].mean()) if counted.any() else math.nan for k, x in parts.items()
     }
     summary["producers"] = {}
-    for pi, (name, spec) in enumerate(sc.producers.items()):
+    for pi, (name, prod) in enumerate(sc.producers.items()):
         mine = rec.producer == pi
         lat = _stats(latency_all[mine & counted], 0.95)
         summary["producers"][name] = {
-            "mode": spec.mode,
+            "mode": prod.mode,
             "offered_rate": float((mine & in_window).sum() / span),
             "throughput": float((mine & delivered & done_in_window).sum() / span),
             "latency_mean": lat[0],

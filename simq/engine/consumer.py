@@ -8,7 +8,7 @@ from collections.abc import Callable
 import simpy
 from simpy.events import Event
 
-from simq.engine.core import Destination, Message
+from simq.engine.core import Destination, Message, Request
 from simq.engine.queue import Queue
 from simq.record import DECODE, DELIVERED, REPLY, Recorder
 
@@ -138,6 +138,6 @@ class Replier:
 
     def _arrive(self, ev: Event) -> None:
         self.in_transit -= 1
-        msg = ev.value
+        msg: Request = ev.value
         self._finished((msg.id, self.env.now, DELIVERED, self.group))
         msg.reply_to.acked(msg)

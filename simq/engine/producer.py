@@ -87,7 +87,8 @@ class Encoder:
         self.in_transit -= 1
         # Like a link, an encoder cannot be blocked: a message refused by a full queue
         # with overflow: block waits at its door.
-        self.dest.put(ev.value)
+        msg: Message = ev.value
+        self.dest.put(msg)
 
 
 class SyncProducer:

@@ -14,8 +14,8 @@ from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Streams
 from simq.engine.link import Link
 from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
-from simq.engine.router import Router, Sink
 from simq.engine.queue import Queue
+from simq.engine.router import Router, Sink
 from simq.record import Recorder
 from simq.scenario import Scenario
 
