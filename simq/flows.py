@@ -87,30 +87,59 @@ class _Network:
     servers: np.ndarray
     P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i
     service: np.ndarray  # mean busy time per message served at i (share-weighted)
+    exit: np.ndarray  # probability a message served at i leaves the system
     groups: dict[str, list[tuple[str, float]]]  # queue -> (group, share)
+
+
+def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
+    """Messages/s group g can serve at queue q, and the workers it puts there."""
+    c = sc.consumers[g]
+    rate = 1.0 / service_mean(c)
+    topic = sc.topics.get(c.source)
+    if topic is None:
+        return c.count * rate, c.count
+    # A consumer owning several partitions serves them as one line: on paper each gets
+    # the consumer's time in proportion to its key share, so every partition it owns is
+    # at the consumer's load.
+    own = topic.owners(c.count)
+    share = topic.key_probabilities
+    p = int(q[len(c.source) + 1:-1])
+    total = sum(w for w, o in zip(share, own, strict=True) if o == own[p])
+    return (rate * share[p] / total if total > 0 else rate), 1
 
 
 def _network(sc: Scenario) -> _Network:
     names = list(sc.queues)
     idx = {q: i for i, q in enumerate(names)}
     n = len(names)
+    drains = sc.drains()
     groups: dict[str, list[tuple[str, float]]] = {q: [] for q in names}
     cap = np.zeros(n)
     servers = np.zeros(n, dtype=int)
-    for c in sc.consumers.values():
-        cap[idx[c.source]] += c.count / service_mean(c)
-        servers[idx[c.source]] += c.count
+    per_group: dict[tuple[str, str], float] = {}
+    for q, gs in drains.items():
+        for g in gs:
+            rate, workers = _group_capacity(sc, g, q)
+            per_group[(q, g)] = rate
+            cap[idx[q]] += rate
+            servers[idx[q]] += workers
     P = np.zeros((n, n))
     service = np.zeros(n)
-    for g, c in sc.consumers.items():
-        i = idx[c.source]
-        share = (c.count / service_mean(c)) / cap[i]
-        groups[c.source].append((g, share))
-        service[i] += share * service_mean(c)
-        for dest, p in c.routes:
-            if dest is not None:
-                P[i, idx[dest]] += share * p
-    return _Network(names, cap, servers, P, service, groups)
+    leave = np.zeros(n)
+    for q, gs in drains.items():
+        i = idx[q]
+        for g in gs:
+            c = sc.consumers[g]
+            share = per_group[(q, g)] / cap[i]
+            groups[q].append((g, share))
+            service[i] += share * service_mean(c)
+            for dest, p in c.routes:
+                if dest is None:
+                    leave[i] += share * p
+                else:
+                    for q2, copies in sc.resolve(dest):
+                        P[i, idx[q2]] += share * p * copies
+    return _Network(names, cap, servers, P, service, leave, groups)
 
 
 def _out_delay(sc: Scenario, net: _Network, size: float) -> np.ndarray:
@@ -124,15 +153,20 @@ def _out_delay(sc: Scenario, net: _Network, size: float) -> np.ndarray:
     return d
 
 
-def _visits(net: _Network, entry: str) -> np.ndarray:
-    """Expected visits to each queue per message entering at `entry`: v = e + v P.
+def _entry(sc: Scenario, net: _Network, dest: str) -> np.ndarray:
+    e = np.zeros(len(net.names))
+    for q, copies in sc.resolve(dest):
+        e[net.names.index(q)] += copies
+    return e
+
+
+def _visits(net: _Network, entry: np.ndarray) -> np.ndarray:
+    """Expected visits to each queue per message sent (copies included): v = e + v P.
 
     A queue nobody drains absorbs what reaches it (its row of P is zero), and the scenario
     refuses loops without a way out, so I - P is invertible.
     """
-    e = np.zeros(len(net.names))
-    e[net.names.index(entry)] = 1.0
-    return np.linalg.solve(np.eye(len(e)) - net.P.T, e)
+    return np.linalg.solve(np.eye(len(entry)) - net.P.T, entry)
 
 
 def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
@@ -143,7 +177,7 @@ def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
     is n clients without think time; its own pace (interarrival) caps it too.
     """
     p = sc.producers[pname]
-    v = _visits(net, p.to)
+    v = _visits(net, _entry(sc, net, p.to))
     reached = v > 1e-12
     if np.any(reached & (net.capacity <= 0)):
         return 0.0  # an undrained queue keeps every request: the loop stalls
@@ -252,17 +286,20 @@ def flows(sc: Scenario) -> Flows:
     """Propagate mean rates through the routes of a scenario (traffic equations)."""
     net = _network(sc)
     n = len(net.names)
-    visits = {name: _visits(net, p.to) for name, p in sc.producers.items()}
+    visits = {name: _visits(net, _entry(sc, net, p.to)) for name, p in sc.producers.items()}
     rates = _shared_rates(sc, net, visits)
     nominal = np.zeros(n)
     gamma = np.zeros(n)
-    total = processing = transmission = 0.0
+    total = processing = transmission = deliveries = 0.0
     for pname, p in sc.producers.items():
         rate = rates[pname]
         total += rate
         v = visits[pname]
         nominal += rate * v
-        gamma[net.names.index(p.to)] += rate
+        # A fan-out delivers several copies of one message: the document's times are
+        # per delivery, so the sums below are divided by deliveries, not by messages.
+        deliveries += rate * float(v @ net.exit)
+        gamma += rate * _entry(sc, net, p.to)
         size = p.size.mean
         encode = p.encode.mean if p.encode is not None else 0.0
         reply = p.reply.mean if p.waits_for_reply else 0.0
@@ -278,6 +315,6 @@ def flows(sc: Scenario) -> Flows:
                      float(effective[i]), q in closed_at)
         for i, q in enumerate(net.names)
     }
-    norm = total if total > 0 else 1.0
+    norm = deliveries if deliveries > 0 else (total if total > 0 else 1.0)
     paths = {pname: _path(sc, pname) for pname in sc.producers}
     return Flows(total, qflows, processing / norm, transmission / norm, paths)

@@ -50,6 +50,8 @@ class Recorder:
     # (id, stage code, start, end): encoding at the sender, decoding at the receiver, the
     # reply's trip back to a waiting sender. Only filled when those features are on.
     stages: list[tuple[int, int, float, float]] = field(default_factory=list)
+    # (copy id, parent id): a fan-out topic's copy of a message, which is its own message.
+    copies: list[tuple[int, int]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -77,6 +79,7 @@ class Records:
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
     stages: dict[str, np.ndarray] = field(default_factory=dict)
+    parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -94,8 +97,11 @@ class Records:
         )
         hops = _cols(rec.hops, ("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff")
         stages = _cols(rec.stages, ("id", "stage", "start", "end"), "iiff")
+        parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
+        copies = _cols(rec.copies, ("id", "parent"), "ii")
+        parent[copies["id"]] = copies["parent"]
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, stages)
+                   outcome, where, visits, hops, stages, parent)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

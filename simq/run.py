@@ -211,6 +211,7 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
         "outcome": pd.Categorical([OUTCOMES[int(c)] for c in rec.outcome],
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
+        "parent": rec.parent,  # -1, or the message a fan-out copy was made from
     })
     for col, values in breakdown_columns(rec).items():
         frame[col] = values

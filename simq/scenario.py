@@ -218,6 +218,76 @@ class LinkSpec(BaseModel):
         return float(v)
 
 
+_KEY = re.compile(r"^\s*(uniform|round-robin|zipf\(\s*s\s*=\s*([0-9.eE+\-]+)\s*\))\s*$")
+
+
+class TopicSpec(BaseModel):
+    """A topic: fan-out to subscriber queues, or a log split into partitions by key."""
+
+    model_config = _Strict
+
+    subscribers: list[str] | None = None
+    partitions: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    key: str = "uniform"
+    capacity: float = math.inf
+    overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _capacity(cls, v: Any) -> float:
+        return QueueSpec._capacity(v)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        m = _KEY.match(v)
+        if m is None:
+            raise ValueError(f"must be uniform, round-robin or zipf(s=...), got {v!r}")
+        if m.group(2) is not None:
+            try:
+                ok = float(m.group(2)) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"zipf needs s > 0, got {v!r}")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _kind(self) -> TopicSpec:
+        if (self.subscribers is None) == (self.partitions is None):
+            raise ValueError("a topic has either `subscribers` (fan-out) or `partitions`")
+        if self.subscribers is not None:
+            if not self.subscribers:
+                raise ValueError("`subscribers` names at least one queue")
+            if len(set(self.subscribers)) != len(self.subscribers):
+                raise ValueError(f"a queue subscribes once, got {self.subscribers!r}")
+            for key in ("key", "capacity", "overflow"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"`{key}` belongs to a partitioned topic; a fan-out "
+                                     "topic's copies wait in the subscriber queues")
+        return self
+
+    @property
+    def key_probabilities(self) -> list[float]:
+        """The share of messages each partition gets (round-robin: an equal share)."""
+        n = self.partitions or 0
+        m = _KEY.match(self.key)
+        assert m is not None
+        if m.group(2) is None:
+            return [1.0 / n] * n
+        weights = [1.0 / (k + 1) ** float(m.group(2)) for k in range(n)]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def partition_names(self, topic: str) -> list[str]:
+        return [f"{topic}[{p}]" for p in range(self.partitions or 0)]
+
+    def owners(self, consumers: int) -> list[int]:
+        """The consumer (0-based) that owns each partition: one per partition, round the
+        consumers when there are fewer of them; consumers beyond the partitions stay idle."""
+        return [p % consumers for p in range(self.partitions or 0)]
+
+
 def _expand_shorthands(raw: dict[str, Any]) -> dict[str, Any]:
     """Replace `rate:` by the exponential distribution it stands for (on a copy)."""
     data = copy.deepcopy(raw)
@@ -248,39 +318,95 @@ class Model(BaseModel):
     description: str = ""
     run: RunSpec
     producers: dict[str, ProducerSpec] = Field(min_length=1)
-    queues: dict[str, QueueSpec] = Field(min_length=1)
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
+    topics: dict[str, TopicSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Model:
+        if not self.queues and not self.topics:
+            raise ValueError("a scenario needs at least one queue or topic")
+        return self
+
+    def all_queues(self) -> dict[str, QueueSpec]:
+        """The queues, then each partitioned topic's partitions (named TOPIC[p])."""
+        out = dict(self.queues)
+        for t, spec in self.topics.items():
+            for name in spec.partition_names(t):
+                out[name] = QueueSpec(capacity=spec.capacity, overflow=spec.overflow)
+        return out
+
+    def resolve(self, dest: str) -> list[tuple[str, float]]:
+        """The queues a destination stands for, each with the expected number of copies
+        it receives per message sent there (fan-out: 1 each; partitions: the key share)."""
+        topic = self.topics.get(dest)
+        if topic is None:
+            return [(dest, 1.0)]
+        if topic.subscribers is not None:
+            return [(q, 1.0) for q in topic.subscribers]
+        return list(zip(topic.partition_names(dest), topic.key_probabilities, strict=True))
+
+    def drains(self) -> dict[str, list[str]]:
+        """For every queue (partitions included), the consumer groups taking from it."""
+        out: dict[str, list[str]] = {q: [] for q in self.all_queues()}
+        for g, c in self.consumers.items():
+            for q, _ in self.resolve(c.source):
+                out[q].append(g)
+        return out
 
 
 def _check_references(m: Model) -> None:
     """Refuse dangling names and links that no message would cross."""
     names: dict[str, str] = {}
-    for kind in ("producers", "queues", "consumers"):
+    for kind in ("producers", "queues", "consumers", "topics"):
         for n in getattr(m, kind):
             if n in names:
                 raise ScenarioError(f"{kind}.{n}", f"name already used by {names[n]}.{n}")
-            if "->" in n:
-                raise ScenarioError(f"{kind}.{n}", "names may not contain '->'")
+            if "->" in n or "[" in n:
+                raise ScenarioError(f"{kind}.{n}", "names may not contain '->' or '['")
             names[n] = kind
-    queues = sorted(m.queues)
-
-    def need_queue(path: str, target: str | None) -> None:
-        if target is not None and target not in m.queues:
-            raise ScenarioError(path, f"no queue named {target!r} (queues: {', '.join(queues)})")
-
-    for n, p in m.producers.items():
-        need_queue(f"producers.{n}.to", p.to)
     if EXIT in names:
         raise ScenarioError(f"{names[EXIT]}.{EXIT}", f"{EXIT!r} is reserved for routing tables")
+    queues = sorted(m.queues)
+    dests = sorted([*m.queues, *m.topics])
+
+    def need_dest(path: str, target: str | None) -> None:
+        if target is not None and target not in m.queues and target not in m.topics:
+            raise ScenarioError(
+                path, f"no queue or topic named {target!r} (have: {', '.join(dests)})")
+
+    for t, spec in m.topics.items():
+        for i, q in enumerate(spec.subscribers or []):
+            if q not in m.queues:
+                raise ScenarioError(f"topics.{t}.subscribers.{i}",
+                                    f"no queue named {q!r} (queues: {', '.join(queues)})")
+    for n, p in m.producers.items():
+        need_dest(f"producers.{n}.to", p.to)
+        fanout = m.topics.get(p.to)
+        if p.waits_for_reply and fanout is not None and fanout.subscribers is not None:
+            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+                                f"fan-out topic {p.to!r} makes several copies", p.to)
     for n, c in m.consumers.items():
-        need_queue(f"consumers.{n}.from", c.source)
+        src = m.topics.get(c.source)
+        if c.source not in m.queues and (src is None or src.partitions is None):
+            raise ScenarioError(
+                f"consumers.{n}.from",
+                f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
+                "topic read from its subscriber queues)", c.source)
+        if src is not None:
+            other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
+                         None)
+            if other is not None:
+                raise ScenarioError(
+                    f"consumers.{n}.from", f"topic {c.source!r} is already read by consumer "
+                    f"group {other!r}; a partitioned topic has one consumer group", c.source)
         if isinstance(c.to, dict):
             for dest in c.to:
                 if dest != EXIT:
-                    need_queue(f"consumers.{n}.to.{dest}", dest)
+                    need_dest(f"consumers.{n}.to.{dest}", dest)
         else:
-            need_queue(f"consumers.{n}.to", c.to)
+            need_dest(f"consumers.{n}.to", c.to)
     flows = {(n, p.to) for n, p in m.producers.items()}
     flows |= {(c.source, n) for n, c in m.consumers.items()}
     flows |= {(n, dest) for n, c in m.consumers.items() for dest, _ in c.routes
@@ -295,7 +421,7 @@ def _check_references(m: Model) -> None:
                 f"no messages flow from {a!r} to {b!r}; a link must join a producer to its "
                 "queue or a consumer group to the queue it forwards to",
             )
-        if a in m.queues:
+        if a in m.queues or a in m.topics:
             raise ScenarioError(
                 f"links.{key}", "links from a queue to its consumers are not supported yet"
             )
@@ -309,32 +435,43 @@ def _check_replies(m: Model) -> None:
     Without timeouts and retries a dropped or lost request would stall its sender forever,
     so the queues it reaches must not drop and the links it crosses must not lose.
     """
+    drains = m.drains()
+    all_queues = m.all_queues()
     for n, p in m.producers.items():
         if not p.waits_for_reply:
             continue
         seen: set[str] = set()
         todo = [(n, p.to)]
         while todo:
-            src, q = todo.pop()
-            link = m.links.get(f"{src}->{q}")
+            src, dest = todo.pop()
+            link = m.links.get(f"{src}->{dest}")
             if link is not None and link.loss > 0:
                 raise ScenarioError(
-                    f"links.{src}->{q}.loss",
+                    f"links.{src}->{dest}.loss",
                     f"producer {n!r} (mode {p.mode}) waits for every reply; a lossy link "
                     "would stall it (use loss 0)", link.loss,
                 )
-            if q in seen:
-                continue
-            seen.add(q)
-            spec = m.queues[q]
-            if math.isfinite(spec.capacity) and spec.overflow != "block":
-                raise ScenarioError(
-                    f"queues.{q}.overflow",
-                    f"producer {n!r} (mode {p.mode}) waits for every reply; a queue that "
-                    "drops would stall it (use capacity .inf or overflow: block)", spec.overflow,
-                )
-            for g, c in m.consumers.items():
-                if c.source == q:
+            for q, _ in m.resolve(dest):
+                if q in seen:
+                    continue
+                seen.add(q)
+                spec = all_queues[q]
+                if math.isfinite(spec.capacity) and spec.overflow != "block":
+                    where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
+                    raise ScenarioError(
+                        f"{where}.overflow",
+                        f"producer {n!r} (mode {p.mode}) waits for every reply; a queue "
+                        "that drops would stall it (use capacity .inf or overflow: block)",
+                        spec.overflow,
+                    )
+                for g in drains[q]:
+                    c = m.consumers[g]
+                    fan = [d for d, _ in c.routes if d is not None and d in m.topics
+                           and m.topics[d].subscribers is not None]
+                    if fan:
+                        raise ScenarioError(
+                            f"consumers.{g}.to", f"producer {n!r} (mode {p.mode}) waits for "
+                            "one reply; a fan-out topic on its route makes several", fan[0])
                     todo += [(g, d) for d, _ in c.routes if d is not None]
 
 
@@ -346,20 +483,22 @@ def _check_no_cycle(m: Model) -> None:
     which is a visible backlog, not a loop). Probabilistic feedback is fine as long as some
     route leaves: the message then leaves with probability 1.
     """
-    groups: dict[str, list[str]] = {q: [] for q in m.queues}
-    for g, c in m.consumers.items():
-        groups[c.source].append(g)
+    groups = m.drains()
     leaves = {q for q, gs in groups.items()
               if not gs or any(d is None for g in gs for d, _ in m.consumers[g].routes)}
+
+    def out(d: str | None) -> bool:
+        # A copy of a fan-out goes to every subscriber: all of them must let it out.
+        return d is None or all(q in leaves for q, _ in m.resolve(d))
+
     changed = True
     while changed:
         changed = False
         for q, gs in groups.items():
-            if q not in leaves and any(d in leaves for g in gs
-                                       for d, _ in m.consumers[g].routes):
+            if q not in leaves and any(out(d) for g in gs for d, _ in m.consumers[g].routes):
                 leaves.add(q)
                 changed = True
-    stuck = [q for q in m.queues if q not in leaves]
+    stuck = [q for q in groups if q not in leaves]
     if not stuck:
         return
     # Every route out of a stuck queue leads to another stuck one: walk until a repeat.
@@ -368,13 +507,14 @@ def _check_no_cycle(m: Model) -> None:
     while True:
         q = trail[-1]
         g = groups[q][0]
-        nxt = next(d for d, _ in m.consumers[g].routes if d is not None)
+        dest = next(d for d, _ in m.consumers[g].routes if d is not None and not out(d))
+        nxt = next(x for x, _ in m.resolve(dest) if x not in leaves)
         trail += [g, nxt]
         if nxt in seen:
             loop = " -> ".join(trail[seen[nxt]:])
             path = f"consumers.{g}.to" if isinstance(m.consumers[g].to, str) else \
-                f"consumers.{g}.to.{nxt}"
-            raise ScenarioError(path, f"messages would loop forever ({loop})", nxt)
+                f"consumers.{g}.to.{dest}"
+            raise ScenarioError(path, f"messages would loop forever ({loop})", dest)
         seen[nxt] = len(trail) - 1
 
 
@@ -406,7 +546,7 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
 class Scenario:
     """An immutable, validated scenario. Build with :func:`load` or :func:`loads`."""
 
-    __slots__ = ("_raw", "_model", "_base_dir", "_source")
+    __slots__ = ("_raw", "_model", "_base_dir", "_source", "_queues")
 
     def __init__(
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
@@ -419,6 +559,7 @@ class Scenario:
         except ValidationError as err:
             raise _validation_error(err, raw) from None
         _check_references(model)
+        object.__setattr__(self, "_queues", model.all_queues())
         object.__setattr__(self, "_raw", raw)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_base_dir", base_dir)
@@ -446,7 +587,20 @@ class Scenario:
 
     @property
     def queues(self) -> Mapping[str, QueueSpec]:
-        return MappingProxyType(self._model.queues)
+        """Every queue, then each partitioned topic's partitions (``TOPIC[p]``)."""
+        return MappingProxyType(self._queues)
+
+    @property
+    def topics(self) -> Mapping[str, TopicSpec]:
+        return MappingProxyType(self._model.topics)
+
+    def resolve(self, dest: str) -> list[tuple[str, float]]:
+        """The queues a destination (queue or topic) stands for, with copies per message."""
+        return self._model.resolve(dest)
+
+    def drains(self) -> dict[str, list[str]]:
+        """For every queue, partitions included, the consumer groups taking from it."""
+        return self._model.drains()
 
     @property
     def consumers(self) -> Mapping[str, ConsumerSpec]:
@@ -489,8 +643,9 @@ class Scenario:
             return v
 
         out = canon(self._model)
-        for kind in ("producers", "queues", "consumers", "links"):
-            out[kind] = {n: canon(getattr(self._model, kind)[n]) for n in getattr(self._model, kind)}
+        for kind in ("producers", "queues", "consumers", "links", "topics"):
+            comps = getattr(self._model, kind)
+            out[kind] = {n: canon(comps[n]) for n in comps}
         return out
 
     def __repr__(self) -> str:
@@ -538,7 +693,7 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-_SECTIONS = ("producers", "queues", "consumers", "links")
+_SECTIONS = ("producers", "queues", "consumers", "links", "topics")
 _REPLACES = {"rate": ("interarrival", "service"), "interarrival": ("rate",), "service": ("rate",),
              "until": (), "messages": ()}
 
@@ -574,7 +729,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         raw[top] = value
         return
     raise ScenarioError(
-        path, "overrides start with run, producers, queues, consumers, links, name or description"
+        path, "overrides start with run, producers, queues, consumers, links, topics, name or "
+        "description"
     )
 
 

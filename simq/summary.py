@@ -108,6 +108,10 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     latency = latency_all[delivered & in_window]
     mean, p50, p95, p99, mx = _stats(latency, 0.5, 0.95, 0.99)
 
+    # Fan-out copies are messages of their own (in `produced`); say how many there were
+    # (only where a fan-out topic exists, so plain summaries keep their shape).
+    if any(t.subscribers is not None for t in sc.topics.values()):
+        counts["copies"] = int((rec.parent >= 0).sum())
     summary: dict[str, Any] = {
         "messages": counts,
         "throughput": float((delivered & done_in_window).sum() / span),

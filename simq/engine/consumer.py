@@ -10,6 +10,7 @@ from simpy.events import Event
 
 from simq.engine.core import Destination, Message, Request
 from simq.engine.queue import Queue
+from simq.engine.topic import MergedPartitions
 from simq.record import DECODE, DELIVERED, REPLY, Recorder
 
 __all__ = ["ConsumerGroup", "Replier"]
@@ -19,7 +20,8 @@ class ConsumerGroup:
     """Each worker is one long-lived process: take, serve, forward, repeat."""
 
     def __init__(
-        self, env: simpy.Environment, index: int, name: str, queue: Queue, count: int,
+        self, env: simpy.Environment, index: int, name: str, queue: Queue | MergedPartitions,
+        count: int,
         service: Callable[[], float], forward: Destination | None, rec: Recorder,
         decode: Callable[[], float] | None = None,
     ) -> None:
@@ -36,8 +38,8 @@ class ConsumerGroup:
         self._finished = rec.finished.append
         self._stage = rec.stages.append
         self.decode = decode
-        # Chosen once: the plain loop carries no per-message test for decoding.
-        work = self._work if decode is None else self._work_decoding
+        # Chosen once: the plain loop carries no per-message test for optional steps.
+        work = self._work if decode is None and queue.index >= 0 else self._work_general
         for slot in range(count):
             env.process(work(slot))
 
@@ -71,14 +73,15 @@ class ConsumerGroup:
                 if blocked is not None:  # downstream full: the worker holds the message
                     yield blocked
 
-    def _work_decoding(self, slot: int):  # type: ignore[no-untyped-def]
-        """The same loop, with a decode step before the service (one timeout for both)."""
+    def _work_general(self, slot: int):  # type: ignore[no-untyped-def]
+        """The same loop with the optional steps: a decode before the service (one
+        timeout for both), and messages from several partitions (each knows its own)."""
         env = self.env
         take, idle = self.queue.take, self.queue.idle
         service, decode = self.service, self.decode
-        assert decode is not None
         visit, stage, finished = self._visit, self._stage, self._finished
         qi, gi = self.queue.index, self.index
+        merged = qi < 0
         put = self.forward.put if self.forward is not None else None
         in_service, started = self.in_service, self.started
         while True:
@@ -90,12 +93,15 @@ class ConsumerGroup:
             start = env.now
             in_service[slot] = msg
             started[slot] = start
-            d = decode()
-            stage((msg.id, DECODE, start, start + d))
-            yield env.timeout(d + service())
+            if decode is not None:
+                d = decode()
+                stage((msg.id, DECODE, start, start + d))
+                yield env.timeout(d + service())
+            else:
+                yield env.timeout(service())
             in_service[slot] = None
             end = env.now
-            visit((msg.id, qi, msg.arrived, start, end, gi))
+            visit((msg.id, msg.queue if merged else qi, msg.arrived, start, end, gi))
             if put is None:
                 finished((msg.id, end, DELIVERED, gi))
             else:

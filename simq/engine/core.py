@@ -17,7 +17,8 @@ __all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    __slots__ = ("id", "sent", "size", "arrived")
+    # `queue` is only set by partitions (see engine.topic); plain messages never touch it.
+    __slots__ = ("id", "sent", "size", "arrived", "queue")
 
     def __init__(self, id: int, sent: float, size: float) -> None:
         self.id = id

@@ -16,6 +16,7 @@ from simq.engine.link import Link
 from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Queue
 from simq.engine.router import Router, Sink
+from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.record import Recorder
 from simq.scenario import Scenario
 
@@ -41,22 +42,42 @@ class Simulation:
         self.env = env = simpy.Environment()
         self.rec = rec = Recorder()
         streams = Streams(seed)
+        partitions = {q for t, spec in scenario.topics.items()
+                      for q in spec.partition_names(t)}
         self.queues = {
-            name: Queue(env, i, name, q.capacity, q.overflow, rec)
+            name: (Partition if name in partitions else Queue)(
+                env, i, name, q.capacity, q.overflow, rec)
             for i, (name, q) in enumerate(scenario.queues.items())
         }
         link_names = list(scenario.links)
         self.links: dict[str, Link] = {}
+        ids = itertools.count()
+        self.topics: dict[str, Destination] = {}
+
+        def target(name: str) -> Destination:
+            """A queue, or the topic that spreads messages over its queues."""
+            if name in self.queues:
+                return self.queues[name]
+            if name not in self.topics:
+                spec = scenario.topics[name]
+                parts = [self.queues[q] for q, _ in scenario.resolve(name)]
+                if spec.subscribers is not None:
+                    self.topics[name] = FanOut(env, parts, ids, rec)
+                else:
+                    pick = key_picker(spec.key, len(parts), spec.key_probabilities,
+                                      streams.uniform(f"topics.{name}.key"))
+                    self.topics[name] = Partitioner(parts, pick)  # type: ignore[arg-type]
+            return self.topics[name]
 
         def via(src: str, dst: str) -> Destination:
-            """The queue `dst`, reached over the link src->dst when there is one."""
+            """The queue or topic `dst`, over the link src->dst when there is one."""
             key = f"{src}->{dst}"
             if key not in scenario.links:
-                return self.queues[dst]
+                return target(dst)
             if key not in self.links:
                 spec = scenario.links[key]
                 self.links[key] = Link(
-                    env, link_names.index(key), key, self.queues[dst],
+                    env, link_names.index(key), key, target(dst),
                     streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
                     spec.loss, streams.uniform(f"links.{key}.loss"), rec,
                 )
@@ -66,7 +87,8 @@ class Simulation:
         # the line stays the plain "delivered" record, with nothing added per message.
         replies = any(p.waits_for_reply for p in scenario.producers.values())
         self.repliers: dict[str, Replier] = {}
-        self.groups = {}
+        self.groups: dict[str, ConsumerGroup] = {}
+        self.partition_workers: list[ConsumerGroup] = []
         for i, (name, c) in enumerate(scenario.consumers.items()):
 
             def way_out(name: str = name, i: int = i) -> Destination:
@@ -88,13 +110,25 @@ class Simulation:
                 forward = way_out()
             else:
                 forward = None  # the worker records the delivery itself: the plain path
-            self.groups[name] = ConsumerGroup(
-                env, i, name, self.queues[c.source], c.count,
-                streams.draw(f"consumers.{name}.service", c.service), forward, rec,
-                None if c.decode is None else streams.draw(f"consumers.{name}.decode", c.decode),
-            )
+            service = streams.draw(f"consumers.{name}.service", c.service)
+            decode = None if c.decode is None else streams.draw(f"consumers.{name}.decode",
+                                                                c.decode)
+            topic = scenario.topics.get(c.source)
+            if topic is None:
+                self.groups[name] = ConsumerGroup(
+                    env, i, name, self.queues[c.source], c.count, service, forward, rec, decode
+                )
+                continue
+            # A consumer group on a partitioned topic: each partition has one owner; the
+            # consumers beyond the partitions stay idle (they count in utilization).
+            parts = [self.queues[q] for q, _ in scenario.resolve(c.source)]
+            own = topic.owners(c.count)
+            for k in sorted(set(own)):
+                mine = [p for p, o in zip(parts, own, strict=True) if o == k]
+                line = mine[0] if len(mine) == 1 else MergedPartitions(mine)  # type: ignore[arg-type]
+                self.partition_workers.append(ConsumerGroup(
+                    env, i, name, line, 1, service, forward, rec, decode))
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
-        ids = itertools.count()
         self.encoders: list[Encoder] = []
         self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
         for i, (name, p) in enumerate(scenario.producers.items()):
@@ -152,9 +186,11 @@ class Simulation:
             for m in q.items:
                 visit((m.id, q.index, m.arrived, math.nan, math.nan, -1))
             inside += len(q.items) + len(q.blocked)
-        for g in self.groups.values():
+        for g in [*self.groups.values(), *self.partition_workers]:
+            merged = g.queue.index < 0
             for m, start in g.holding():
-                visit((m.id, g.queue.index, m.arrived, start, math.nan, g.index))
+                qi = m.queue if merged else g.queue.index
+                visit((m.id, qi, m.arrived, start, math.nan, g.index))
                 inside += 1
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
