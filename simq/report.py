@@ -145,7 +145,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
         ) + "  (s, mean per delivered message)")
     prods = s.get("producers", {})
     if len(prods) > 1 or any(p.get("mode") != "async" for p in prods.values()):
-        pf = ["mode", "offered_rate", "throughput", "latency_mean", "latency_p95"]
+        pf = ["mode", "priority", "offered_rate", "throughput", "wait_mean", "latency_mean",
+              "latency_p95"]
         out += ["", _table(["producer", *pf], _section_rows(s, "producers", pf))]
     qf = ["wait_mean", "wait_p95", "length_mean", "length_max", "dropped", "growth_rate"]
     if s.get("queues"):

@@ -82,10 +82,18 @@ class ProducerSpec(BaseModel):
     window: Annotated[int, Field(ge=1)] | None = None
     encode: Distribution | None = None
     reply: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    priority: int = 0
 
     _parse_dists = field_validator(
         "interarrival", "size", "think", "encode", "reply", mode="before"
     )(_dist)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+            raise ValueError(f"must be an integer (higher is served first), got {v!r}")
+        return int(v)
 
     @field_validator("clients", "window", mode="before")
     @classmethod
@@ -130,6 +138,14 @@ class QueueSpec(BaseModel):
 
     capacity: float = math.inf
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+    discipline: Literal["fifo", "priority"] = "fifo"
+
+    @model_validator(mode="after")
+    def _order(self) -> QueueSpec:
+        if self.discipline == "priority" and self.overflow == "drop-oldest":
+            raise ValueError("drop-oldest would evict the message served next in a priority "
+                             "queue; use drop-new or block")
+        return self
 
     @field_validator("capacity", mode="before")
     @classmethod

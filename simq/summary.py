@@ -132,6 +132,9 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         lat = _stats(latency_all[mine & counted], 0.95)
         summary["producers"][name] = {
             "mode": prod.mode,
+            "priority": prod.priority,
+            "wait_mean": float(parts["wait"][mine & counted].mean()) if (mine & counted).any()
+            else math.nan,
             "offered_rate": float((mine & in_window).sum() / span),
             "throughput": float((mine & delivered & done_in_window).sum() / span),
             "latency_mean": lat[0],

@@ -19,6 +19,7 @@ class Message:
 
     # `queue` is only set by partitions (see engine.topic); plain messages never touch it.
     __slots__ = ("id", "sent", "size", "arrived", "queue")
+    queue: int
 
     def __init__(self, id: int, sent: float, size: float) -> None:
         self.id = id

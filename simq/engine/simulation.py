@@ -11,10 +11,10 @@ import simpy
 
 from simq.dists import parse
 from simq.engine.consumer import ConsumerGroup, Replier
-from simq.engine.core import Destination, Streams
+from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
 from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
-from simq.engine.queue import Queue
+from simq.engine.queue import Levels, Queue
 from simq.engine.router import Router, Sink
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.record import Recorder
@@ -49,6 +49,16 @@ class Simulation:
                 env, i, name, q.capacity, q.overflow, rec)
             for i, (name, q) in enumerate(scenario.queues.items())
         }
+        # Priority queues look a message's class up by its producer (copies keep theirs).
+        classes = [p.priority for p in scenario.producers.values()]
+        created = rec.created
+
+        def priority_of(msg: Message) -> int:
+            return classes[created[msg.id][0]]
+
+        for name, q in scenario.queues.items():
+            if q.discipline == "priority":
+                self.queues[name].items = Levels(priority_of)
         link_names = list(scenario.links)
         self.links: dict[str, Link] = {}
         ids = itertools.count()
