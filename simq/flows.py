@@ -94,7 +94,10 @@ class _Network:
 def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     """Messages/s group g can serve at queue q, and the workers it puts there."""
     c = sc.consumers[g]
-    rate = 1.0 / service_mean(c)
+    # A batching worker serves up to `batch` messages per service: its capacity is that
+    # of full batches (what it reaches under load).
+    per_batch = c.service.mean + c.batch * (c.decode.mean if c.decode is not None else 0.0)
+    rate = c.batch / per_batch
     topic = sc.topics.get(c.source)
     if topic is None:
         return c.count * rate, c.count

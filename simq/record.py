@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY", "STAGES",
+__all__ = ["BATCH", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY", "STAGES",
            "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
@@ -29,8 +29,8 @@ OUTCOMES = {
 }
 
 # Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY = 0, 1, 2
-STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply"}
+ENCODE, DECODE, REPLY, BATCH = 0, 1, 2, 3
+STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch"}
 
 
 @dataclass
@@ -52,6 +52,8 @@ class Recorder:
     stages: list[tuple[int, int, float, float]] = field(default_factory=list)
     # (copy id, parent id): a fan-out topic's copy of a message, which is its own message.
     copies: list[tuple[int, int]] = field(default_factory=list)
+    # (group index, start, end, messages): one service of a batching consumer.
+    batches: list[tuple[int, float, float, int]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -80,6 +82,7 @@ class Records:
     hops: dict[str, np.ndarray]
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    batches: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -100,8 +103,9 @@ class Records:
         parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
         copies = _cols(rec.copies, ("id", "parent"), "ii")
         parent[copies["id"]] = copies["parent"]
+        batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, stages, parent)
+                   outcome, where, visits, hops, stages, parent, batches)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -83,6 +83,8 @@ class ProducerSpec(BaseModel):
     encode: Distribution | None = None
     reply: Distribution = Field(default_factory=lambda: parse("constant(0)"))
     priority: int = 0
+    batch_size: PositiveFloat | None = None
+    linger: NonNegFloat = 0.0
 
     _parse_dists = field_validator(
         "interarrival", "size", "think", "encode", "reply", mode="before"
@@ -121,6 +123,11 @@ class ProducerSpec(BaseModel):
         for key in ("clients", "think"):
             if key in given and self.mode != "sync":
                 raise ValueError(f"`{key}` needs mode: sync")
+        if self.batch_size is not None and self.mode == "sync":
+            raise ValueError("a sync client has one message outstanding: nothing to batch "
+                             "(`batch_size` needs mode async or window)")
+        if "linger" in given and self.batch_size is None:
+            raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
         if "reply" in given and self.mode == "async":
             raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window")
         return self
@@ -170,6 +177,7 @@ class ConsumerSpec(BaseModel):
     service: Distribution
     to: str | dict[str, float] | None = None
     decode: Distribution | None = None
+    batch: Annotated[int, Field(ge=1)] = 1
 
     @field_validator("to", mode="before")
     @classmethod

@@ -34,7 +34,7 @@ __all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
-BREAKDOWN = ("encode", "link", "wait", "service", "decode", "reply", "other")
+BREAKDOWN = ("encode", "batch", "link", "wait", "service", "decode", "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -173,8 +173,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
         start, end = v["left"][at], v["end"][at]
-        end_f = np.where(np.isnan(end), rec.t_end, end)
-        busy = overlap(start, end_f, t0, t1).sum()
+        busy = _busy(rec, gi, spec.batch, start, end, t0, t1)
         started_in = (start >= t0) & (start < t1) & ~np.isnan(end)
         summary["consumers"][name] = {
             "utilization": float(busy / (spec.count * span)),
@@ -187,13 +186,36 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         at = h["link"] == li
         entered = h["entered"][at]
         inw = (entered >= t0) & (entered < t1)
+        tx_start, tx_end = h["tx_start"][at], h["tx_end"][at]
+        if any(p.batch_size is not None for p in sc.producers.values()):
+            # A producer batch is one transmission logged once per message: a serializing
+            # link sends one thing at a time, so equal intervals are the same batch.
+            pairs = np.unique(np.stack([tx_start, tx_end]), axis=1)
+            tx_start, tx_end = pairs[0], pairs[1]
         summary["links"][name] = {
             "delay_mean": _stats((h["out"][at] - entered)[inw])[0],
-            "utilization": float(overlap(h["tx_start"][at], h["tx_end"][at], t0, t1).sum()
-                                 / span),
+            "utilization": float(overlap(tx_start, tx_end, t0, t1).sum() / span),
             "lost": int(((o == LOST) & (rec.where == li) & done_in_window).sum()),
         }
     return summary
+
+
+def _busy(rec: Records, gi: int, batch: int, start: np.ndarray, end: np.ndarray,
+          t0: float, t1: float) -> float:
+    """Worker-seconds busy in [t0, t1]. A batch is one service for all its messages, so
+    batching groups count their batches, not their messages' visits."""
+    if batch > 1:
+        b = rec.batches
+        at = b["group"] == gi
+        busy = float(overlap(b["start"][at], b["end"][at], t0, t1).sum())
+        # Batches still in service at the end are not logged yet: their messages are.
+        open_ = np.isnan(end)
+        if open_.any():
+            busy += float(overlap(np.unique(start[open_]), np.full(len(np.unique(start[open_])),
+                          rec.t_end), t0, t1).sum())
+        return busy
+    end_f = np.where(np.isnan(end), rec.t_end, end)
+    return float(overlap(start, end_f, t0, t1).sum())
 
 
 def timeseries_columns(
@@ -206,8 +228,16 @@ def timeseries_columns(
     for qi, name in enumerate(sc.queues):
         at = v["queue"] == qi
         cols[f"queue.{name}.length"] = level_at(v["arrived"][at], v["left"][at], times)
-    for gi, name in enumerate(sc.consumers):
+    for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = (v["group"] == gi) & ~np.isnan(v["left"])
+        if spec.batch > 1:  # busy workers: one per batch in service, not one per message
+            b = rec.batches
+            mine = b["group"] == gi
+            open_ = np.unique(v["left"][at][np.isnan(v["end"][at])])
+            cols[f"consumer.{name}.busy"] = level_at(
+                np.concatenate([b["start"][mine], open_]),
+                np.concatenate([b["end"][mine], np.full(len(open_), np.nan)]), times)
+            continue
         cols[f"consumer.{name}.busy"] = level_at(v["left"][at], v["end"][at], times)
     h = rec.hops
     for li, name in enumerate(sc.links):

@@ -52,6 +52,32 @@ class Link:
         ev.callbacks.append(self._deliver)
         return None
 
+    def put_batch(self, msgs: list[Message]) -> None:
+        """A producer batch crosses as one unit: one serialization of the summed sizes,
+        one propagation delay, one loss draw; its messages arrive together."""
+        now = self.env.now
+        if self.loss and self.coin() < self.loss:
+            for m in msgs:
+                self._finished((m.id, now, LOST, self.index))
+            return
+        if math.isinf(self.bandwidth):
+            tx_start = tx_end = now
+        else:
+            tx_start = max(now, self.free_at)
+            tx_end = self.free_at = tx_start + sum(m.size for m in msgs) / self.bandwidth
+        out = tx_end + self.latency()
+        for m in msgs:
+            self._hop((m.id, self.index, now, tx_start, tx_end, out))
+        self.in_transit += len(msgs)
+        ev = self.env.timeout(out - now, msgs)
+        ev.callbacks.append(self._deliver_batch)
+
+    def _deliver_batch(self, ev: Event) -> None:
+        msgs: list[Message] = ev.value  # type: ignore[assignment]
+        self.in_transit -= len(msgs)
+        for m in msgs:
+            self.dest.put(m)
+
     def _deliver(self, ev: Event) -> None:
         self.in_transit -= 1
         # A link cannot be blocked: when the queue is full and blocks, the message waits

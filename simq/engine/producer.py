@@ -11,9 +11,9 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message, Request
-from simq.record import ENCODE, Recorder
+from simq.record import BATCH, ENCODE, Recorder
 
-__all__ = ["Encoder", "Producer", "SyncProducer", "WindowProducer"]
+__all__ = ["Batcher", "Encoder", "Producer", "SyncProducer", "WindowProducer"]
 
 
 class Producer:
@@ -213,3 +213,53 @@ class WindowProducer:
         if self._space is not None:
             ev, self._space = self._space, None
             ev.succeed()
+
+
+class Batcher:
+    """A producer's batch (Kafka's batch.size / linger.ms): messages gather until their
+    sizes reach `batch_size` bytes or `linger` seconds have passed since the first one,
+    then go out together (over a link, as one unit)."""
+
+    def __init__(self, env: simpy.Environment, dest: Destination, batch_size: float,
+                 linger: float, rec: Recorder) -> None:
+        self.env = env
+        self.dest = dest
+        self.batch_size = batch_size
+        self.linger = linger
+        self.pending: list[Message] = []
+        self._bytes = 0.0
+        self._joined: list[float] = []
+        self._round = 0  # which batch a linger timer belongs to
+        self._stage = rec.stages.append
+        self._put_batch = getattr(dest, "put_batch", None)
+
+    def put(self, msg: Message) -> Event | None:
+        now = self.env.now
+        self.pending.append(msg)
+        self._joined.append(now)
+        self._bytes += msg.size
+        if self._bytes >= self.batch_size or self.linger <= 0:
+            self._flush()
+        elif len(self.pending) == 1:
+            ev = self.env.timeout(self.linger, self._round)
+            ev.callbacks.append(self._linger_over)
+        return None
+
+    def _linger_over(self, ev: Event) -> None:
+        if ev.value == self._round and self.pending:
+            self._flush()
+
+    def _flush(self) -> None:
+        now = self.env.now
+        batch, joined = self.pending, self._joined
+        self.pending, self._joined, self._bytes = [], [], 0.0
+        self._round += 1
+        for m, t in zip(batch, joined, strict=True):
+            self._stage((m.id, BATCH, t, now))
+        if self._put_batch is not None:
+            self._put_batch(batch)
+            return
+        # Straight into a queue: one after the other, at the same instant. Like a link,
+        # a batcher is not held up by a full queue (the messages wait at its door).
+        for m in batch:
+            self.dest.put(m)

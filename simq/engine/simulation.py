@@ -13,7 +13,7 @@ from simq.dists import parse
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
-from simq.engine.producer import Encoder, Producer, SyncProducer, WindowProducer
+from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
 from simq.engine.router import Router, Sink
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
@@ -126,7 +126,8 @@ class Simulation:
             topic = scenario.topics.get(c.source)
             if topic is None:
                 self.groups[name] = ConsumerGroup(
-                    env, i, name, self.queues[c.source], c.count, service, forward, rec, decode
+                    env, i, name, self.queues[c.source], c.count, service, forward, rec, decode,
+                    c.batch,
                 )
                 continue
             # A consumer group on a partitioned topic: each partition has one owner; the
@@ -137,9 +138,10 @@ class Simulation:
                 mine = [p for p, o in zip(parts, own, strict=True) if o == k]
                 line = mine[0] if len(mine) == 1 else MergedPartitions(mine)  # type: ignore[arg-type]
                 self.partition_workers.append(ConsumerGroup(
-                    env, i, name, line, 1, service, forward, rec, decode))
+                    env, i, name, line, 1, service, forward, rec, decode, c.batch))
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
         self.encoders: list[Encoder] = []
+        self.batchers: list[Batcher] = []
         self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
         for i, (name, p) in enumerate(scenario.producers.items()):
             key = f"producers.{name}"
@@ -153,6 +155,10 @@ class Simulation:
                     p.start, p.stop, rec,
                 )
                 continue
+            if p.batch_size is not None:
+                batcher = Batcher(env, dest, p.batch_size, p.linger, rec)
+                self.batchers.append(batcher)
+                dest = batcher
             if encode is not None:
                 dest = Encoder(env, dest, encode, rec)
                 self.encoders.append(dest)
@@ -204,6 +210,7 @@ class Simulation:
                 inside += 1
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(len(b.pending) for b in self.batchers)
         inside += sum(r.in_transit for r in self.repliers.values())
         inside += sum(p.encoding for p in self.producers.values() if isinstance(p, SyncProducer))
         return inside
