@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY", "STAGES",
-           "Recorder", "Records"]
+__all__ = ["BATCH", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY",
+           "STAGES", "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
