@@ -98,6 +98,14 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     # of full batches (what it reaches under load).
     per_batch = c.service.mean + c.batch * (c.decode.mean if c.decode is not None else 0.0)
     rate = c.batch / per_batch
+    if c.prefetch is not None:
+        # n messages in flight per consumer over a cycle of service + the trip out and the
+        # ack back: at most n per cycle (a prefetch of 1 idles during the round trip).
+        size = max((p.size.mean for p in sc.producers.values()), default=0.0)
+        trip = _link_delay(sc, f"{c.source}->{g}", size)
+        spec = sc.links.get(f"{c.source}->{g}")
+        back = spec.latency.mean if spec is not None else 0.0
+        rate = min(rate, c.prefetch / (per_batch + trip + back))
     topic = sc.topics.get(c.source)
     if topic is None:
         return c.count * rate, c.count

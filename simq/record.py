@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "LOST", "OUTCOMES", "REPLY",
-           "STAGES", "Recorder", "Records"]
+__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "FETCH", "LOST",
+           "OUTCOMES", "REPLY", "STAGES", "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
@@ -29,8 +29,9 @@ OUTCOMES = {
 }
 
 # Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY, BATCH = 0, 1, 2, 3
-STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch"}
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH = 0, 1, 2, 3, 4, 5
+STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
+          BUFFER: "buffer", FETCH: "fetch"}
 
 
 @dataclass

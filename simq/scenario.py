@@ -178,6 +178,13 @@ class ConsumerSpec(BaseModel):
     to: str | dict[str, float] | None = None
     decode: Distribution | None = None
     batch: Annotated[int, Field(ge=1)] = 1
+    prefetch: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _fetching(self) -> ConsumerSpec:
+        if self.prefetch is not None and self.batch > 1:
+            raise ValueError("give `prefetch` or `batch`, not both")
+        return self
 
     @field_validator("to", mode="before")
     @classmethod
@@ -418,6 +425,9 @@ def _check_references(m: Model) -> None:
                 f"consumers.{n}.from",
                 f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
                 "topic read from its subscriber queues)", c.source)
+        if src is not None and c.prefetch is not None:
+            raise ScenarioError(f"consumers.{n}.prefetch",
+                                "prefetch reads from a queue, not a partitioned topic", c.prefetch)
         if src is not None:
             other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
                          None)
@@ -445,10 +455,14 @@ def _check_references(m: Model) -> None:
                 f"no messages flow from {a!r} to {b!r}; a link must join a producer to its "
                 "queue or a consumer group to the queue it forwards to",
             )
-        if a in m.queues or a in m.topics:
+        if a in m.topics:
             raise ScenarioError(
-                f"links.{key}", "links from a queue to its consumers are not supported yet"
+                f"links.{key}", "links from a topic to its consumers are not supported"
             )
+        if a in m.queues and m.consumers[b].prefetch is None:
+            raise ScenarioError(
+                f"links.{key}", f"a link from a queue to its consumers needs "
+                f"consumers.{b}.prefetch (how many unacknowledged messages it may hold)")
     _check_no_cycle(m)
     _check_replies(m)
 

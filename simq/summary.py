@@ -34,7 +34,8 @@ __all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
-BREAKDOWN = ("encode", "batch", "link", "wait", "service", "decode", "reply", "other")
+BREAKDOWN = ("encode", "batch", "link", "wait", "buffer", "service", "decode", "reply",
+             "other")
 
 
 class ConservationError(RuntimeError):
@@ -68,7 +69,9 @@ def breakdown_columns(rec: Records) -> dict[str, np.ndarray]:
     for code, name in STAGES.items():
         at = st["stage"] == code
         cols[name] = per_message(st["id"][at], (st["end"] - st["start"])[at])
-    cols["service"] = cols["service"] - cols["decode"]  # the worker decodes, then serves
+    # A visit runs from leaving the line to the end of service: take out the decode and,
+    # with prefetch, the trip to the consumer (`fetch`, also in `link`) and its buffer.
+    cols["service"] = cols["service"] - cols["decode"] - cols["fetch"] - cols["buffer"]
     cols["other"] = (rec.done - rec.sent) - sum(cols[k] for k in BREAKDOWN[:-1])
     return {k: cols[k] for k in BREAKDOWN}
 
@@ -173,11 +176,21 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
         start, end = v["left"][at], v["end"][at]
-        busy = _busy(rec, gi, spec.batch, start, end, t0, t1)
+        # Batching and prefetching groups log each service (a visit of theirs also spans
+        # the batch or the trip to the consumer); the others' visits are their services.
+        logged = spec.batch > 1 or spec.prefetch is not None
+        busy = _busy(rec, gi, logged, start, end, t0, t1)
+        if logged:  # per service (a batch's service is shared by its messages)
+            b = rec.batches
+            mine = b["group"] == gi
+            start, end = b["start"][mine], b["end"][mine]
+            served = v["end"][at]
+        else:
+            served = end
         started_in = (start >= t0) & (start < t1) & ~np.isnan(end)
         summary["consumers"][name] = {
             "utilization": float(busy / (spec.count * span)),
-            "throughput": float(((end >= t0) & (end <= t1)).sum() / span),
+            "throughput": float(((served >= t0) & (served <= t1)).sum() / span),
             "service_mean": _stats(end[started_in] - start[started_in])[0],
         }
 
@@ -200,20 +213,16 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     return summary
 
 
-def _busy(rec: Records, gi: int, batch: int, start: np.ndarray, end: np.ndarray,
+def _busy(rec: Records, gi: int, batch: bool, start: np.ndarray, end: np.ndarray,
           t0: float, t1: float) -> float:
     """Worker-seconds busy in [t0, t1]. A batch is one service for all its messages, so
     batching groups count their batches, not their messages' visits."""
-    if batch > 1:
+    if batch:
         b = rec.batches
         at = b["group"] == gi
-        busy = float(overlap(b["start"][at], b["end"][at], t0, t1).sum())
-        # Batches still in service at the end are not logged yet: their messages are.
-        open_ = np.isnan(end)
-        if open_.any():
-            busy += float(overlap(np.unique(start[open_]), np.full(len(np.unique(start[open_])),
-                          rec.t_end), t0, t1).sum())
-        return busy
+        # A service still running at the end is logged with end = NaN.
+        ends = np.where(np.isnan(b["end"][at]), rec.t_end, b["end"][at])
+        return float(overlap(b["start"][at], ends, t0, t1).sum())
     end_f = np.where(np.isnan(end), rec.t_end, end)
     return float(overlap(start, end_f, t0, t1).sum())
 
@@ -230,13 +239,10 @@ def timeseries_columns(
         cols[f"queue.{name}.length"] = level_at(v["arrived"][at], v["left"][at], times)
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = (v["group"] == gi) & ~np.isnan(v["left"])
-        if spec.batch > 1:  # busy workers: one per batch in service, not one per message
+        if spec.batch > 1 or spec.prefetch is not None:  # one per service, as logged
             b = rec.batches
             mine = b["group"] == gi
-            open_ = np.unique(v["left"][at][np.isnan(v["end"][at])])
-            cols[f"consumer.{name}.busy"] = level_at(
-                np.concatenate([b["start"][mine], open_]),
-                np.concatenate([b["end"][mine], np.full(len(open_), np.nan)]), times)
+            cols[f"consumer.{name}.busy"] = level_at(b["start"][mine], b["end"][mine], times)
             continue
         cols[f"consumer.{name}.busy"] = level_at(v["left"][at], v["end"][at], times)
     h = rec.hops

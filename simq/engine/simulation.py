@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +14,13 @@ from simq.dists import parse
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
+from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
 from simq.engine.router import Router, Sink
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.record import Recorder
-from simq.scenario import Scenario
+from simq.scenario import ConsumerSpec, Scenario
 
 __all__ = ["Simulation", "Outcome"]
 
@@ -99,6 +101,8 @@ class Simulation:
         self.repliers: dict[str, Replier] = {}
         self.groups: dict[str, ConsumerGroup] = {}
         self.partition_workers: list[ConsumerGroup] = []
+        self.prefetchers: list[PrefetchConsumer] = []
+        self.prefetch_links: list[Link] = []
         for i, (name, c) in enumerate(scenario.consumers.items()):
 
             def way_out(name: str = name, i: int = i) -> Destination:
@@ -124,6 +128,9 @@ class Simulation:
             decode = None if c.decode is None else streams.draw(f"consumers.{name}.decode",
                                                                 c.decode)
             topic = scenario.topics.get(c.source)
+            if c.prefetch is not None:
+                self._prefetching(i, name, c, service, decode, forward, streams)
+                continue
             if topic is None:
                 self.groups[name] = ConsumerGroup(
                     env, i, name, self.queues[c.source], c.count, service, forward, rec, decode,
@@ -178,6 +185,27 @@ class Simulation:
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
 
+    def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
+                     decode: Callable[[], float] | None, forward: Destination | None,
+                     streams: Streams) -> None:
+        """`count` consumers, each with its own prefetch window (and its own copy of the
+        broker->consumer link, whose latency also carries the acks back)."""
+        assert c.prefetch is not None
+        key = f"{c.source}->{name}"
+        spec = self.scenario.links.get(key)
+        ack = None if spec is None else streams.draw(f"links.{key}.ack", spec.latency)
+        for k in range(c.count):
+            consumer = PrefetchConsumer(self.env, i, self.queues[c.source], c.prefetch,
+                                        service, decode, forward, ack, self.rec)
+            if spec is not None:
+                link = Link(self.env, list(self.scenario.links).index(key), key, consumer,
+                            streams.draw(f"links.{key}.latency.{k}", spec.latency),
+                            spec.bandwidth, 0.0, streams.uniform(f"links.{key}.loss.{k}"),
+                            self.rec)
+                consumer.link = link
+                self.prefetch_links.append(link)
+            self.prefetchers.append(consumer)
+
     def run(self) -> Outcome:
         spec = self.scenario.run
         if spec.until is not None:
@@ -210,6 +238,18 @@ class Simulation:
                 inside += 1
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(link.in_transit for link in self.prefetch_links)
+        log = self.rec.batches.append  # services still running, for busy time
+        for g in [*self.groups.values(), *self.partition_workers]:
+            for held, start in zip(g.batch_held, g.started, strict=True):
+                if held:
+                    log((g.index, start, math.nan, len(held)))
+        for pc in self.prefetchers:
+            if pc.current is not None:
+                log((pc.group, pc.current[1], math.nan, 1))
+            for m, dispatched in pc.holding():
+                visit((m.id, pc.queue.index, m.arrived, dispatched, math.nan, pc.group))
+                inside += 1
         inside += sum(len(b.pending) for b in self.batchers)
         inside += sum(r.in_transit for r in self.repliers.values())
         inside += sum(p.encoding for p in self.producers.values() if isinstance(p, SyncProducer))
