@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simq.peakspec import nominal_count
 from simq.scenario import ConsumerSpec, Scenario
 from simq.theory import mva
 
@@ -108,7 +109,9 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
         rate = min(rate, c.prefetch / (per_batch + trip + back))
     topic = sc.topics.get(c.source)
     if topic is None:
-        return c.count * rate, c.count
+        # A schedule reads as its time-average count, autoscaling as its maximum.
+        count = nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
+        return count * rate, round(count)
     # A consumer owning several partitions serves them as one line: on paper each gets
     # the consumer's time in proportion to its key share, so every partition it owns is
     # at the consumer's load.

@@ -38,7 +38,7 @@ STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
 class Recorder:
     """Append-only logs filled by the engine during one replication."""
 
-    # created[id] = (producer index, send time, size in bytes)
+    # created[id] = (producer index, send time, size in bytes); index -1: a queue backlog
     created: list[tuple[int, float, float]] = field(default_factory=list)
     # (id, time, outcome code, index of the component where it ended)
     finished: list[tuple[int, float, int, int]] = field(default_factory=list)
@@ -55,6 +55,9 @@ class Recorder:
     copies: list[tuple[int, int]] = field(default_factory=list)
     # (group index, start, end, messages): one service of a batching consumer.
     batches: list[tuple[int, float, float, int]] = field(default_factory=list)
+    # (time, group index, workers online, workers starting up): logged by groups whose
+    # size changes (schedule, autoscale), at t = 0 and at every change
+    workers: list[tuple[float, int, int, int]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -81,6 +84,7 @@ class Records:
     where: np.ndarray  # component index where it ended, -1 in flight
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
+    workers: dict[str, np.ndarray] = field(default_factory=dict)
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     batches: dict[str, np.ndarray] = field(default_factory=dict)
@@ -100,13 +104,14 @@ class Records:
             rec.visits, ("id", "queue", "arrived", "left", "end", "group"), "iifffi"
         )
         hops = _cols(rec.hops, ("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff")
+        workers = _cols(rec.workers, ("t", "group", "online", "pending"), "fiii")
         stages = _cols(rec.stages, ("id", "stage", "start", "end"), "iiff")
         parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
         copies = _cols(rec.copies, ("id", "parent"), "ii")
         parent[copies["id"]] = copies["parent"]
         batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, stages, parent, batches)
+                   outcome, where, visits, hops, workers, stages, parent, batches)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -61,6 +61,7 @@ def test_priority_line_serves_highest_first_and_fifo_within_a_class() -> None:
     for i in range(5):
         line.append(Message(i, 0.0, 1.0))
     assert len(line) == 5 and sorted(m.id for m in line) == [0, 1, 2, 3, 4]
+    assert line[0].id == 0  # the oldest waiting, whatever its priority
     assert [line.popleft().id for _ in range(5)] == [1, 3, 0, 2, 4]
     assert not line
     with pytest.raises(IndexError):

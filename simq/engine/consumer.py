@@ -28,7 +28,9 @@ class ConsumerGroup:
         self.env = env
         self.index = index
         self.name = name
-        self.queue = queue
+        # MergedPartitions stands in for a queue (take, idle, index); groups that change
+        # size (engine/scaling.py) always read a real one (the scenario makes sure).
+        self.queue: Queue = queue  # type: ignore[assignment]
         self.count = count
         self.service = service
         self.forward = forward
@@ -36,6 +38,10 @@ class ConsumerGroup:
         self.started = [math.nan] * count
         self._visit = rec.visits.append
         self._finished = rec.finished.append
+        # Scaling down (engine/scaling.py): workers asked to leave; each leaves when it
+        # next finishes a message, never in the middle of one, and calls on_leave.
+        self.retire = [0]
+        self.on_leave: Callable[[int], None] | None = None
         self._stage = rec.stages.append
         self.decode = decode
         self.batch = batch
@@ -48,8 +54,16 @@ class ConsumerGroup:
             work = self._work
         else:
             work = self._work_general
+        self._loop = work
         for slot in range(count):
             env.process(work(slot))
+
+    def add_worker(self) -> None:
+        """Start one more worker (scaling up)."""
+        self.in_service.append(None)
+        self.started.append(math.nan)
+        self.batch_held.append([])
+        self.env.process(self._loop(len(self.in_service) - 1))
 
     def _work(self, slot: int):  # type: ignore[no-untyped-def]
         env = self.env
@@ -61,12 +75,20 @@ class ConsumerGroup:
         put = self.forward.put if self.forward is not None else None
         finished = self._finished
         in_service, started = self.in_service, self.started
+        retire = self.retire
         while True:
+            if retire[0]:
+                retire[0] -= 1
+                if self.on_leave is not None:
+                    self.on_leave(slot)
+                return
             msg = take()
             if msg is None:
                 ev = Event(env)
                 idle.append(ev)
                 msg = yield ev
+                if msg is None:  # woken so that it can leave (scaling down)
+                    continue
             start = env.now
             in_service[slot] = msg
             started[slot] = start
@@ -92,12 +114,20 @@ class ConsumerGroup:
         merged = qi < 0
         put = self.forward.put if self.forward is not None else None
         in_service, started = self.in_service, self.started
+        retire = self.retire
         while True:
+            if retire[0]:
+                retire[0] -= 1
+                if self.on_leave is not None:
+                    self.on_leave(slot)
+                return
             msg = take()
             if msg is None:
                 ev = Event(env)
                 idle.append(ev)
                 msg = yield ev
+                if msg is None:  # woken so that it can leave (scaling down)
+                    continue
             start = env.now
             in_service[slot] = msg
             started[slot] = start
@@ -162,6 +192,9 @@ class ConsumerGroup:
                     blocked = put(m)
                     if blocked is not None:
                         yield blocked
+    def busy(self) -> int:
+        """Messages in service now."""
+        return sum(m is not None for m in self.in_service)
 
     def holding(self) -> list[tuple[Message, float]]:
         """Messages in service now, with their start times."""
@@ -201,6 +234,6 @@ class Replier:
 
     def _arrive(self, ev: Event) -> None:
         self.in_transit -= 1
-        msg: Request = ev.value
+        msg: Request = ev.value  # type: ignore[assignment]  # the timeout's value
         self._finished((msg.id, self.env.now, DELIVERED, self.group))
         msg.reply_to.acked(msg)

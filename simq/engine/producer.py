@@ -87,8 +87,7 @@ class Encoder:
         self.in_transit -= 1
         # Like a link, an encoder cannot be blocked: a message refused by a full queue
         # with overflow: block waits at its door.
-        msg: Message = ev.value
-        self.dest.put(msg)
+        self.dest.put(ev.value)  # type: ignore[arg-type]  # the timeout's value
 
 
 class SyncProducer:

@@ -121,6 +121,14 @@ class Levels:
     def __len__(self) -> int:
         return self._n
 
+    def __getitem__(self, i: int) -> Message:
+        """Only ``[0]``: the oldest message waiting, whatever its priority (its age is the
+        queue's lag)."""
+        heads = [line[0] for line in self._lines.values() if line]
+        if i != 0 or not heads:
+            raise IndexError(i)
+        return min(heads, key=lambda m: m.arrived)
+
     def __bool__(self) -> bool:
         return self._n > 0
 

@@ -11,6 +11,7 @@ import numpy as np
 import simpy
 
 from simq.dists import parse
+from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
@@ -18,7 +19,9 @@ from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
 from simq.engine.router import Router, Sink
+from simq.engine.scaling import Scaler
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
+from simq.peakspec import BacklogSpec
 from simq.record import Recorder
 from simq.scenario import ConsumerSpec, Scenario
 
@@ -56,7 +59,8 @@ class Simulation:
         created = rec.created
 
         def priority_of(msg: Message) -> int:
-            return classes[created[msg.id][0]]
+            origin = created[msg.id][0]
+            return classes[origin] if origin >= 0 else 0  # -1: a queue's starting backlog
 
         for name, q in scenario.queues.items():
             if q.discipline == "priority":
@@ -146,7 +150,15 @@ class Simulation:
                 line = mine[0] if len(mine) == 1 else MergedPartitions(mine)  # type: ignore[arg-type]
                 self.partition_workers.append(ConsumerGroup(
                     env, i, name, line, 1, service, forward, rec, decode, c.batch))
+        self.scalers = {
+            name: Scaler(env, self.groups[name], rec, c.schedule, c.autoscale)
+            for name, c in scenario.consumers.items()
+            if c.schedule is not None or c.autoscale is not None
+        }
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
+        for name, q in scenario.queues.items():
+            if q.backlog is not None and q.backlog.count:
+                self._backlog(self.queues[name], q.backlog, ids, streams)
         self.encoders: list[Encoder] = []
         self.batchers: list[Batcher] = []
         self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
@@ -169,9 +181,15 @@ class Simulation:
             if encode is not None:
                 dest = Encoder(env, dest, encode, rec)
                 self.encoders.append(dest)
-            # A window without an interarrival sends as fast as the window lets it.
-            gap = streams.draw(f"{key}.interarrival",
-                               p.interarrival if p.interarrival is not None else _NO_GAP)
+            stop = p.stop
+            if p.arrivals is not None:
+                gap, end = arrivals.build(p.arrivals, env, streams, key)
+                if end is not None:
+                    stop = end if stop is None else min(stop, end)
+            else:
+                # A window without an interarrival sends as fast as the window lets it.
+                gap = streams.draw(f"{key}.interarrival",
+                                   p.interarrival if p.interarrival is not None else _NO_GAP)
             if p.mode == "window":
                 assert p.window is not None
                 self.producers[name] = WindowProducer(
@@ -180,7 +198,7 @@ class Simulation:
                 )
             else:
                 self.producers[name] = Producer(
-                    env, i, name, dest, gap, size, ids, limit, p.start, p.stop, rec
+                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec
                 )
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
@@ -205,6 +223,19 @@ class Simulation:
                 consumer.link = link
                 self.prefetch_links.append(link)
             self.prefetchers.append(consumer)
+
+    def _backlog(self, queue: Queue, spec: BacklogSpec, ids: itertools.count,
+                 streams: Streams) -> None:
+        """Messages waiting at time 0: produced at minus their age (producer index -1),
+        oldest first in line, so conservation and latency count them like any other."""
+        key = f"queues.{queue.name}.backlog"
+        age, size = streams.draw(f"{key}.age", spec.age), streams.draw(f"{key}.size", spec.size)
+        ages = sorted((age() for _ in range(spec.count)), reverse=True)
+        created = self.rec.created.append
+        for a in ages:
+            msg = Message(next(ids), -a, size())
+            created((-1, msg.sent, msg.size))
+            queue.items.append(msg)
 
     def run(self) -> Outcome:
         spec = self.scenario.run

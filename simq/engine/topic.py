@@ -57,6 +57,8 @@ class Partition(Queue):
     """One partition of a topic: a queue that stamps its index on what it takes in, so a
     consumer reading several partitions knows where each message waited."""
 
+    items: deque[Message]  # never a priority line: topics have no discipline
+
     def put(self, msg: Message) -> Event | None:
         msg.queue = self.index
         return super().put(msg)
