@@ -70,8 +70,13 @@ def _link_delay(sc: Scenario, key: str, size: float) -> float:
     spec = sc.links.get(key)
     if spec is None:
         return 0.0
-    tx = 0.0 if math.isinf(spec.bandwidth) else size / spec.bandwidth
-    return spec.latency.mean + tx
+    owner = sc.links[spec.shares] if spec.shares is not None else spec
+    tx = 0.0 if math.isinf(owner.bandwidth) else size / owner.bandwidth
+    # With retransmission a message is lost a geometric number of times, each costing
+    # the timeout: loss / (1 - loss) timeouts on average.
+    resend = (spec.loss / (1 - spec.loss) * spec.retransmit
+              if spec.retransmit is not None else 0.0)
+    return spec.latency.mean + tx + resend
 
 
 def service_mean(c: ConsumerSpec) -> float:

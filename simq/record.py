@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "FETCH", "LOST",
-           "OUTCOMES", "REPLY", "STAGES", "Recorder", "Records"]
+           "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
@@ -29,9 +29,9 @@ OUTCOMES = {
 }
 
 # Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH = 0, 1, 2, 3, 4, 5
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT = 0, 1, 2, 3, 4, 5, 6
 STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
-          BUFFER: "buffer", FETCH: "fetch"}
+          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit"}
 
 
 @dataclass
@@ -58,6 +58,8 @@ class Recorder:
     # (time, group index, workers online, workers starting up): logged by groups whose
     # size changes (schedule, autoscale), at t = 0 and at every change
     workers: list[tuple[float, int, int, int]] = field(default_factory=list)
+    # (id, link index, time): a message lost on a link that resends after a timeout.
+    retransmits: list[tuple[int, int, float]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -88,6 +90,7 @@ class Records:
     stages: dict[str, np.ndarray] = field(default_factory=dict)
     parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     batches: dict[str, np.ndarray] = field(default_factory=dict)
+    retransmits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -110,8 +113,9 @@ class Records:
         copies = _cols(rec.copies, ("id", "parent"), "ii")
         parent[copies["id"]] = copies["parent"]
         batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
+        retransmits = _cols(rec.retransmits, ("id", "link", "t"), "iif")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, workers, stages, parent, batches)
+                   outcome, where, visits, hops, workers, stages, parent, batches, retransmits)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

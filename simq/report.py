@@ -160,7 +160,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
         wf = ["worker_seconds"]
         out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
-    lf = ["delay_mean", "utilization", "lost"]
+    lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
     out += ["", "The document's formulas, as written, against the simulation:"]

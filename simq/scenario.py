@@ -251,8 +251,16 @@ class LinkSpec(BaseModel):
     latency: Distribution = Field(default_factory=lambda: parse("constant(0)"))
     bandwidth: float = math.inf
     loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    retransmit: PositiveFloat | None = None
+    shares: str | None = None
 
     _parse_dists = field_validator("latency", mode="before")(_dist)
+
+    @model_validator(mode="after")
+    def _shared(self) -> LinkSpec:
+        if self.shares is not None and "bandwidth" in self.model_fields_set:
+            raise ValueError("a link that `shares` another's bandwidth has none of its own")
+        return self
 
     @field_validator("bandwidth", mode="before")
     @classmethod
@@ -499,6 +507,21 @@ def _check_references(m: Model) -> None:
             raise ScenarioError(
                 f"links.{key}", "links from a topic to its consumers are not supported"
             )
+        lspec = m.links[key]
+        if lspec.shares is not None:
+            owner = m.links.get(lspec.shares)
+            if owner is None or lspec.shares == key:
+                raise ScenarioError(f"links.{key}.shares",
+                                    f"names another link (links: {', '.join(m.links)})",
+                                    lspec.shares)
+            if owner.shares is not None:
+                raise ScenarioError(f"links.{key}.shares", f"{lspec.shares!r} itself shares "
+                                    f"{owner.shares!r}: name the link that owns the bandwidth",
+                                    lspec.shares)
+            for k in (key, lspec.shares):
+                if k.partition("->")[0] in m.queues:
+                    raise ScenarioError(f"links.{key}.shares", "a queue->consumer link "
+                                        "(prefetch) has its own bandwidth per consumer", k)
         if a in m.queues and m.consumers[b].prefetch is None:
             raise ScenarioError(
                 f"links.{key}", f"a link from a queue to its consumers needs "
@@ -523,11 +546,11 @@ def _check_replies(m: Model) -> None:
         while todo:
             src, dest = todo.pop()
             link = m.links.get(f"{src}->{dest}")
-            if link is not None and link.loss > 0:
+            if link is not None and link.loss > 0 and link.retransmit is None:
                 raise ScenarioError(
                     f"links.{src}->{dest}.loss",
                     f"producer {n!r} (mode {p.mode}) waits for every reply; a lossy link "
-                    "would stall it (use loss 0)", link.loss,
+                    "would stall it (use loss 0, or `retransmit`)", link.loss,
                 )
             for q, _ in m.resolve(dest):
                 if q in seen:

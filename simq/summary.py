@@ -35,8 +35,8 @@ __all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
-BREAKDOWN = ("encode", "batch", "link", "wait", "buffer", "service", "decode", "reply",
-             "other")
+BREAKDOWN = ("encode", "batch", "link", "retransmit", "wait", "buffer", "service", "decode",
+             "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -224,6 +224,8 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "delay_mean": _stats((h["out"][at] - entered)[inw])[0],
             "utilization": float(overlap(tx_start, tx_end, t0, t1).sum() / span),
             "lost": int(((o == LOST) & (rec.where == li) & done_in_window).sum()),
+            "retransmitted": int(((rec.retransmits["link"] == li) & (rec.retransmits["t"] >= t0)
+                                  & (rec.retransmits["t"] <= t1)).sum()),
         }
     return summary
 

@@ -202,6 +202,11 @@ class Simulation:
                 )
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
+        for key, link in self.links.items():
+            spec = scenario.links[key]
+            link.retransmit = spec.retransmit
+            if spec.shares is not None and spec.shares in self.links:
+                link.wire = self.links[spec.shares]
 
     def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
                      decode: Callable[[], float] | None, forward: Destination | None,
@@ -220,6 +225,7 @@ class Simulation:
                             streams.draw(f"links.{key}.latency.{k}", spec.latency),
                             spec.bandwidth, 0.0, streams.uniform(f"links.{key}.loss.{k}"),
                             self.rec)
+                link.retransmit = spec.retransmit
                 consumer.link = link
                 self.prefetch_links.append(link)
             self.prefetchers.append(consumer)
