@@ -128,6 +128,15 @@ def document_formulas(f: Flows, summary: Mapping[str, Any]) -> dict[str, dict[st
             "note": "the gap is waiting time, which explodes as the load approaches capacity",
         },
     }
+    if any(q.closed for q in f.queues.values()):
+        # A sender that waits for its reply generates only as fast as its loop turns.
+        out["throughput"]["note"] += (
+            "; sync/window senders are closed loops: their generation rate is the loop's "
+            "throughput (exact MVA for exponential service), so they never outrun "
+            "processing and their queues cannot grow without bound")
+        out["latency"]["note"] += (
+            "; for sync/window senders processing includes encode and decode, transmission "
+            "the links and the reply's trip back")
     if b is not None:
         measured_growth = summary["queues"][b.name]["growth_rate"]
         scale = max(b.effective_arrival, b.capacity)
