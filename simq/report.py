@@ -98,6 +98,18 @@ def format_summary(s: Mapping[str, Any]) -> str:
             f"{k} {_pm(v, ci.get('latency', {}).get(k))}" for k, v in s["latency"].items()
         ) + "  (s)",
     ]
+    b = s.get("breakdown", {})
+    # Plain queueing (wait + service) needs no breakdown; a network or codec step does.
+    if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "decode",
+                                                               "reply")):
+        out.append("breakdown   " + "  ".join(
+            f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}" for k, v in b.items()
+        ) + "  (s, mean per delivered message)")
+    prods = s.get("producers", {})
+    if len(prods) > 1 or any(p.get("mode") != "async" for p in prods.values()):
+        pf = ["mode", "priority", "offered_rate", "throughput", "wait_mean", "latency_mean",
+              "latency_p95"]
+        out += ["", _table(["producer", *pf], _section_rows(s, "producers", pf))]
     qf = ["wait_mean", "wait_p95", "length_mean", "length_max", "dropped", "growth_rate"]
     if s.get("queues"):
         out += ["", _table(["queue", *qf], _section_rows(s, "queues", qf))]
@@ -109,7 +121,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
         wf = ["worker_seconds"]
         out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
-    lf = ["delay_mean", "utilization", "lost"]
+    lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
     out += ["", "The document's formulas, as written, against the simulation:"]

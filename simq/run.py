@@ -19,7 +19,7 @@ from simq.peak import has_peak_features
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
-from simq.summary import summarise, timeseries_columns
+from simq.summary import breakdown_columns, summarise, timeseries_columns
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
            "document_formulas", "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
@@ -155,6 +155,15 @@ def document_formulas(f: Flows, summary: Mapping[str, Any]) -> dict[str, dict[st
             "note": "the gap is waiting time, which explodes as the load approaches capacity",
         },
     }
+    if any(q.closed for q in f.queues.values()):
+        # A sender that waits for its reply generates only as fast as its loop turns.
+        out["throughput"]["note"] += (
+            "; sync/window senders are closed loops: their generation rate is the loop's "
+            "throughput (exact MVA for exponential service), so they never outrun "
+            "processing and their queues cannot grow without bound")
+        out["latency"]["note"] += (
+            "; for sync/window senders processing includes encode and decode, transmission "
+            "the links and the reply's trip back")
     if b is not None:
         measured_growth = summary["queues"][b.name]["growth_rate"]
         scale = max(b.effective_arrival, b.capacity)
@@ -266,7 +275,10 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
         "outcome": pd.Categorical([OUTCOMES[int(c)] for c in rec.outcome],
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
+        "parent": rec.parent,  # -1, or the message a fan-out copy was made from
     })
+    for col, values in breakdown_columns(rec).items():
+        frame[col] = values
     v = rec.visits
     for qi, q in enumerate(sc.queues):
         at = v["queue"] == qi
@@ -309,7 +321,9 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
 def _stability_warnings(f: Flows) -> list[str]:
     out = []
     for q in f.queues.values():
-        if q.capacity > 0 and q.effective_arrival >= q.capacity:
+        # Closed loops scaled to fit exactly saturate a queue without growing it.
+        fits = q.closed and q.effective_arrival <= q.capacity * (1 + 1e-9)
+        if q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
                 f"consumers serve {q.capacity:.4g} msg/s: it grows by about "
