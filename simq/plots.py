@@ -78,7 +78,7 @@ def _table(data: Any) -> pd.DataFrame:
         if "replication" in data and "point" in data:
             from simq.sweep import aggregate
 
-            return aggregate(data, _params(data))
+            return aggregate(data)
         return data
     if hasattr(data, "aggregated"):
         return data.aggregated
@@ -87,15 +87,6 @@ def _table(data: Any) -> pd.DataFrame:
 
         return pd.DataFrame([flatten(data)])
     raise TypeError(f"expected a sweep result, a DataFrame or a summary, got {type(data)}")
-
-
-def _params(tidy: pd.DataFrame) -> list[str]:
-    # Parameter columns of a tidy sweep table are constant within each point and are not
-    # measured, nominal or bookkeeping columns.
-    skip = ("messages.", "latency.", "queues.", "consumers.", "links.", "peak_load.", "nominal.",
-            "formula.", "theory.")
-    reserved = {"point", "replication", "error", "wall_seconds", "throughput", "offered_rate"}
-    return [c for c in tidy.columns if c not in reserved and not c.startswith(skip)]
 
 
 def _ci(t: pd.DataFrame, col: str) -> np.ndarray | None:

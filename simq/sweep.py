@@ -41,6 +41,7 @@ __all__ = [
     "aggregate",
     "grid_points",
     "nominal_columns",
+    "param_columns",
     "parse_values",
     "read_sweep",
     "sweep",
@@ -466,18 +467,31 @@ def _tables(folder: Path, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Dat
     rows = []
     for res in _load_points(folder):
         i = res["point"]
+        # A summary field may echo a swept key (producers.NAME.priority): the value set
+        # by the sweep is the one kept. Parameters sit between "replication" and "error".
+        measured = {k: v for k, v in res["summary"].items() if k not in points[i]}
         rows.append({"point": i, "replication": res["replication"], **points[i],
                      "error": res["error"], "wall_seconds": res["wall_seconds"],
-                     **res["summary"], **nominal[i]})
+                     **measured, **nominal[i]})
     tidy = pd.DataFrame(rows)
     if len(tidy):
         tidy = tidy.sort_values(["point", "replication"], ignore_index=True)
     return tidy, aggregate(tidy, list(spec["grid"]))
 
 
-def aggregate(tidy: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame:
+def param_columns(tidy: pd.DataFrame) -> list[str]:
+    """The swept paths of a tidy table: its columns between ``replication`` and ``error``."""
+    cols = list(tidy.columns)
+    if "replication" not in cols or "error" not in cols:
+        raise KeyError("not a tidy sweep table (needs the columns replication and error)")
+    return cols[cols.index("replication") + 1:cols.index("error")]
+
+
+def aggregate(tidy: pd.DataFrame, paths: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per point: each measured column's mean over replications and its ``.ci95``
     half-width; the parameter, nominal and theory columns as they are."""
+    if paths is None:
+        paths = param_columns(tidy)
     if tidy.empty:
         return pd.DataFrame(columns=["point", *paths, "replications", "errors"])
     fixed = {"point", "replication", "error", "wall_seconds", *paths}

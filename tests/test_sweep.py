@@ -252,3 +252,14 @@ def test_cli_bad_grid_exits_2(tmp_path: Path, grid: str, capsys: pytest.CaptureF
                  "--out", str(tmp_path / "s")])
     assert code == 2
     assert "simq: error:" in capsys.readouterr().err
+
+
+def test_a_swept_key_echoed_by_the_summary_keeps_the_swept_value(tmp_path: Path) -> None:
+    # producers.NAME.priority is both a scenario key and a summary field.
+    res = sweep(small(), {"producers.app.priority": [0, 3]}, replications=1,
+                executor="serial", out=tmp_path / "s", quiet=True)
+    assert list(res.tidy["producers.app.priority"]) == [0, 3]
+    assert list(res.aggregated["producers.app.priority"]) == [0, 3]
+    from simq.sweep import param_columns
+
+    assert param_columns(res.tidy) == ["producers.app.priority"]
