@@ -147,14 +147,25 @@ def nominal_columns(sc: Scenario) -> dict[str, float]:
 
 
 def _station(sc: Scenario) -> theory.QueueMetrics | None:
-    if len(sc.producers) != 1 or len(sc.queues) != 1 or len(sc.consumers) != 1:
+    if (len(sc.producers) != 1 or len(sc.queues) != 1 or len(sc.consumers) != 1
+            or getattr(sc, "topics", None)):
         return None
     p = next(iter(sc.producers.values()))
     q = next(iter(sc.queues.values()))
     c = next(iter(sc.consumers.values()))
-    if c.to is not None or p.stop is not None or p.start > 0 or q.overflow == "block":
-        return None
+    # Only the plain open station the formulas describe: anything that reshapes arrivals
+    # or service (closed loops, batching, schedules, backlogs, priorities...) is left out.
+    plain = (
+        p.mode == "async" and p.stop is None and p.start == 0 and p.arrivals is None
+        and p.encode is None and p.batch_size is None
+        and q.overflow != "block" and q.discipline == "fifo" and q.backlog is None
+        and c.to is None and c.schedule is None and c.autoscale is None
+        and c.decode is None and c.batch == 1
+        and all(lk.loss == 0 for lk in sc.links.values())
+    )
     arrival, service = p.interarrival, c.service
+    if not plain or arrival is None:
+        return None
     if arrival.mean <= 0 or service.mean <= 0:
         return None
     lam, mean, k = 1.0 / arrival.mean, service.mean, c.count

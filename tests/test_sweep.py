@@ -263,3 +263,15 @@ def test_a_swept_key_echoed_by_the_summary_keeps_the_swept_value(tmp_path: Path)
     from simq.sweep import param_columns
 
     assert param_columns(res.tidy) == ["producers.app.priority"]
+
+
+def test_theory_columns_only_where_a_formula_fits() -> None:
+    from simq.sweep import nominal_columns
+
+    md1 = nominal_columns(simq.load(ROOT / "models" / "md1.yaml"))
+    lam = md1["nominal.offered_rate"]
+    assert md1["theory.latency_mean"] == pytest.approx(theory.md1(lam, 1.0).sojourn_mean)
+    assert md1["formula.latency"] == pytest.approx(1.0)
+    # A closed-loop (sync) producer is not an open M/x/c station: no theory column.
+    sync = nominal_columns(simq.load(ROOT / "models" / "sync_vs_async.yaml"))
+    assert np.isnan(sync["theory.latency_mean"])
