@@ -285,7 +285,10 @@ class Scenario:
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
     ) -> None:
         if not isinstance(raw, Mapping):
-            raise ScenarioError("", "a scenario is a mapping of keys to values", type(raw).__name__)
+            # Name the file when there is one: YAML that is a list or a word parses fine.
+            where = "" if source == "<dict>" else source
+            raise ScenarioError(where, "a scenario is a mapping of keys to values",
+                                type(raw).__name__)
         raw = copy.deepcopy(dict(raw))
         try:
             model = Model.model_validate(_expand_shorthands(raw), context={"base_dir": base_dir})
