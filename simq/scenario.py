@@ -184,6 +184,15 @@ class Model(BaseModel):
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, v: str) -> str:
+        # The name is the default output folder (results/NAME): "." or ".." would write
+        # into results/ itself or outside it.
+        if set(v) == {"."}:
+            raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
+        return v
+
 
 def _check_references(m: Model) -> None:
     """Refuse dangling names and links that no message would cross."""
@@ -393,7 +402,23 @@ class Scenario:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers."""
+    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers. A key given twice
+    is refused: plain YAML keeps the last one and silently drops the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then a key of base: overriding is the point
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

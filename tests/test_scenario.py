@@ -101,6 +101,12 @@ def test_set_values_are_read_as_yaml(text: str, path: str, value: Any) -> None:
     assert got == value and type(got) is type(value)
 
 
+def test_an_endless_run_is_refused(raw: dict[str, Any]) -> None:
+    # `.inf` parses as a number, but a run without end would never return.
+    with pytest.raises(simq.ScenarioError, match=r"run\.until.*inf"):
+        simq.Scenario(raw).with_overrides(dict([parse_override("run.until=.inf")]))
+
+
 def test_parsed_overrides_apply(raw: dict[str, Any]) -> None:
     raw["links"] = {"app->broker": {}}
     sc = simq.Scenario(raw).with_overrides(dict(parse_override(t) for t in [
@@ -231,6 +237,8 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("messages 0", _both(_drop("run/until"), _set("run/messages", 0)), "run.messages", "0"),
     ("seed negative", _set("run/seed", -1), "run.seed", "-1"),
     ("bad name", _set("name", "a b/c"), "name", "a b/c"),
+    ("name escaping results/", _set("name", ".."), "name", "'..'"),
+    ("name of dots", _set("name", "."), "name", "'.'"),
     # links
     ("loss 1.0", _set("links/app->broker", {"loss": 1.0}), "links.app->broker.loss", "1.0"),
     ("loss negative", _set("links/app->broker", {"loss": -0.1}), "links.app->broker.loss",
@@ -292,6 +300,37 @@ def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(simq.ScenarioError) as err:
         simq.load(f)
     assert str(f) in str(err.value) and "line 3" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("run: {until: 5}\nrun: {until: 10}\n", "'run'", "line 2"),
+        ("run: {until: 5, until: 6}\n", "'until'", "line 1"),
+        ("producers:\n  app: {to: q, rate: 1}\n  app: {to: q, rate: 2}\n", "'app'", "line 3"),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path: Path, text: str, key: str, line: str) -> None:
+    # Plain YAML keeps the last value and silently forgets the first.
+    f = tmp_path / "twice.yaml"
+    f.write_text(text + "queues: {q: {}}\n", encoding="utf-8")
+    with pytest.raises(simq.ScenarioError) as err:
+        simq.load(f)
+    msg = str(err.value)
+    assert str(f) in msg and key in msg and "twice" in msg and line in msg
+
+
+def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
+    f = tmp_path / "merge.yaml"
+    f.write_text(
+        "run: {until: 10}\n"
+        "producers:\n"
+        "  a: &p {to: q, rate: 1, size: constant(10)}\n"
+        "  b: {<<: *p, rate: 2}\n"
+        "queues: {q: {}}\n", encoding="utf-8")
+    sc = simq.load(f)
+    assert sc.producers["b"].interarrival.mean == pytest.approx(0.5)
+    assert sc.producers["b"].size.mean == 10
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
