@@ -107,8 +107,9 @@ class QueueSpec(BaseModel):
 class ConsumerSpec(BaseModel):
     """A group of `count` identical workers taking messages from one queue."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
-                              arbitrary_types_allowed=True)
+    # Only `from` is a key: accepting the field's Python name too would let `source:`
+    # slip in beside `from:` and one of them be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     source: str = Field(alias="from")
     count: Annotated[int, Field(ge=1)] = 1
@@ -265,7 +266,7 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
     e = err.errors(include_url=False)[0]
     loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
     loc = [p for p in loc if p not in {"float", "int", "str", "none", "constrained-float"}]
-    if loc and loc[-1] == "source":
+    if loc and loc[-1] == "source" and e["type"] != "extra_forbidden":
         loc[-1] = "from"
     path = ".".join(loc)
     kind = e["type"]

@@ -266,6 +266,11 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("no producers", _set("producers", {}), "producers", "0"),
     ("no consumer source", _drop("consumers/worker/from"), "consumers.worker.from",
      "missing"),
+    ("python name for from", _both(_drop("consumers/worker/from"),
+                                   _set("consumers/worker/source", "broker")),
+     "consumers.worker.from", "missing"),
+    ("from and source", _set("consumers/worker/source", "broker"), "consumers.worker.source",
+     "unknown key"),
 ]
 
 
