@@ -203,7 +203,7 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     frame = pd.DataFrame({
         "replication": np.full(n, r.index, dtype=np.int64),
         "id": np.arange(n, dtype=np.int64),
-        "producer": pd.Categorical.from_codes(rec.producer, producers) if n else
+        "producer": pd.Categorical.from_codes(rec.producer, pd.Index(producers)) if n else
         pd.Categorical([], categories=producers),
         "size": rec.size,
         "sent": rec.sent,
@@ -241,8 +241,8 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     return pd.DataFrame({
         "replication": np.full(len(v["id"]), r.index, dtype=np.int64),
         "id": v["id"],
-        "queue": pd.Categorical.from_codes(v["queue"], queues),
-        "consumer": pd.Categorical.from_codes(v["group"] + 1, groups),
+        "queue": pd.Categorical.from_codes(v["queue"], pd.Index(queues)),
+        "consumer": pd.Categorical.from_codes(v["group"] + 1, pd.Index(groups)),
         "arrived": v["arrived"],
         "start": v["left"],
         "end": v["end"],

@@ -151,15 +151,15 @@ class LinkSpec(BaseModel):
         return float(v)
 
 
-def _expand_shorthands(raw: dict[str, Any]) -> dict[str, Any]:
+def _expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Replace `rate:` by the exponential distribution it stands for (on a copy)."""
-    data = copy.deepcopy(raw)
+    data = copy.deepcopy(dict(raw))
     for section, long_form in (("producers", "interarrival"), ("consumers", "service")):
         comps = data.get(section)
         if not isinstance(comps, Mapping):
             continue
         for name, spec in comps.items():
-            if not isinstance(spec, Mapping) or "rate" not in spec:
+            if not isinstance(spec, dict) or "rate" not in spec:
                 continue
             path = f"{section}.{name}.rate"
             if long_form in spec:
@@ -290,6 +290,10 @@ class Scenario:
     """An immutable, validated scenario. Build with :func:`load` or :func:`loads`."""
 
     __slots__ = ("_raw", "_model", "_base_dir", "_source")
+    _raw: dict[str, Any]
+    _model: Model
+    _base_dir: Path | None
+    _source: str
 
     def __init__(
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
@@ -364,19 +368,15 @@ class Scenario:
             if isinstance(v, Distribution):
                 return str(v)
             if isinstance(v, BaseModel):
-                return {k: canon(x) for k, x in v.model_dump(by_alias=True).items()} | {
-                    k: canon(getattr(v, k)) for k in type(v).model_fields
-                    if isinstance(getattr(v, k), Distribution)
-                }
+                return {f.alias or k: canon(getattr(v, k))
+                        for k, f in type(v).model_fields.items()}
             if isinstance(v, dict):
                 return {k: canon(x) for k, x in v.items()}
             if isinstance(v, float) and math.isinf(v):
                 return ".inf"
             return v
 
-        out = canon(self._model)
-        for kind in ("producers", "queues", "consumers", "links"):
-            out[kind] = {n: canon(getattr(self._model, kind)[n]) for n in getattr(self._model, kind)}
+        out: dict[str, Any] = canon(self._model)
         return out
 
     def __repr__(self) -> str:
