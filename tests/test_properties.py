@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import simq
+from simq.record import DROPPED
 from simq.run import run_replication
 
 PROPS = settings(deadline=None, derandomize=True, database=None, max_examples=40,
@@ -138,6 +139,51 @@ def test_every_message_is_accounted_for(raw: dict[str, Any]) -> None:
                 assert math.isnan(c["utilization"]), name
         delivered = mine[mine["outcome"] == "delivered"]
         assert (delivered["latency"] >= 0).all()
+
+
+@settings(PROPS, max_examples=25)
+@given(scenarios())
+def test_levels_are_exact_counts(raw: dict[str, Any]) -> None:
+    res = _run(raw)
+    ts, v, m = res.timeseries, res.visits, res.messages
+    times = ts["time"].to_numpy()[:: max(1, len(ts) // 25)]
+    pick = ts.set_index("time").loc[times]
+    sent, done = m["sent"].to_numpy(), m["done"].to_numpy()
+    assert pick["in_flight"].tolist() == [int(((sent <= t) & ~(done <= t)).sum())
+                                          for t in times]
+    for q, spec in raw["queues"].items():
+        at = v[v["queue"] == q]
+        arrived, start = at["arrived"].to_numpy(), at["start"].to_numpy()
+        waiting = [int(((arrived <= t) & ~(start <= t)).sum()) for t in times]
+        assert pick[f"queue.{q}.length"].tolist() == waiting, q
+        assert max(waiting, default=0) <= spec["capacity"], q
+    for g, spec in raw["consumers"].items():
+        assert pick[f"consumer.{g}.busy"].max() <= spec["count"], g
+
+
+@PROPS
+@given(scenarios())
+def test_policies_keep_their_promises(raw: dict[str, Any]) -> None:
+    res = _run(raw)
+    m, s = res.messages, res.summary
+    rec = res.replications[0].records
+    for qi, (q, spec) in enumerate(raw["queues"].items()):
+        ended_here = (rec.outcome == DROPPED) & (rec.where == qi)
+        dropped_here = int((ended_here & m[f"{q}.arrived"].isna().to_numpy()).sum())
+        if spec["overflow"] == "block":
+            assert s["queues"][q]["dropped"] == 0, q
+        if spec["overflow"] == "drop-oldest" and spec["capacity"] > 0:
+            assert dropped_here == 0, q  # it evicts messages that had arrived
+    if not any(v["loss"] for v in raw["links"].values()):
+        assert s["messages"]["lost"] == 0
+    if all(spec["overflow"] == "block" or math.isinf(spec["capacity"])
+           for spec in raw["queues"].values()):
+        assert s["messages"]["dropped"] == 0
+    # With a message budget and a consumer group at every queue, everything finishes.
+    served = {c["from"] for c in raw["consumers"].values()}
+    if "until" not in raw["run"] and served == set(raw["queues"]):
+        assert s["messages"]["in_flight"] == 0
+        assert s["messages"]["produced"] == raw["run"]["messages"]
 
 
 @settings(PROPS, max_examples=15)
