@@ -255,15 +255,17 @@ def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
     out = []
     for q in f.queues.values():
         room = sc.queues[q.name].capacity
-        if q.capacity > 0 and q.effective_arrival >= q.capacity and math.isfinite(room):
-            # A bounded queue cannot grow: the excess is turned away or held back.
-            policy = sc.queues[q.name].overflow
-            fate = "holds back its senders" if policy == "block" else "drops messages"
-            out.append(
-                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
-                f"consumers serve {q.capacity:.4g} msg/s: it stays full and {fate} "
-                f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
-            )
+        if math.isfinite(room) and q.capacity > 0:
+            # A bounded queue cannot grow: past capacity the excess is turned away or
+            # held back (at exactly capacity it is stable, with some drops).
+            if q.effective_arrival > q.capacity:
+                policy = sc.queues[q.name].overflow
+                fate = "holds back its senders" if policy == "block" else "drops messages"
+                out.append(
+                    f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                    f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
+                    f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
+                )
         elif q.capacity > 0 and q.effective_arrival >= q.capacity:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
