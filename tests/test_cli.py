@@ -109,13 +109,26 @@ def test_refuses_a_foreign_folder_and_writes_nothing(tmp_path: Path,
     assert str(out) in err and "--force" in err and "Traceback" not in err
 
 
-def test_force_writes_into_a_foreign_folder(tmp_path: Path) -> None:
+def test_force_writes_into_a_foreign_folder(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious", encoding="utf-8")
     assert _run(MM1, "--out", str(out), "--force", *SHORT) == 0
     assert (out / "summary.json").is_file()
     assert (out / "thesis.tex").read_text(encoding="utf-8") == "precious"
+    printed = capsys.readouterr().out
+    assert "simq run: mm1" in printed and "The document's formulas" in printed
+    assert str(out) in printed
+
+
+def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("mine", encoding="utf-8")
+    assert _run(MM1, "--out", str(f), *SHORT) == 2
+    assert f.read_text(encoding="utf-8") == "mine"
+    assert "not a folder" in capsys.readouterr().err
 
 
 def test_rerun_into_its_own_folder_and_no_messages(tmp_path: Path) -> None:
