@@ -109,6 +109,21 @@ def test_timeseries_matches_a_brute_force_count(piped: simq.RunResult) -> None:
         assert mine["time"].iloc[-1] == pytest.approx(r.t_end)
 
 
+def test_length_max_is_the_most_waiting_at_once(piped: simq.RunResult) -> None:
+    v = piped.visits
+    for r in piped.replications:
+        t0, t1 = r.window
+        for q in ("a", "b"):
+            at = v[(v["replication"] == r.index) & (v["queue"] == q)]
+            arrived = at["arrived"].to_numpy()
+            start = np.where(at["start"].isna(), np.inf, at["start"].to_numpy())
+            # The level only changes at arrivals and departures: check each one in window.
+            moments = np.concatenate([[t0], arrived, start[np.isfinite(start)]])
+            moments = moments[(moments >= t0) & (moments <= t1)]
+            brute = max(int(((arrived <= t) & (start > t)).sum()) for t in moments)
+            assert r.summary["queues"][q]["length_max"] == brute, q
+
+
 def test_latency_mean_is_the_mean_over_window_messages(piped: simq.RunResult) -> None:
     m = piped.messages
     for r in piped.replications:
