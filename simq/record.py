@@ -32,7 +32,7 @@ OUTCOMES = {
 class Recorder:
     """Append-only logs filled by the engine during one replication."""
 
-    # created[id] = (producer index, send time, size in bytes)
+    # created[id] = (producer index, send time, size in bytes); index -1: a queue backlog
     created: list[tuple[int, float, float]] = field(default_factory=list)
     # (id, time, outcome code, index of the component where it ended)
     finished: list[tuple[int, float, int, int]] = field(default_factory=list)
@@ -42,6 +42,9 @@ class Recorder:
     visits: list[tuple[int, int, float, float, float, int]] = field(default_factory=list)
     # (id, link index, entered, transmission start, transmission end, delivered)
     hops: list[tuple[int, int, float, float, float, float]] = field(default_factory=list)
+    # (time, group index, workers online, workers starting up): logged by groups whose
+    # size changes (schedule, autoscale), at t = 0 and at every change
+    workers: list[tuple[float, int, int, int]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -68,6 +71,7 @@ class Records:
     where: np.ndarray  # component index where it ended, -1 in flight
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
+    workers: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -84,8 +88,9 @@ class Records:
             rec.visits, ("id", "queue", "arrived", "left", "end", "group"), "iifffi"
         )
         hops = _cols(rec.hops, ("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff")
+        workers = _cols(rec.workers, ("t", "group", "online", "pending"), "fiii")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops)
+                   outcome, where, visits, hops, workers)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

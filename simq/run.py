@@ -15,6 +15,7 @@ import pandas as pd
 from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
+from simq.peak import has_peak_features
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
@@ -185,6 +186,33 @@ class RunResult:
     def flows(self) -> Flows:
         return flows(self.scenario)
 
+    def latency_windows(self, width: float = 60.0, *,
+                        quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+                        by: str = "sent") -> pd.DataFrame:
+        """Latency percentiles per window of ``width`` s, one block of rows per replication
+        (see :func:`simq.peak.latency_windows`)."""
+        from simq.peak import latency_windows
+
+        frames = []
+        for r in self.replications:
+            frame = latency_windows(r.records, width, quantiles=quantiles, by=by)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def timeline(self, width: float | None = None) -> pd.DataFrame:
+        """Arrival rate, messages waiting and workers per window (default: 200 windows),
+        one block of rows per replication (see :func:`simq.peak.timeline`)."""
+        from simq.peak import timeline
+
+        frames = []
+        for r in self.replications:
+            w = width if width is not None else max(r.t_end, 1e-9) / 200
+            frame = timeline(r.records, self.scenario, w)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
@@ -313,6 +341,8 @@ def run(
         "formulas": document_formulas(f, mean),
         "warnings": notes,
     }
+    if has_peak_features(sc):
+        summary["peak_load"] = True  # time-varying load, a backlog or changing capacity
     if len(reps) > 1:
         summary["ci95"] = ci
     return RunResult(sc, root, summary, reps, time.perf_counter() - started)

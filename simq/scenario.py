@@ -28,6 +28,14 @@ from pydantic import (
 
 from simq.dists import Distribution, exponential_rate, parse
 from simq.errors import ScenarioError
+from simq.peakspec import (
+    ArrivalsSpec,
+    AutoscaleSpec,
+    BacklogSpec,
+    check_consumer,
+    mean_interarrival,
+)
+from simq.peakspec import prepare as _prepare_peak
 
 __all__ = ["Scenario", "load", "loads", "parse_override"]
 
@@ -74,6 +82,7 @@ class ProducerSpec(BaseModel):
     size: Distribution = Field(default_factory=lambda: parse("constant(1000)"))
     start: NonNegFloat = 0.0
     stop: PositiveFloat | None = None
+    arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
 
     _parse_dists = field_validator("interarrival", "size", mode="before")(_dist)
 
@@ -91,6 +100,7 @@ class QueueSpec(BaseModel):
 
     capacity: float = math.inf
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+    backlog: BacklogSpec | None = None  # messages waiting at time 0 (docs/peak.md)
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -115,6 +125,9 @@ class ConsumerSpec(BaseModel):
     count: Annotated[int, Field(ge=1)] = 1
     service: Distribution
     to: str | None = None
+    # Capacity that changes over time (docs/peak.md): [[time, count], ...] or a policy.
+    schedule: list[tuple[NonNegFloat, Annotated[int, Field(ge=0)]]] | None = None
+    autoscale: AutoscaleSpec | None = None
 
     @field_validator("count", mode="before")
     @classmethod
@@ -169,7 +182,7 @@ def _expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
                     or not math.isfinite(rate) or rate <= 0):
                 raise ScenarioError(path, "must be a number > 0 (messages per second)", rate)
             spec[long_form] = exponential_rate(float(rate))
-    return data
+    return _prepare_peak(data)
 
 
 class Model(BaseModel):
@@ -180,7 +193,7 @@ class Model(BaseModel):
     name: str = Field(default="scenario", pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
     run: RunSpec
-    producers: dict[str, ProducerSpec] = Field(min_length=1)
+    producers: dict[str, ProducerSpec] = Field(default_factory=dict)
     queues: dict[str, QueueSpec] = Field(min_length=1)
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
@@ -193,6 +206,25 @@ class Model(BaseModel):
         if set(v) == {"."}:
             raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
         return v
+
+
+def _check_peak(m: Model) -> None:
+    """Rules of time-varying load and capacity that span keys (docs/peak.md)."""
+    if not m.producers and not any(q.backlog for q in m.queues.values()):
+        raise ScenarioError("producers", "a scenario needs at least one producer "
+                            "(or a queue with a backlog)")
+    # A time-varying producer reads, on paper, as Poisson at its mean rate over the run.
+    for n, p in m.producers.items():
+        if p.arrivals is not None:
+            m.producers[n] = p.model_copy(update={"interarrival": mean_interarrival(
+                p.arrivals, m.run.until, f"producers.{n}.arrivals")})
+    for n, c in m.consumers.items():
+        check_consumer(f"consumers.{n}", c.count, c.schedule, c.autoscale)
+    for n, q in m.queues.items():
+        if q.backlog is not None and q.backlog.count > q.capacity:
+            raise ScenarioError(f"queues.{n}.backlog.count",
+                                f"must be <= the queue's capacity ({q.capacity:g})",
+                                q.backlog.count)
 
 
 def _check_references(m: Model) -> None:
@@ -309,6 +341,7 @@ class Scenario:
         except ValidationError as err:
             raise _validation_error(err, raw) from None
         _check_references(model)
+        _check_peak(model)
         object.__setattr__(self, "_raw", raw)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_base_dir", base_dir)
@@ -441,7 +474,8 @@ def _yaml(text: str) -> Any:
 
 
 _SECTIONS = ("producers", "queues", "consumers", "links")
-_REPLACES = {"rate": ("interarrival", "service"), "interarrival": ("rate",), "service": ("rate",),
+_REPLACES = {"rate": ("interarrival", "service", "arrivals"), "interarrival": ("rate", "arrivals"),
+             "service": ("rate",), "arrivals": ("rate", "interarrival"),
              "until": (), "messages": ()}
 
 
@@ -456,12 +490,29 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
             raise ScenarioError(path, f"name a key inside a component, e.g. {top}.NAME.KEY")
         section = raw.get(top) or {}
         name, key = ".".join(parts[1:-1]), parts[-1]
+        inner: list[str] = []
+        # A key nested inside a component (producers.app.arrivals.spike.peak): the
+        # longest prefix naming a component wins, the rest leads into its mappings.
+        for cut in range(len(parts) - 1, 1, -1):
+            if ".".join(parts[1:cut]) in section:
+                name, inner = ".".join(parts[1:cut]), parts[cut:-1]
+                break
         if name not in section:
             have = ", ".join(sorted(section)) or "none"
             raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})")
         target = section[name]
         if target is None:
             target = section[name] = {}
+        if inner:
+            for step in inner:
+                nxt = target.get(step) if isinstance(target, dict) else None
+                if nxt is None:
+                    nxt = target[step] = {}
+                if not isinstance(nxt, dict):
+                    raise ScenarioError(path, f"{step!r} is not a mapping of keys", nxt)
+                target = nxt
+            target[key] = value
+            return
         for other in _REPLACES.get(key, ()):
             target.pop(other, None)
         target[key] = value
