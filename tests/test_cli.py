@@ -31,11 +31,14 @@ CONTRACT_LINK = {"delay_mean", "utilization", "lost"}
 CONTRACT_FORMULA = {"text_formula", "predicted", "measured", "theory", "holds"}
 # Fields beyond DESIGN.md's list, documented in docs/output.md: `lost` (link losses) is a
 # term of the conservation law, a queue's `arrivals` and `drop_fraction` give its blocking
-# probability, `warnings` carries the stability notes. A field missing, renamed or added
-# without being listed here and documented is a change of the contract: this test says so.
+# probability, `warnings` carries the stability notes, `peak_length`, `peak_time` and
+# `drain_time` describe a backlog's peak and how long it took to drain (docs/peak.md; the
+# top-level `peak_load` flag appears only for peak-load scenarios). A field missing,
+# renamed or added without being listed here and documented is a change of the contract.
 EXTRA_TOP = {"warnings"}
 EXTRA_MESSAGES = {"lost"}
-EXTRA_QUEUE = {"arrivals", "drop_fraction"}
+EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time"}
+EXTRA_CONSUMER = {"worker_seconds"}  # online workers integrated over the window
 
 
 def _run(*args: str) -> int:
@@ -72,7 +75,7 @@ def test_summary_json_has_exactly_the_contract_fields(written: Path) -> None:
     assert set(s["queues"]) == {"broker"}
     assert set(s["queues"]["broker"]) == CONTRACT_QUEUE | EXTRA_QUEUE
     assert set(s["consumers"]) == {"worker"}
-    assert set(s["consumers"]["worker"]) == CONTRACT_CONSUMER
+    assert set(s["consumers"]["worker"]) == CONTRACT_CONSUMER | EXTRA_CONSUMER
     assert set(s["links"]) == {"app->broker"}
     assert set(s["links"]["app->broker"]) == CONTRACT_LINK
     assert set(s["formulas"]) == {"throughput", "latency", "queue_length"}
