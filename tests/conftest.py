@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
 
 MINIMAL: dict[str, Any] = {
     "name": "minimal",
@@ -23,8 +20,3 @@ MINIMAL: dict[str, Any] = {
 def raw() -> dict[str, Any]:
     """A fresh copy of a small valid scenario mapping."""
     return copy.deepcopy(MINIMAL)
-
-
-@pytest.fixture
-def models_dir() -> Path:
-    return ROOT / "models"
