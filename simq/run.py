@@ -318,12 +318,24 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     })
 
 
-def _stability_warnings(f: Flows) -> list[str]:
+def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
     out = []
     for q in f.queues.values():
         # Closed loops scaled to fit exactly saturate a queue without growing it.
         fits = q.closed and q.effective_arrival <= q.capacity * (1 + 1e-9)
-        if q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
+        room = sc.queues[q.name].capacity
+        if math.isfinite(room) and q.capacity > 0:
+            # A bounded queue cannot grow: past capacity the excess is turned away or
+            # held back (at exactly capacity it is stable, with some drops).
+            if q.effective_arrival > q.capacity and not fits:
+                policy = sc.queues[q.name].overflow
+                fate = "holds back its senders" if policy == "block" else "drops messages"
+                out.append(
+                    f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                    f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
+                    f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
+                )
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
                 f"consumers serve {q.capacity:.4g} msg/s: it grows by about "
@@ -356,7 +368,7 @@ def run(
     reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
     mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
-    notes = _stability_warnings(f)
+    notes = _stability_warnings(f, sc)
     for note in notes:
         warnings.warn(note, UnstableWarning, stacklevel=2)
     t0s = [r.window[0] for r in reps]

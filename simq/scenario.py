@@ -181,8 +181,9 @@ class QueueSpec(BaseModel):
 class ConsumerSpec(BaseModel):
     """A group of `count` identical workers taking messages from one queue."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
-                              arbitrary_types_allowed=True)
+    # Only `from` is a key: accepting the field's Python name too would let `source:`
+    # slip in beside `from:` and one of them be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     source: str = Field(alias="from")
     count: Annotated[int, Field(ge=1)] = 1
@@ -409,6 +410,15 @@ class Model(BaseModel):
                 out[q].append(g)
         return out
 
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, v: str) -> str:
+        # The name is the default output folder (results/NAME): "." or ".." would write
+        # into results/ itself or outside it.
+        if set(v) == {"."}:
+            raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
+        return v
+
 
 def _check_peak(m: Model) -> None:
     """Rules of time-varying load and capacity that span keys (docs/peak.md)."""
@@ -624,7 +634,7 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
     e = err.errors(include_url=False)[0]
     loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
     loc = [p for p in loc if p not in {"float", "int", "str", "none", "constrained-float"}]
-    if loc and loc[-1] == "source":
+    if loc and loc[-1] == "source" and e["type"] != "extra_forbidden":
         loc[-1] = "from"
     path = ".".join(loc)
     kind = e["type"]
@@ -658,7 +668,10 @@ class Scenario:
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
     ) -> None:
         if not isinstance(raw, Mapping):
-            raise ScenarioError("", "a scenario is a mapping of keys to values", type(raw).__name__)
+            # Name the file when there is one: YAML that is a list or a word parses fine.
+            where = "" if source == "<dict>" else source
+            raise ScenarioError(where, "a scenario is a mapping of keys to values",
+                                type(raw).__name__)
         raw = copy.deepcopy(dict(raw))
         try:
             model = Model.model_validate(_expand_shorthands(raw), context={"base_dir": base_dir})
@@ -774,7 +787,23 @@ class Scenario:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers."""
+    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers. A key given twice
+    is refused: plain YAML keeps the last one and silently drops the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then a key of base: overriding is the point
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
