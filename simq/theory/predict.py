@@ -538,6 +538,104 @@ def _feed_forward(sc: Any) -> Prediction | None:
     return _decompose(sc)
 
 
+def _routed(sc: Any) -> Prediction | None:
+    """Probabilistic routing (``to: {queue: p, ..., exit: p}``), feedback allowed.
+
+    The rates come from the traffic equations λ = γ + Pᵀλ. With Poisson producers,
+    exponential service at every station and infinite buffers this is an open Jackson
+    network (exact, product form even with feedback); otherwise each station is solved as
+    M/G/c at its λ (approximate: feedback breaks the Poisson property of the flows).
+    """
+    if not any(isinstance(c.to, Mapping) for c in sc.consumers.values()):
+        return None
+    names = list(sc.queues)
+    idx = {q: i for i, q in enumerate(names)}
+    st = _stations(sc)
+    for q, s in st.items():
+        if s.groups and (s.service is None or len(s.groups) != 1):
+            return Prediction.none(f"queue {q!r}: several consumer groups with routing: "
+                                   "no closed form here")
+        if math.isfinite(s.capacity):
+            return Prediction.none(f"queue {q!r} has a finite buffer in a routed network: "
+                                   "no closed form")
+    if any(math.isfinite(spec.bandwidth) for spec in sc.links.values()):
+        return Prediction.none("finite-bandwidth links in a routed network: no closed form")
+    gamma = [0.0] * len(names)
+    offered = 0.0
+    for pname, p in sc.producers.items():
+        if p.stop is not None:
+            return Prediction.none(f"producer {pname!r} stops: the arrivals are not stationary")
+        if not _is_exponential(p.interarrival):
+            return Prediction.none("non-Poisson producers in a routed network: no closed form")
+        spec = sc.links.get(f"{pname}->{p.to}")
+        rate = _rate(p.interarrival)
+        offered += rate
+        gamma[idx[p.to]] += rate * (1 - (spec.loss if spec else 0.0))
+    P = [[0.0] * len(names) for _ in names]
+    mus, cs = [], []
+    exact = True
+    for q in names:
+        s = st[q]
+        if not s.groups or s.service is None:
+            return Prediction.none(f"queue {q!r} has no consumers: it only grows")
+        g = s.groups[0]
+        c = sc.consumers[g]
+        mus.append(_rate(s.service))
+        cs.append(s.servers)
+        exact &= _is_exponential(s.service)
+        to = c.to if isinstance(c.to, Mapping) else ({} if c.to is None else {c.to: 1.0})
+        for dest, share in to.items():
+            if dest in idx:
+                spec = sc.links.get(f"{g}->{dest}")
+                P[idx[q]][idx[dest]] += float(share) * (1 - (spec.loss if spec else 0.0))
+    net = networks.jackson(gamma, P, mus, cs)
+    solved: dict[str, QueueMetrics] = {}
+    for q in names:
+        lam = net.arrival_rates[idx[q]]
+        s = st[q]
+        assert s.service is not None
+        if _is_exponential(s.service) or lam == 0:
+            solved[q] = net.nodes[idx[q]]
+        elif s.servers == 1:
+            solved[q] = queues.mg1(lam, s.service.mean, s.service.scv)
+        else:
+            solved[q] = queues.ggc_allen_cunneen(lam, 1.0, s.service.mean, s.service.scv,
+                                                 s.servers)
+    external = sum(gamma)
+    stable = all(m.stable for m in solved.values())
+    # Little's law over the whole network; link delays add their mean per traversal.
+    number = sum(m.number_mean for m in solved.values()) if stable else math.inf
+    delay = sum(lp_rate * spec.latency.mean for lp_rate, spec in _link_flows(sc, net, idx))
+    latency = (number + delay) / external if external > 0 else math.nan
+    return Prediction(
+        model="open Jackson network with routing" if exact else
+        "network with routing (M/G/c per station)",
+        kind="exact" if exact else "approximate",
+        reason=("traffic equations λ = γ + Pᵀλ; Poisson arrivals and exponential service "
+                "everywhere: product form, exact even with feedback") if exact else
+        ("traffic equations λ = γ + Pᵀλ; stations with general service solved as M/G/c "
+         "at their rate (feedback makes the flows non-Poisson)"),
+        queues=solved,
+        latency_mean=latency,
+        throughput=net.throughput if stable else net.throughput,
+        offered=offered,
+    )
+
+
+def _link_flows(sc: Any, net: Any, idx: Mapping[str, int]) -> list[tuple[float, Any]]:
+    out = []
+    for key, spec in sc.links.items():
+        src, _, dst = key.partition("->")
+        if src in sc.producers:
+            out.append((_rate(sc.producers[src].interarrival), spec))
+        elif src in sc.consumers:
+            c = sc.consumers[src]
+            to = c.to if isinstance(c.to, Mapping) else {c.to: 1.0}
+            out.append((net.arrival_rates[idx[c.source]] * float(to.get(dst, 0.0)), spec))
+    return out
+
+
+register(Matcher("routing", _routed))
 register(Matcher("no-consumers", _no_consumers))
 register(Matcher("finite-buffer-in-network", _lossy_internal_block))
 register(Matcher("jackson", _jackson))
@@ -571,8 +669,8 @@ def predict(scenario: Any) -> Prediction:
             continue
         try:
             res = m.fn(scenario)
-        except (ValueError, ZeroDivisionError, OverflowError) as err:
-            return Prediction.none(f"{m.name}: {err}")
+        except Exception as err:  # a matcher must never take a run down with it
+            return Prediction.none(f"{m.name}: {type(err).__name__}: {err}")
         if res is not None:
             return res
     if first_unknown:

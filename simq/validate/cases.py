@@ -233,6 +233,20 @@ def cases(scale: float = 1.0) -> list[Case]:
     checks.append(Check("latency mean", at("latency.mean"), net.sojourn_mean, "Jackson"))
     out.append(Case("Jackson merge: 2 stations into 1", "Jackson", sc, checks))
 
+    # Feedback: a message leaving b returns to a with probability 0.4 (a retry loop);
+    # still product form, each node an M/M/c at its rate from lambda = gamma + P^T lambda.
+    net = theory.jackson([1.0, 0], [[0, 0.7], [0.4, 0]], [2.0, 1.5])
+    sc = _scenario("feedback", _until(3 * n, 1.0), {"app": {"to": "a", "rate": 1.0}},
+                   {"a": {}, "b": {}},
+                   {"ga": {"from": "a", "rate": 2.0, "to": {"b": 0.7, "exit": 0.3}},
+                    "gb": {"from": "b", "rate": 1.5, "to": {"a": 0.4, "exit": 0.6}}})
+    checks = []
+    for q, node in zip("ab", net.nodes, strict=True):
+        checks += _station_checks(q, f"g{q}", node, EXACT)
+    checks.append(Check("latency mean (all visits)", at("latency.mean"), net.sojourn_mean,
+                        "Jackson"))
+    out.append(Case("Jackson with feedback (retry loop)", "Jackson", sc, checks))
+
     net = theory.jackson([3.2, 0], [[0, 1], [0, 0]], [1.0, 1.25], [4, 3])
     sc = _scenario("tandem-mmc", _until(2 * n, 3.2), {"app": {"to": "a", "rate": 3.2}},
                    {"a": {}, "b": {}},
