@@ -16,7 +16,7 @@ from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
 from simq.peak import has_peak_features
-from simq.record import OUTCOMES, Records
+from simq.record import ATTEMPT, OUTCOMES, REQUEUED, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
 from simq.summary import breakdown_columns, summarise, timeseries_columns
@@ -249,6 +249,9 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
         "parent": rec.parent,  # -1, or the message a fan-out copy was made from
+        # Reliability (docs/reliability.md): times a consumer started on it, times given back.
+        "attempts": rec.per_message(ATTEMPT),
+        "redeliveries": rec.per_message(REQUEUED),
     })
     for col, values in breakdown_columns(rec).items():
         frame[col] = values

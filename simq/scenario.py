@@ -36,6 +36,7 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
+from simq.relspec import BackoffSpec, CrashSpec
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -94,6 +95,7 @@ class ProducerSpec(BaseModel):
     batch_size: PositiveFloat | None = None
     linger: NonNegFloat = 0.0
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
+    ttl: PositiveFloat | None = None  # per-message time-to-live from sending (reliability)
 
     _parse_dists = field_validator(
         "interarrival", "size", "think", "encode", "reply", mode="before"
@@ -158,13 +160,27 @@ class QueueSpec(BaseModel):
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
     discipline: Literal["fifo", "priority"] = "fifo"
     backlog: BacklogSpec | None = None  # messages waiting at time 0 (docs/peak.md)
+    # Reliability (docs/reliability.md): time-to-live and where failed messages go.
+    ttl: PositiveFloat | None = None
+    expiry: Literal["head", "anywhere"] = "head"
+    dead_letter: str | None = None
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
         if self.discipline == "priority" and self.overflow == "drop-oldest":
             raise ValueError("drop-oldest would evict the message served next in a priority "
                              "queue; use drop-new or block")
+        if "expiry" in self.model_fields_set and self.ttl is None:
+            raise ValueError("`expiry` needs `ttl` (seconds a message may wait)")
+        if self.expiry == "anywhere" and self.discipline == "priority":
+            raise ValueError("expiry: anywhere needs a FIFO queue (the oldest message expires "
+                             "first); use expiry: head with a priority queue")
         return self
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the queue needs the reliability machinery (expiry, dead letters)."""
+        return self.ttl is not None or self.dead_letter is not None
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -195,12 +211,33 @@ class ConsumerSpec(BaseModel):
     decode: Distribution | None = None
     batch: Annotated[int, Field(ge=1)] = 1
     prefetch: Annotated[int, Field(ge=1)] | None = None
+    # Reliability (docs/reliability.md): acks, failures, retries, duplicates, crashes.
+    ack: Literal["auto", "manual"] = "auto"
+    visibility_timeout: PositiveFloat | None = None
+    failure: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_attempts: Annotated[int, Field(ge=1)] | None = None
+    backoff: BackoffSpec | None = None
+    dedup: bool = False
+    crashes: CrashSpec | None = None
 
     @model_validator(mode="after")
     def _fetching(self) -> ConsumerSpec:
         if self.prefetch is not None and self.batch > 1:
             raise ValueError("give `prefetch` or `batch`, not both")
+        if self.visibility_timeout is not None and self.ack != "manual":
+            raise ValueError("`visibility_timeout` needs ack: manual (an auto-acked message "
+                             "is gone from the broker when delivered)")
+        for key in ("max_attempts", "backoff"):
+            if key in self.model_fields_set and self.ack != "manual":
+                raise ValueError(f"`{key}` needs ack: manual (with auto ack a failed message "
+                                 "is lost, never retried)")
         return self
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the group needs the reliability machinery (a slower worker loop)."""
+        return (self.ack != "auto" or self.failure > 0 or self.dedup
+                or self.crashes is not None)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -536,8 +573,27 @@ def _check_references(m: Model) -> None:
             raise ScenarioError(
                 f"links.{key}", f"a link from a queue to its consumers needs "
                 f"consumers.{b}.prefetch (how many unacknowledged messages it may hold)")
+    _check_reliability(m)
     _check_no_cycle(m)
     _check_replies(m)
+
+
+def _check_reliability(m: Model) -> None:
+    """Dead-letter names, and the groups the reliability features work with."""
+    for n, q in m.queues.items():
+        if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
+            others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"
+            raise ScenarioError(f"queues.{n}.dead_letter",
+                                f"names another queue (queues: {others})", q.dead_letter)
+    for n, c in m.consumers.items():
+        if not c.reliable and not m.queues.get(c.source, QueueSpec()).reliable:
+            continue
+        if c.source not in m.queues or c.prefetch is not None or c.batch > 1 or (
+                c.schedule is not None or c.autoscale is not None):
+            raise ScenarioError(
+                f"consumers.{n}", "acks, failures, crashes, dedup and queue ttl/dead_letter "
+                "work with plain groups reading a queue (not with a partitioned topic, "
+                "prefetch, batch, schedule or autoscale)")
 
 
 def _check_replies(m: Model) -> None:
@@ -567,6 +623,16 @@ def _check_replies(m: Model) -> None:
                     continue
                 seen.add(q)
                 spec = all_queues[q]
+                if spec.reliable or p.ttl is not None:
+                    raise ScenarioError(
+                        f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
+                        f"messages that expire or are dead-lettered (queue {q!r}) would stall "
+                        "it", p.mode)
+                for g in drains[q]:
+                    if m.consumers[g].reliable:
+                        raise ScenarioError(
+                            f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
+                            f"consumer {g!r} may fail, crash or duplicate messages", p.mode)
                 if math.isfinite(spec.capacity) and spec.overflow != "block":
                     where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
                     raise ScenarioError(

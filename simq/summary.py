@@ -16,7 +16,15 @@ import numpy as np
 from simq.engine import Outcome
 from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
+    ATTEMPT,
+    CRASH,
+    CRASH_LOST,
+    DEAD_LETTER,
     DEAD_LETTERED,
+    DISCARDED,
+    DUPLICATE,
+    FAILED,
+    REQUEUED,
     DELIVERED,
     DROPPED,
     EXPIRED,
@@ -91,7 +99,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         "lost": int((o == LOST).sum()),
         "expired": int((o == EXPIRED).sum()),
         "dead_lettered": int((o == DEAD_LETTERED).sum()),
-        "duplicates": 0,
+        "duplicates": rec.count(DUPLICATE),
         "in_flight": int(out.in_flight),
     }
     accounted = sum(v for k, v in counts.items() if k not in {"produced", "duplicates"})
@@ -121,6 +129,9 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     # (only where a fan-out topic exists, so plain summaries keep their shape).
     if any(t.subscribers is not None for t in sc.topics.values()):
         counts["copies"] = int((rec.parent >= 0).sum())
+    # Not outcomes (a message may have several): requeues, and dedup's discarded copies.
+    counts["redelivered"] = rec.count(REQUEUED)
+    counts["discarded"] = rec.count(DISCARDED)
     summary: dict[str, Any] = {
         "messages": counts,
         "throughput": float((delivered & done_in_window).sum() / span),
@@ -163,7 +174,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         wait = (lft - arrived)[served]
         dropped_here = (o == DROPPED) & (rec.where == qi)
         dropped_win = int((dropped_here & done_in_window).sum())
-        evicted_win = int(((group < 0) & ~np.isnan(v["left"][at]) & (lft >= t0)
+        evicted_win = int(((group == -1) & ~np.isnan(v["left"][at]) & (lft >= t0)
                            & (lft <= t1)).sum())
         # Offered = entered the line + turned away at the door (drop-new); an evicted
         # message (drop-oldest) had entered, so it is not counted twice.
@@ -183,6 +194,11 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "peak_length": peak,
             "peak_time": peak_time,
             "drain_time": drain,
+            # Whole-window counts (docs/reliability.md): taken out by ttl, moved to the
+            # dead-letter queue (or dead-lettered without one), given back to the line.
+            "expired": int(((o == EXPIRED) & (rec.where == qi) & done_in_window).sum()),
+            "dead_lettered": rec.count(DEAD_LETTER, qi, t0, t1),
+            "redelivered": rec.count(REQUEUED, qi, t0, t1),
         }
 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
@@ -208,6 +224,15 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "service_mean": _stats(end[started_in] - start[started_in])[0],
             "worker_seconds": ws,
         }
+        if spec.reliable:
+            summary["consumers"][name].update({
+                "attempts": rec.count(ATTEMPT, gi, t0, t1),
+                "failures": rec.count(FAILED, gi, t0, t1),
+                "duplicates": rec.count(DUPLICATE, gi, t0, t1),
+                "discarded": rec.count(DISCARDED, gi, t0, t1),
+                "crashes": rec.count(CRASH, gi, t0, t1),
+                "lost": rec.count(CRASH_LOST, gi, t0, t1),
+            })
 
     h = rec.hops
     for li, name in enumerate(sc.links):

@@ -17,9 +17,11 @@ __all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    # `queue` is only set by partitions (see engine.topic); plain messages never touch it.
-    __slots__ = ("id", "sent", "size", "arrived", "queue")
+    # `queue` is only set by partitions (see engine.topic), `deadline` only by a producer
+    # with a per-message ttl (engine.reliable); plain messages never touch them.
+    __slots__ = ("id", "sent", "size", "arrived", "queue", "deadline")
     queue: int
+    deadline: float
 
     def __init__(self, id: int, sent: float, size: float) -> None:
         self.id = id

@@ -17,7 +17,10 @@ from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
 from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
+from simq.engine.faults import Crasher
 from simq.engine.queue import Levels, Queue
+from simq.engine.reliable import ReliableGroup, ReliableQueue, Stamp
+from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
@@ -49,11 +52,27 @@ class Simulation:
         streams = Streams(seed)
         partitions = {q for t, spec in scenario.topics.items()
                       for q in spec.partition_names(t)}
-        self.queues = {
-            name: (Partition if name in partitions else Queue)(
-                env, i, name, q.capacity, q.overflow, rec)
-            for i, (name, q) in enumerate(scenario.queues.items())
-        }
+        # Reliability is chosen per queue when the model is built: the others stay plain.
+        any_ttl = any(p.ttl is not None for p in scenario.producers.values())
+        reliable = {c.source for c in scenario.consumers.values() if c.reliable}
+        reliable |= {n for n, q in scenario.queues.items()
+                     if (q.reliable or any_ttl) and n not in partitions}
+        self.queues = {}
+        for i, (name, q) in enumerate(scenario.queues.items()):
+            if name in reliable:
+                self.queues[name] = ReliableQueue(env, i, name, q.capacity, q.overflow, rec,
+                                                  q.ttl, q.expiry)
+            else:
+                self.queues[name] = (Partition if name in partitions else Queue)(
+                    env, i, name, q.capacity, q.overflow, rec)
+        drains = scenario.drains()
+        for name, q in scenario.queues.items():
+            if q.dead_letter is not None:
+                rq = self.queues[name]
+                assert isinstance(rq, ReliableQueue)
+                rq.dlq_named = True
+                if drains[q.dead_letter]:  # a DLQ with consumers: messages live on there
+                    rq.dead_letter = self.queues[q.dead_letter]
         # Priority queues look a message's class up by its producer (copies keep theirs).
         classes = [p.priority for p in scenario.producers.values()]
         created = rec.created
@@ -107,6 +126,7 @@ class Simulation:
         self.partition_workers: list[ConsumerGroup] = []
         self.prefetchers: list[PrefetchConsumer] = []
         self.prefetch_links: list[Link] = []
+        self.crashers: list[Crasher] = []
         for i, (name, c) in enumerate(scenario.consumers.items()):
 
             def way_out(name: str = name, i: int = i) -> Destination:
@@ -134,6 +154,9 @@ class Simulation:
             topic = scenario.topics.get(c.source)
             if c.prefetch is not None:
                 self._prefetching(i, name, c, service, decode, forward, streams)
+                continue
+            if topic is None and c.reliable:
+                self.groups[name] = self._reliable(i, name, c, service, forward, streams)
                 continue
             if topic is None:
                 self.groups[name] = ConsumerGroup(
@@ -165,6 +188,8 @@ class Simulation:
         for i, (name, p) in enumerate(scenario.producers.items()):
             key = f"producers.{name}"
             dest = via(name, p.to)
+            if p.ttl is not None:
+                dest = Stamp(env, dest, p.ttl)
             size = streams.draw(f"{key}.size", p.size)
             encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
             if p.mode == "sync":
@@ -207,6 +232,29 @@ class Simulation:
             link.retransmit = spec.retransmit
             if spec.shares is not None and spec.shares in self.links:
                 link.wire = self.links[spec.shares]
+
+    def _reliable(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
+                  forward: Destination | None, streams: Streams) -> ReliableGroup:
+        """A group with acks, failures, retries, dedup and crashes (docs/reliability.md)."""
+        key = f"consumers.{name}"
+        b = c.backoff
+        backoff = None if b is None else Backoff(b.policy, b.delay, b.multiplier, b.cap,
+                                                 streams.uniform(f"{key}.backoff"))
+        queue = self.queues[c.source]
+        assert isinstance(queue, ReliableQueue)
+        group = ReliableGroup(
+            self.env, i, name, queue, c.count, service, forward, self.rec,
+            manual=c.ack == "manual", visibility=c.visibility_timeout, failure=c.failure,
+            coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
+            backoff=backoff, dedup=c.dedup, crash_log=c.crashes is not None)
+        if c.crashes is not None:
+            cr = c.crashes
+            self.crashers.append(Crasher(
+                self.env, group, c.count,
+                None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
+                None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
+                cr.at))
+        return group
 
     def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
                      decode: Callable[[], float] | None, forward: Destination | None,
@@ -266,13 +314,15 @@ class Simulation:
         for q in self.queues.values():
             for m in q.items:
                 visit((m.id, q.index, m.arrived, math.nan, math.nan, -1))
-            inside += len(q.items) + len(q.blocked)
+            inside += q.count_inside()
         for g in [*self.groups.values(), *self.partition_workers]:
             merged = g.queue.index < 0
             for m, start in g.holding():
                 qi = m.queue if merged else g.queue.index
                 visit((m.id, qi, m.arrived, start, math.nan, g.index))
                 inside += 1
+        inside += sum(g.count_backing_off() for g in self.groups.values()
+                      if isinstance(g, ReliableGroup))
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
         inside += sum(link.in_transit for link in self.prefetch_links)

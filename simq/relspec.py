@@ -1,0 +1,80 @@
+"""Scenario keys for what goes wrong and what the system does about it.
+
+A consumer group's ``ack``, ``visibility_timeout``, ``failure``, ``max_attempts``,
+``backoff``, ``dedup`` and ``crashes``; a queue's ``ttl``, ``expiry`` and ``dead_letter``;
+a producer's ``ttl``. Every key is documented in ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from simq.dists import Distribution, parse
+
+__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec"]
+
+_Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+BACKOFFS = ("fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated")
+
+
+class BackoffSpec(BaseModel):
+    """How long a failed message waits before it is offered again.
+
+    ``delay`` is the base; the n-th retry of exponential policies waits up to
+    ``min(cap, delay * multiplier ** (n - 1))``, jittered as the policy says.
+    """
+
+    model_config = _Strict
+
+    policy: Literal["fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated"] = (
+        "fixed")
+    delay: NonNeg = 0.0
+    multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 2.0
+    cap: float = math.inf
+
+    @field_validator("cap", mode="before")
+    @classmethod
+    def _cap(cls, v: Any) -> float:
+        if isinstance(v, str) and v.strip().lower() in {"inf", ".inf", "infinity"}:
+            return math.inf
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v <= 0:
+            raise ValueError(f"must be a number of seconds > 0 (or .inf), got {v!r}")
+        return float(v)
+
+
+def _dist(value: Any, info: ValidationInfo) -> Distribution:
+    base = (info.context or {}).get("base_dir")
+    return parse(value, path="", base_dir=base)
+
+
+class CrashSpec(BaseModel):
+    """Worker crashes: each worker fails after ``mtbf`` up-time and is back after ``mttr``
+    (random), and/or every worker of the group fails at the times in ``at``:
+    ``[[time, seconds down], ...]``."""
+
+    model_config = _Strict
+
+    mtbf: Distribution | None = None
+    mttr: Distribution | None = None
+    at: list[tuple[NonNeg, Positive]] | None = None
+
+    _parse = field_validator("mtbf", "mttr", mode="before")(_dist)
+
+    @model_validator(mode="after")
+    def _given(self) -> CrashSpec:
+        if (self.mtbf is None) != (self.mttr is None):
+            raise ValueError("give both `mtbf` (up-time before a crash) and `mttr` (time to "
+                             "restart)")
+        if self.mtbf is None and not self.at:
+            raise ValueError("give `mtbf` and `mttr`, or `at: [[time, seconds down], ...]`")
+        if self.at:
+            times = [t for t, _ in self.at]
+            if times != sorted(times):
+                raise ValueError(f"`at` times must be in increasing order, got {times}")
+        return self
