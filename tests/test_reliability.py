@@ -1,0 +1,361 @@
+"""Acks, failures and retries, dead letters, TTL, duplicates and crashes: theory and
+accounting (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import simq
+from simq import theory
+from simq.engine import Simulation
+from simq.engine.retry import Backoff
+from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS
+from simq.run import _seed_for
+from simq.summary import summarise
+
+
+def _retrying(p: float, until: float = 20000, **consumer: Any) -> dict[str, Any]:
+    return {
+        "run": {"until": until, "warmup": 1000, "seed": 5},
+        "producers": {"app": {"to": "q", "rate": 0.5}},
+        "queues": {"q": {}},
+        "consumers": {"w": {"from": "q", "rate": 1.0, "ack": "manual", "failure": p,
+                            **consumer}},
+    }
+
+
+def test_failures_with_unlimited_retries_are_jackson_feedback() -> None:
+    # A failed message goes back to the tail at once: Bernoulli feedback, so the consumer
+    # sees lambda / (1 - p) and each visit waits as in M/M/1 at that rate (product form);
+    # a message makes 1 / (1 - p) visits. Tolerance: 1.5 x the ci95 of 6 replications
+    # (t, 5 d.f.; the extra half covers the warm-up transient) plus 2% of the value.
+    p, lam = 0.3, 0.5
+    res = simq.run(_retrying(p), replications=6)
+    s, ci = res.summary, res.summary["ci95"]
+    span = s["window"][1] - s["window"][0]
+    eff = lam / (1 - p)
+    attempts = s["consumers"]["w"]["attempts"] / span
+    assert abs(attempts - eff) <= 1.5 * ci["consumers"]["w"]["attempts"] / span + 0.02 * eff
+    node = theory.mmc(lam=eff, mu=1.0, c=1)
+    assert abs(s["queues"]["q"]["wait_mean"] - node.wait_mean) <= (
+        1.5 * ci["queues"]["q"]["wait_mean"] + 0.02 * node.wait_mean)
+    net = theory.jackson([lam], [[p]], [1.0])
+    assert abs(s["latency"]["mean"] - net.sojourn_mean) <= (
+        1.5 * ci["latency"]["mean"] + 0.02 * net.sojourn_mean)
+    m = s["messages"]
+    assert m["dead_lettered"] == 0 and m["lost"] == 0 and m["duplicates"] == 0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_dead_letter_fraction_is_p_to_the_k(k: int) -> None:
+    # Each attempt fails independently with p: a message is dead-lettered after k failures,
+    # with probability p^k. Counts are binomial; the tolerance is 4 standard errors of the
+    # pooled fraction (n ~ 4 x 9500 messages), well beyond the ci95.
+    p = 0.4
+    sc = _retrying(p, max_attempts=k)
+    sc["queues"] = {"q": {"dead_letter": "dlq"}, "dlq": {}}
+    res = simq.run(sc, replications=4)
+    m = res.summary["messages"]
+    frac = m["dead_lettered"] / m["produced"]
+    se = math.sqrt(p**k * (1 - p**k) / (4 * m["produced"]))
+    assert abs(frac - p**k) <= 4 * se
+    assert res.summary["queues"]["q"]["dead_lettered"] > 0
+
+
+def _mm1_d(lam: float, mu: float, tau: float) -> float:
+    """M/M/1+D: the fraction of messages whose wait reaches a constant patience tau
+    (Baccelli, Boyer & Hébuterne 1984)."""
+    rho, e = lam / mu, math.exp(-(mu - lam) * tau)
+    return (1 - rho) * rho * e / (1 - rho**2 * e)
+
+
+@pytest.mark.parametrize("expiry", ["head", "anywhere"])
+def test_ttl_expired_fraction_matches_mm1_plus_d(expiry: str) -> None:
+    # The closed form of M/M/1+D (reference: exact, not simulated). With one FIFO server an
+    # expired message does no work whether it leaves at its deadline or at the head, so
+    # both expiry modes lose the same fraction. Tolerance: 1.5 x the ci95 of 4 replications
+    # plus 2% of the value.
+    lam, mu, tau = 0.9, 1.0, 2.0
+    sc = {"run": {"until": 40000, "warmup": 2000},
+          "producers": {"app": {"to": "q", "rate": lam}},
+          "queues": {"q": {"ttl": tau, "expiry": expiry}},
+          "consumers": {"w": {"from": "q", "rate": mu}}}
+    res = simq.run(sc, seed=2, replications=4)
+    m, ci = res.summary["messages"], res.summary["ci95"]["messages"]
+    want = _mm1_d(lam, mu, tau)
+    assert abs(m["expired"] / m["produced"] - want) <= (
+        1.5 * ci["expired"] / m["produced"] + 0.02 * want)
+    wait = res.messages
+    served = wait[wait["outcome"] == "delivered"]
+    assert (served["q.start"] - served["q.arrived"] <= tau + 1e-9).all()
+
+
+def test_expiry_anywhere_keeps_the_line_shorter_than_at_the_head() -> None:
+    sc = {"run": {"until": 20000, "warmup": 1000},
+          "producers": {"app": {"to": "q", "rate": 0.95}},
+          "queues": {"q": {"ttl": 2.0}},
+          "consumers": {"w": {"from": "q", "rate": 1.0}}}
+    head = simq.run(sc, seed=3).summary
+    sc["queues"]["q"]["expiry"] = "anywhere"
+    anywhere = simq.run(sc, seed=3).summary
+    assert anywhere["queues"]["q"]["length_mean"] < head["queues"]["q"]["length_mean"]
+    # Same streams, same work: the same messages expire.
+    assert anywhere["messages"]["expired"] == head["messages"]["expired"]
+
+
+def test_per_message_ttl_expires_and_dead_letters_to_a_consumed_dlq() -> None:
+    sc = {"run": {"until": 3000, "warmup": 0},
+          "producers": {"app": {"to": "q", "rate": 1.2, "ttl": 3.0}},
+          "queues": {"q": {"dead_letter": "dlq"}, "dlq": {}},
+          "consumers": {"w": {"from": "q", "rate": 1.0},
+                        "archiver": {"from": "dlq", "rate": 50.0}}}
+    s = simq.run(sc, seed=1).summary
+    m = s["messages"]
+    # Overloaded: many expire; the DLQ has consumers, so they are delivered there.
+    assert s["queues"]["q"]["dead_lettered"] > 100
+    assert m["expired"] == 0 and m["dead_lettered"] == 0
+    assert s["consumers"]["archiver"]["throughput"] > 0
+
+
+def _crashy(ack: str, dedup: bool = False, vis: float | None = None) -> dict[str, Any]:
+    c: dict[str, Any] = {"from": "q", "count": 2, "rate": 1.0, "ack": ack,
+                         "crashes": {"mtbf": "exponential(mean=30)",
+                                     "mttr": "exponential(mean=3)"}}
+    if dedup:
+        c["dedup"] = True
+    if vis is not None:
+        c["visibility_timeout"] = vis
+    return {"run": {"until": 4000, "warmup": 0},
+            "producers": {"app": {"to": "q", "rate": 1.2}},
+            "queues": {"q": {}}, "consumers": {"w": c}}
+
+
+def _replicate(sc: dict[str, Any], seed: int = 1) -> tuple[Simulation, Any, dict[str, Any]]:
+    scen = simq.load(sc)
+    sim = Simulation(scen, _seed_for(seed, 0))
+    out = sim.run()
+    rec = sim.rec.arrays(out.t_end)
+    return sim, rec, summarise(rec, scen, out, 0.0)
+
+
+def test_at_most_once_loses_in_hand_messages_and_never_duplicates() -> None:
+    sim, rec, s = _replicate(_crashy("auto"))
+    m = s["messages"]
+    assert m["duplicates"] == 0 and m["redelivered"] == 0
+    crashes_in_hand = int(((rec.events["kind"] == CRASH) & (rec.events["id"] >= 0)).sum())
+    assert crashes_in_hand > 10
+    assert m["lost"] == crashes_in_hand  # each message in hand at a crash is gone
+
+
+def test_at_least_once_never_loses_and_duplicates_are_the_crashed_messages() -> None:
+    sim, rec, s = _replicate(_crashy("manual"))
+    m = s["messages"]
+    assert m["lost"] == 0 and m["dropped"] == 0
+    e = rec.events
+    crashed = set(e["id"][(e["kind"] == CRASH) & (e["id"] >= 0)].tolist())
+    assert len(crashed) > 10
+    delivered = set(np.flatnonzero(rec.outcome == DELIVERED).tolist())
+    # A message in hand at a crash was processed (maybe partly, with its effects); when it
+    # is redelivered and processed again, that is a duplicate, counted once per message.
+    assert m["duplicates"] == len(crashed & delivered)
+    assert set(e["id"][e["kind"] == DUPLICATE].tolist()) == crashed & delivered
+    assert s["consumers"]["w"]["crashes"] > 10
+
+
+def test_dedup_consumer_discards_the_visibility_timeout_copies() -> None:
+    # Service is exponential with mean 1 and the visibility timeout 1.5: about 22% of the
+    # processings outlive it, so the broker hands a second copy to the other worker.
+    plain = _replicate(_crashy("manual", vis=1.5))[2]
+    dedup = _replicate(_crashy("manual", dedup=True, vis=1.5))[2]
+    assert plain["messages"]["duplicates"] > 50
+    assert dedup["messages"]["duplicates"] == 0
+    assert dedup["consumers"]["w"]["discarded"] > 50
+    for s in (plain, dedup):
+        assert s["messages"]["lost"] == 0
+
+
+def test_attempts_column_counts_every_start() -> None:
+    sim, rec, s = _replicate(_retrying(0.5, until=2000))
+    res = simq.run(_retrying(0.5, until=2000), seed=1)
+    msgs = res.messages
+    assert int(msgs["attempts"].sum()) == int((rec.events["kind"] == ATTEMPT).sum())
+    done = msgs[msgs["outcome"] == "delivered"]
+    assert (done["attempts"] == done["redeliveries"] + 1).all()
+    assert done["attempts"].max() > 3
+
+
+@pytest.mark.parametrize("policy", ["fixed", "exponential", "full-jitter", "equal-jitter",
+                                    "decorrelated"])
+def test_backoff_policies_stay_within_their_bounds(policy: str) -> None:
+    rng = np.random.default_rng(0)
+    b = Backoff(policy, 0.1, 2.0, 5.0, lambda: float(rng.random()))
+    prev = 0.0
+    for n in range(1, 30):
+        d = b.delay(n, prev)
+        grown = min(5.0, 0.1 * 2.0 ** (n - 1))
+        assert 0.0 <= d <= 5.0
+        if policy == "fixed":
+            assert d == 0.1
+        elif policy == "exponential":
+            assert d == pytest.approx(grown)
+        elif policy == "full-jitter":
+            assert d <= grown
+        elif policy == "equal-jitter":
+            assert grown / 2 <= d <= grown
+        else:
+            assert 0.1 <= d <= min(5.0, 3 * max(prev, 0.1))
+        prev = d
+
+
+def test_backoff_delays_the_retry() -> None:
+    # With a 5 s fixed back-off each failure adds 5 s to the message's latency.
+    fast = simq.run(_retrying(0.3, until=5000), seed=1).summary["latency"]["mean"]
+    sc = _retrying(0.3, until=5000, backoff={"policy": "fixed", "delay": 5.0})
+    slow = simq.run(sc, seed=1).summary["latency"]["mean"]
+    # 0.3 / 0.7 failures per message on average: about +2.1 s.
+    assert slow - fast == pytest.approx(5.0 * 0.3 / 0.7, rel=0.25)
+
+
+def test_scheduled_crash_shows_in_the_worker_time_series() -> None:
+    sc = _retrying(0.0, until=200)
+    sc["run"]["warmup"] = 0
+    sc["consumers"]["w"]["crashes"] = {"at": [[50, 20], [120, 10]]}
+    sc["consumers"]["w"]["count"] = 2
+    res = simq.run(sc, seed=1)
+    ts = res.timeseries
+    workers = ts["consumer.w.workers"].to_numpy()
+    t = ts["time"].to_numpy()
+    assert (workers[(t > 51) & (t < 69)] == 0).all()
+    assert (workers[(t > 71) & (t < 119)] == 2).all()
+    assert (workers[(t > 121) & (t < 129)] == 0).all()
+    assert res.summary["consumers"]["w"]["crashes"] == 4
+
+
+def test_every_message_ends_once() -> None:
+    sc = _crashy("manual", vis=1.5)
+    sc["consumers"]["w"].update({"failure": 0.2, "max_attempts": 3})
+    sc["queues"]["q"] = {"ttl": 6.0, "dead_letter": "dlq"}
+    sc["queues"]["dlq"] = {}
+    sim, rec, s = _replicate(sc)
+    ids = [f[0] for f in sim.rec.finished]
+    assert len(ids) == len(set(ids))
+    kinds = Counter(EVENTS[int(k)] for k in rec.events["kind"])
+    assert kinds["dead_letter"] > 0 and kinds["duplicate"] > 0 and kinds["crash"] > 0
+
+
+def test_blocking_backpressure_never_drops_and_bounds_the_queue() -> None:
+    sc = {"run": {"until": 3000},
+          "producers": {"app": {"to": "q", "rate": 1.5}},
+          "queues": {"q": {"capacity": 5, "overflow": "block"}},
+          "consumers": {"w": {"from": "q", "rate": 1.0}}}
+    res = simq.run(sc, seed=1)
+    s = res.summary
+    assert s["messages"]["dropped"] == 0
+    assert s["queues"]["q"]["length_max"] <= 5
+    assert res.timeseries["queue.q.length"].max() <= 5
+
+
+@pytest.mark.parametrize("bad, path", [
+    ({"queues": {"broker": {"dead_letter": "nowhere"}}}, "queues.broker.dead_letter"),
+    ({"queues": {"broker": {"dead_letter": "broker"}}}, "queues.broker.dead_letter"),
+    ({"queues": {"broker": {"expiry": "anywhere"}}}, "queues.broker"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0,
+                               "visibility_timeout": 3}}}, "consumers.worker"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "max_attempts": 3}}},
+     "consumers.worker"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "ack": "manual",
+                               "backoff": {"policy": "linear"}}}},
+     "consumers.worker.backoff.policy"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0,
+                               "crashes": {"mtbf": "constant(5)"}}}},
+     "consumers.worker.crashes"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "failure": 1.0}}},
+     "consumers.worker.failure"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "ack": "manual",
+                               "batch": 5}}}, "consumers.worker"),
+])
+def test_bad_reliability_keys_name_their_path(raw: dict[str, Any], bad: dict[str, Any],
+                                              path: str) -> None:
+    for section, comps in bad.items():
+        raw[section].update(comps)
+    with pytest.raises(simq.ScenarioError) as err:
+        simq.load(raw)
+    assert err.value.path == path
+
+
+def test_a_sync_sender_cannot_meet_failing_consumers(raw: dict[str, Any]) -> None:
+    raw["producers"]["app"] = {"to": "broker", "mode": "sync"}
+    raw["consumers"]["worker"]["failure"] = 0.1
+    with pytest.raises(simq.ScenarioError, match="waits for every reply"):
+        simq.load(raw)
+
+
+@st.composite
+def _faulty(draw: st.DrawFn) -> dict[str, Any]:
+    """A small scenario with random failures, retry policy, ttl, DLQ and crashes."""
+    ack = draw(st.sampled_from(["auto", "manual"]))
+    c: dict[str, Any] = {"from": "q", "count": draw(st.integers(1, 3)),
+                         "rate": draw(st.floats(0.5, 3.0)), "ack": ack,
+                         "failure": draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))}
+    if ack == "manual":
+        if draw(st.booleans()):
+            c["max_attempts"] = draw(st.integers(1, 4))
+        if draw(st.booleans()):
+            c["backoff"] = {"policy": draw(st.sampled_from(
+                ["fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated"])),
+                "delay": draw(st.floats(0.0, 5.0)), "cap": draw(st.floats(0.5, 20.0))}
+        if draw(st.booleans()):
+            c["visibility_timeout"] = draw(st.floats(0.2, 5.0))
+        c["dedup"] = draw(st.booleans())
+    if draw(st.booleans()):
+        c["crashes"] = {"mtbf": f"exponential(mean={draw(st.floats(2.0, 50.0))})",
+                        "mttr": f"exponential(mean={draw(st.floats(0.1, 10.0))})"}
+    else:
+        times = sorted(draw(st.lists(st.floats(0.0, 290.0), max_size=4)))
+        if times:
+            c["crashes"] = {"at": [[t, draw(st.floats(0.1, 30.0))] for t in times]}
+    q: dict[str, Any] = {}
+    if draw(st.booleans()):
+        q["ttl"] = draw(st.floats(0.5, 20.0))
+        q["expiry"] = draw(st.sampled_from(["head", "anywhere"]))
+    consumers = {"w": c}
+    queues = {"q": q}
+    if draw(st.booleans()):
+        q["dead_letter"] = "dlq"
+        queues["dlq"] = {}
+        if draw(st.booleans()):
+            consumers["d"] = {"from": "dlq", "rate": 2.0}
+    if draw(st.booleans()):
+        queues["next"] = {}
+        c["to"] = "next"
+        consumers["n"] = {"from": "next", "rate": 5.0}
+    return {"run": {"until": 300, "seed": draw(st.integers(0, 1000))},
+            "producers": {"app": {"to": "q", "rate": draw(st.floats(0.2, 4.0))}},
+            "queues": queues, "consumers": consumers}
+
+
+@settings(deadline=None, derandomize=True, database=None, max_examples=40,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(_faulty())
+def test_every_produced_message_has_exactly_one_final_outcome(sc: dict[str, Any]) -> None:
+    # summarise raises ConservationError unless produced = delivered + dropped + lost +
+    # expired + dead_lettered + in_flight, with in_flight counted from what is found inside.
+    sim, rec, s = _replicate(sc)
+    ids = [f[0] for f in sim.rec.finished]
+    assert len(ids) == len(set(ids))  # decided once
+    m = s["messages"]
+    assert m["produced"] == sum(m[k] for k in ("delivered", "dropped", "lost", "expired",
+                                               "dead_lettered", "in_flight"))
+    if sc["consumers"]["w"]["ack"] == "auto":
+        assert m["duplicates"] == 0 and m["redelivered"] == 0
+    else:
+        assert m["lost"] == 0
+    if sc["consumers"]["w"].get("dedup"):
+        assert m["duplicates"] == 0
