@@ -14,10 +14,10 @@ from simq.dists import parse
 from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
+from simq.engine.faults import Crasher
 from simq.engine.link import Link
 from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
-from simq.engine.faults import Crasher
 from simq.engine.queue import Levels, Queue
 from simq.engine.reliable import ReliableGroup, ReliableQueue, Stamp
 from simq.engine.retry import Backoff
