@@ -36,11 +36,15 @@ STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
 # Reliability event codes (docs/reliability.md), logged only when those features are on.
 # The component is a consumer group for ATTEMPT, FAILED, DUPLICATE, DISCARDED, CRASH,
 # RESTART and CRASH_LOST, a queue for REQUEUED, EXPIRED_AT and DEAD_LETTER.
+# For a producer with a send timeout, the component is the producer and the id the
+# message's first send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran
+# out), RETRIED (a new send; the copy's own id is in `copies`), GAVE_UP (no send left).
 (ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART,
- CRASH_LOST) = range(9)
+ CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP) = range(13)
 EVENTS = {ATTEMPT: "attempt", REQUEUED: "requeued", FAILED: "failed", DUPLICATE: "duplicate",
           DISCARDED: "discarded", DEAD_LETTER: "dead_letter", CRASH: "crash",
-          RESTART: "restart", CRASH_LOST: "crash_lost"}
+          RESTART: "restart", CRASH_LOST: "crash_lost", ACKED: "acked",
+          TIMED_OUT: "timed_out", RETRIED: "retried", GAVE_UP: "gave_up"}
 # A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
 REAPED = -2
 # A finished row's component for a message lost outside any link (a consumer crash, or a

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from simq.dists import Distribution, parse
 
-__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec"]
+__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "SendRetrySpec"]
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -78,3 +78,16 @@ class CrashSpec(BaseModel):
             if times != sorted(times):
                 raise ValueError(f"`at` times must be in increasing order, got {times}")
         return self
+
+
+class SendRetrySpec(BaseModel):
+    """A producer's retries after a send ``timeout``: at most ``max_attempts`` sends per
+    message, waiting as ``backoff`` says, and (``budget``) at most that many retries per
+    first send, over the run (plus ``budget_floor`` retries, so a quiet start may retry)."""
+
+    model_config = _Strict
+
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    backoff: BackoffSpec = Field(default_factory=BackoffSpec)
+    budget: NonNeg | None = None
+    budget_floor: Annotated[int, Field(ge=0)] = 10

@@ -36,7 +36,7 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
-from simq.relspec import BackoffSpec, CrashSpec
+from simq.relspec import BackoffSpec, CrashSpec, SendRetrySpec
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -96,6 +96,8 @@ class ProducerSpec(BaseModel):
     linger: NonNegFloat = 0.0
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
     ttl: PositiveFloat | None = None  # per-message time-to-live from sending (reliability)
+    timeout: PositiveFloat | None = None  # give up waiting for the ack after this long
+    retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
 
     _parse_dists = field_validator(
         "interarrival", "size", "think", "encode", "reply", mode="before"
@@ -141,9 +143,19 @@ class ProducerSpec(BaseModel):
                              "(`batch_size` needs mode async or window)")
         if "linger" in given and self.batch_size is None:
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
-        if "reply" in given and self.mode == "async":
-            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window")
+        if "reply" in given and self.mode == "async" and self.timeout is None:
+            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window "
+                             "(or a send `timeout`)")
+        if self.timeout is not None and (self.mode != "async" or self.batch_size is not None):
+            raise ValueError("a send `timeout` needs mode: async without batch_size")
+        if self.retry is not None and self.timeout is None:
+            raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
         return self
+
+    @property
+    def wants_ack(self) -> bool:
+        """Senders that learn when their message was processed (waiting or timing out)."""
+        return self.mode != "async" or self.timeout is not None
 
     @property
     def waits_for_reply(self) -> bool:
@@ -504,7 +516,7 @@ def _check_references(m: Model) -> None:
     for n, p in m.producers.items():
         need_dest(f"producers.{n}.to", p.to)
         fanout = m.topics.get(p.to)
-        if p.waits_for_reply and fanout is not None and fanout.subscribers is not None:
+        if p.wants_ack and fanout is not None and fanout.subscribers is not None:
             raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
                                 f"fan-out topic {p.to!r} makes several copies", p.to)
     for n, c in m.consumers.items():

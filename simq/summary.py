@@ -16,6 +16,7 @@ import numpy as np
 from simq.engine import Outcome
 from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
+    ACKED,
     ATTEMPT,
     CRASH,
     CRASH_LOST,
@@ -27,9 +28,12 @@ from simq.record import (
     DUPLICATE,
     EXPIRED,
     FAILED,
+    GAVE_UP,
     LOST,
     REQUEUED,
+    RETRIED,
     STAGES,
+    TIMED_OUT,
     Records,
     level_at,
     level_max,
@@ -99,7 +103,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         "lost": int((o == LOST).sum()),
         "expired": int((o == EXPIRED).sum()),
         "dead_lettered": int((o == DEAD_LETTERED).sum()),
-        "duplicates": rec.count(DUPLICATE),
+        "duplicates": rec.count(DUPLICATE) + _resent_twice(rec, sc),
         "in_flight": int(out.in_flight),
     }
     accounted = sum(v for k, v in counts.items() if k not in {"produced", "duplicates"})
@@ -132,6 +136,8 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     # Not outcomes (a message may have several): requeues, and dedup's discarded copies.
     counts["redelivered"] = rec.count(REQUEUED)
     counts["discarded"] = rec.count(DISCARDED)
+    if any(p.timeout is not None for p in sc.producers.values()):
+        counts["retries"] = rec.count(RETRIED)
     summary: dict[str, Any] = {
         "messages": counts,
         "throughput": float((delivered & done_in_window).sum() / span),
@@ -160,6 +166,14 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "latency_mean": lat[0],
             "latency_p95": lat[1],
         }
+        if prod.timeout is not None:
+            # Goodput: messages whose ack reached the sender in time, per second.
+            summary["producers"][name].update({
+                "goodput": rec.count(ACKED, pi, t0, t1) / span,
+                "timed_out": rec.count(TIMED_OUT, pi, t0, t1),
+                "retries": rec.count(RETRIED, pi, t0, t1),
+                "gave_up": rec.count(GAVE_UP, pi, t0, t1),
+            })
 
     v = rec.visits
     left = np.where(np.isnan(v["left"]), rec.t_end, v["left"])
@@ -253,6 +267,17 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
                                   & (rec.retransmits["t"] <= t1)).sum()),
         }
     return summary
+
+
+def _resent_twice(rec: Records, sc: Scenario) -> int:
+    """Messages of producers with a send timeout that more than one send delivered."""
+    timed = [i for i, p in enumerate(sc.producers.values()) if p.timeout is not None]
+    if not timed:
+        return 0
+    root = np.where(rec.parent >= 0, rec.parent, np.arange(len(rec.parent)))
+    hit = (rec.outcome == DELIVERED) & np.isin(rec.producer, timed)
+    per_root = np.bincount(root[hit], minlength=len(root)) if hit.any() else np.zeros(1)
+    return int((per_root > 1).sum())
 
 
 def _busy(rec: Records, gi: int, batch: bool, start: np.ndarray, end: np.ndarray,

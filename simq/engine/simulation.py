@@ -20,7 +20,7 @@ from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
 from simq.engine.reliable import ReliableGroup, ReliableQueue, Stamp
-from simq.engine.retry import Backoff
+from simq.engine.retry import Backoff, RetryingProducer
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
@@ -57,7 +57,7 @@ class Simulation:
         reliable = {c.source for c in scenario.consumers.values() if c.reliable}
         reliable |= {n for n, q in scenario.queues.items()
                      if (q.reliable or any_ttl) and n not in partitions}
-        self.queues = {}
+        self.queues: dict[str, Queue] = {}
         for i, (name, q) in enumerate(scenario.queues.items()):
             if name in reliable:
                 self.queues[name] = ReliableQueue(env, i, name, q.capacity, q.overflow, rec,
@@ -120,7 +120,7 @@ class Simulation:
 
         # Replies are only possible when some sender waits for them: otherwise the end of
         # the line stays the plain "delivered" record, with nothing added per message.
-        replies = any(p.waits_for_reply for p in scenario.producers.values())
+        replies = any(p.wants_ack for p in scenario.producers.values())
         self.repliers: dict[str, Replier] = {}
         self.groups: dict[str, ConsumerGroup] = {}
         self.partition_workers: list[ConsumerGroup] = []
@@ -184,7 +184,8 @@ class Simulation:
                 self._backlog(self.queues[name], q.backlog, ids, streams)
         self.encoders: list[Encoder] = []
         self.batchers: list[Batcher] = []
-        self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
+        self.producers: dict[str, Producer | SyncProducer | WindowProducer
+                             | RetryingProducer] = {}
         for i, (name, p) in enumerate(scenario.producers.items()):
             key = f"producers.{name}"
             dest = via(name, p.to)
@@ -221,6 +222,18 @@ class Simulation:
                     env, i, name, dest, gap, p.window, streams.draw(f"{key}.reply", p.reply),
                     size, ids, limit, p.start, p.stop, rec,
                 )
+            elif p.timeout is not None:
+                r = p.retry
+                b = None if r is None else r.backoff
+                self.producers[name] = RetryingProducer(
+                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec,
+                    timeout=p.timeout, reply=streams.draw(f"{key}.reply", p.reply),
+                    max_attempts=1 if r is None else r.max_attempts,
+                    backoff=None if b is None else Backoff(
+                        b.policy, b.delay, b.multiplier, b.cap,
+                        streams.uniform(f"{key}.retry.backoff")),
+                    budget=None if r is None else r.budget,
+                    budget_floor=0 if r is None else r.budget_floor)
             else:
                 self.producers[name] = Producer(
                     env, i, name, dest, gap, size, ids, limit, p.start, stop, rec
