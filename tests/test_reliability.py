@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from simq.engine.retry import Backoff
 from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS
 from simq.run import _seed_for
 from simq.summary import summarise
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def _retrying(p: float, until: float = 20000, **consumer: Any) -> dict[str, Any]:
@@ -336,9 +339,19 @@ def _faulty(draw: st.DrawFn) -> dict[str, Any]:
         queues["next"] = {}
         c["to"] = "next"
         consumers["n"] = {"from": "next", "rate": 5.0}
+    if draw(st.booleans()):
+        q["capacity"] = draw(st.integers(0, 10))
+    app: dict[str, Any] = {"to": "q", "rate": draw(st.floats(0.2, 4.0))}
+    if draw(st.booleans()):
+        app["timeout"] = draw(st.floats(0.5, 20.0))
+        app["reply"] = "exponential(mean=0.2)"
+        app["retry"] = {"max_attempts": draw(st.integers(1, 5)),
+                        "backoff": {"policy": draw(st.sampled_from(
+                            ["fixed", "exponential", "full-jitter", "equal-jitter",
+                             "decorrelated"])), "delay": draw(st.floats(0.0, 3.0))},
+                        "budget": draw(st.sampled_from([None, 0.0, 0.1, 1.0]))}
     return {"run": {"until": 300, "seed": draw(st.integers(0, 1000))},
-            "producers": {"app": {"to": "q", "rate": draw(st.floats(0.2, 4.0))}},
-            "queues": queues, "consumers": consumers}
+            "producers": {"app": app}, "queues": queues, "consumers": consumers}
 
 
 @settings(deadline=None, derandomize=True, database=None, max_examples=40,
@@ -353,9 +366,50 @@ def test_every_produced_message_has_exactly_one_final_outcome(sc: dict[str, Any]
     m = s["messages"]
     assert m["produced"] == sum(m[k] for k in ("delivered", "dropped", "lost", "expired",
                                                "dead_lettered", "in_flight"))
+    resends = "timeout" in sc["producers"]["app"]
     if sc["consumers"]["w"]["ack"] == "auto":
-        assert m["duplicates"] == 0 and m["redelivered"] == 0
+        assert m["redelivered"] == 0
+        assert m["duplicates"] == 0 or resends
     else:
         assert m["lost"] == 0
-    if sc["consumers"]["w"].get("dedup"):
+    if sc["consumers"]["w"].get("dedup") and not resends:
         assert m["duplicates"] == 0
+
+
+def test_retry_storm_collapses_and_jitter_with_a_budget_survives() -> None:
+    # Goodput (acks back in time per second) from 3 replications each: the storm's upper
+    # ci95 bound must lie below the tamed system's lower bound, and the tamed one must
+    # keep more than half the offered 0.7 msg/s while the storm keeps almost none.
+    def run(name: str) -> tuple[float, float, dict[str, Any]]:
+        sc = simq.load(MODELS / f"{name}.yaml").with_overrides({"run.until": 3000})
+        res = simq.run(sc, replications=3)
+        g = res.summary["producers"]["app"]
+        return g["goodput"], res.summary["ci95"]["producers"]["app"]["goodput"], res.summary
+
+    storm, storm_ci, s1 = run("retry_storm")
+    tamed, tamed_ci, s2 = run("retry_storm_jitter")
+    assert storm + storm_ci < tamed - tamed_ci
+    assert storm < 0.1 < 0.35 < tamed
+    assert s1["queues"]["api"]["length_mean"] > 100 > 10 > s2["queues"]["api"]["length_mean"]
+    # The storm's extra load is retries: more sends than first sends, by far.
+    assert s1["messages"]["retries"] > s1["messages"]["produced"] / 2
+    assert s2["messages"]["retries"] <= 0.1 * s2["messages"]["produced"] + 10
+
+
+def test_send_retries_are_copies_with_one_outcome_each() -> None:
+    sc = {"run": {"until": 2000},
+          "producers": {"app": {"to": "q", "rate": 0.8, "timeout": 3.0,
+                                "retry": {"max_attempts": 3, "backoff": {
+                                    "policy": "decorrelated", "delay": 0.5, "cap": 10}}}},
+          "queues": {"q": {"capacity": 4}},
+          "consumers": {"w": {"from": "q", "rate": 1.0}}}
+    sim, rec, s = _replicate(sc)
+    m = s["messages"]
+    copies = rec.parent >= 0
+    assert m["retries"] == int(copies.sum()) > 0
+    # Every copy points at a first send of the same producer.
+    assert (rec.parent[copies] < np.flatnonzero(copies)).all()
+    assert (rec.parent[rec.parent[copies]] == -1).all()
+    assert m["dropped"] > 0  # a bounded queue drops sends; the sender retries them
+    p = s["producers"]["app"]
+    assert p["gave_up"] > 0 and p["timed_out"] >= p["retries"]
