@@ -39,12 +39,16 @@ STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
 # For a producer with a send timeout, the component is the producer and the id the
 # message's first send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran
 # out), RETRIED (a new send; the copy's own id is in `copies`), GAVE_UP (no send left).
+# Faults of a queue (OUTAGE, BACK, OUTAGE_LOST: a message an in-memory queue lost) and of
+# a link (CUT, HEALED), with id -1 except for OUTAGE_LOST.
 (ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART,
- CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP) = range(13)
+ CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT,
+ HEALED) = range(18)
 EVENTS = {ATTEMPT: "attempt", REQUEUED: "requeued", FAILED: "failed", DUPLICATE: "duplicate",
           DISCARDED: "discarded", DEAD_LETTER: "dead_letter", CRASH: "crash",
           RESTART: "restart", CRASH_LOST: "crash_lost", ACKED: "acked",
-          TIMED_OUT: "timed_out", RETRIED: "retried", GAVE_UP: "gave_up"}
+          TIMED_OUT: "timed_out", RETRIED: "retried", GAVE_UP: "gave_up", OUTAGE: "outage",
+          BACK: "back", OUTAGE_LOST: "outage_lost", CUT: "cut", HEALED: "healed"}
 # A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
 REAPED = -2
 # A finished row's component for a message lost outside any link (a consumer crash, or a

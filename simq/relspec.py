@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from simq.dists import Distribution, parse
 
-__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "SendRetrySpec"]
+__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "FaultSpec", "SendRetrySpec"]
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -54,9 +54,9 @@ def _dist(value: Any, info: ValidationInfo) -> Distribution:
 
 
 class CrashSpec(BaseModel):
-    """Worker crashes: each worker fails after ``mtbf`` up-time and is back after ``mttr``
-    (random), and/or every worker of the group fails at the times in ``at``:
-    ``[[time, seconds down], ...]``."""
+    """Faults: a component fails after ``mtbf`` up-time and is back after ``mttr``
+    (random), and/or fails at the times in ``at``: ``[[time, seconds down], ...]``.
+    For a consumer group, random crashes hit each worker, scheduled ones all of them."""
 
     model_config = _Strict
 
@@ -78,6 +78,9 @@ class CrashSpec(BaseModel):
             if times != sorted(times):
                 raise ValueError(f"`at` times must be in increasing order, got {times}")
         return self
+
+
+FaultSpec = CrashSpec  # a queue's outages and a link's partitions take the same keys
 
 
 class SendRetrySpec(BaseModel):

@@ -36,7 +36,7 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
-from simq.relspec import BackoffSpec, CrashSpec, SendRetrySpec
+from simq.relspec import BackoffSpec, CrashSpec, FaultSpec, SendRetrySpec
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -176,12 +176,18 @@ class QueueSpec(BaseModel):
     ttl: PositiveFloat | None = None
     expiry: Literal["head", "anywhere"] = "head"
     dead_letter: str | None = None
+    outages: FaultSpec | None = None  # the broker (this queue) unavailable for a while
+    persistent: bool = True  # an outage keeps the messages (False: in memory, lost)
+    when_down: Literal["block", "drop"] = "block"  # what senders meet during an outage
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
         if self.discipline == "priority" and self.overflow == "drop-oldest":
             raise ValueError("drop-oldest would evict the message served next in a priority "
                              "queue; use drop-new or block")
+        for key in ("persistent", "when_down"):
+            if key in self.model_fields_set and self.outages is None:
+                raise ValueError(f"`{key}` needs `outages` (when the broker is down)")
         if "expiry" in self.model_fields_set and self.ttl is None:
             raise ValueError("`expiry` needs `ttl` (seconds a message may wait)")
         if self.expiry == "anywhere" and self.discipline == "priority":
@@ -192,7 +198,8 @@ class QueueSpec(BaseModel):
     @property
     def reliable(self) -> bool:
         """Whether the queue needs the reliability machinery (expiry, dead letters)."""
-        return self.ttl is not None or self.dead_letter is not None
+        return (self.ttl is not None or self.dead_letter is not None
+                or self.outages is not None)
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -303,6 +310,8 @@ class LinkSpec(BaseModel):
     loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
     retransmit: PositiveFloat | None = None
     shares: str | None = None
+    partitions: FaultSpec | None = None  # the link down for a while (docs/reliability.md)
+    when_cut: Literal["hold", "lose"] = "hold"  # messages sent while it is down
 
     _parse_dists = field_validator("latency", mode="before")(_dist)
 
@@ -310,6 +319,8 @@ class LinkSpec(BaseModel):
     def _shared(self) -> LinkSpec:
         if self.shares is not None and "bandwidth" in self.model_fields_set:
             raise ValueError("a link that `shares` another's bandwidth has none of its own")
+        if "when_cut" in self.model_fields_set and self.partitions is None:
+            raise ValueError("`when_cut` needs `partitions` (when the link is down)")
         return self
 
     @field_validator("bandwidth", mode="before")
@@ -592,6 +603,16 @@ def _check_references(m: Model) -> None:
 
 def _check_reliability(m: Model) -> None:
     """Dead-letter names, and the groups the reliability features work with."""
+    for key, link in m.links.items():
+        if link.partitions is not None and key.partition("->")[0] in m.queues:
+            raise ScenarioError(f"links.{key}.partitions", "a queue->consumer (prefetch) "
+                                "link cannot be partitioned; partition the sender's link")
+        if link.partitions is not None and link.when_cut == "lose":
+            for n, p in m.producers.items():
+                if p.waits_for_reply:
+                    raise ScenarioError(f"links.{key}.when_cut", f"producer {n!r} (mode "
+                                        f"{p.mode}) waits for every reply; a partition that "
+                                        "loses messages would stall it", "lose")
     for n, q in m.queues.items():
         if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
             others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"

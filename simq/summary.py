@@ -18,8 +18,10 @@ from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
     ACKED,
     ATTEMPT,
+    BACK,
     CRASH,
     CRASH_LOST,
+    CUT,
     DEAD_LETTER,
     DEAD_LETTERED,
     DELIVERED,
@@ -29,7 +31,9 @@ from simq.record import (
     EXPIRED,
     FAILED,
     GAVE_UP,
+    HEALED,
     LOST,
+    OUTAGE,
     REQUEUED,
     RETRIED,
     STAGES,
@@ -214,6 +218,16 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "dead_lettered": rec.count(DEAD_LETTER, qi, t0, t1),
             "redelivered": rec.count(REQUEUED, qi, t0, t1),
         }
+        spells = _fault_spells(rec, sc, name)
+        if spells is not None:
+            inside = [(a, b) for a, b in spells if t0 <= a <= t1]
+            rec_times = [_recovery(rec.sent, rec.done, a, b) for a, b in inside]
+            summary["queues"][name].update({
+                "faults": len(inside),
+                "down_time": float(sum(min(b, t1) - a for a, b in inside)),
+                "recovery_mean": float(np.mean(rec_times)) if rec_times else math.nan,
+                "recovery_max": float(np.max(rec_times)) if rec_times else math.nan,
+            })
 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
@@ -269,6 +283,52 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     return summary
 
 
+def _spells(rec: Records, down: int, up: int, where: int) -> list[tuple[float, float]]:
+    """[start, end) of each period a component was down (end = t_end if never back)."""
+    e = rec.events
+    starts = e["t"][(e["kind"] == down) & (e["where"] == where)]
+    ends = e["t"][(e["kind"] == up) & (e["where"] == where)]
+    ends = np.r_[ends, [rec.t_end] * (len(starts) - len(ends))]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _fault_spells(rec: Records, sc: Scenario, queue: str) -> list[tuple[float, float]] | None:
+    """Periods in which `queue` could not take in or give out messages: its outages, its
+    inbound links cut, every worker of a group reading it down. None: no faults modelled."""
+    names = list(sc.queues)
+    spec = sc.queues[queue]
+    links = [i for i, k in enumerate(sc.links)
+             if k.partition("->")[2] == queue and sc.links[k].partitions is not None]
+    groups = [i for i, (g, c) in enumerate(sc.consumers.items())
+              if c.source == queue and c.crashes is not None]
+    if spec.outages is None and not links and not groups:
+        return None
+    out = _spells(rec, OUTAGE, BACK, names.index(queue)) if spec.outages is not None else []
+    for li in links:
+        out += _spells(rec, CUT, HEALED, li)
+    w = rec.workers
+    for gi in groups:
+        at = w["group"] == gi
+        t, n = w["t"][at], w["online"][at]
+        for k in np.flatnonzero((n == 0) & np.r_[True, n[:-1] > 0]):
+            later = np.flatnonzero((t > t[k]) & (n > 0))
+            out.append((float(t[k]), float(t[later[0]]) if len(later) else rec.t_end))
+    return sorted(out)
+
+
+def _recovery(arrived: np.ndarray, left: np.ndarray, start: float, end: float) -> float:
+    """Seconds from the end of a fault until the backlog (the intervals [arrived, left)
+    open: messages in the system) is back to its level when the fault began (NaN: not by
+    the end of the run). Messages held at a door or by a cut link count."""
+    before = level_at(arrived, left, np.array([start]))[0]
+    # The level only falls at departures: check the end of the fault, then each of them.
+    ends = np.where(np.isnan(left), np.inf, left)
+    times = np.r_[end, np.sort(ends[(ends > end) & np.isfinite(ends)])]
+    levels = level_at(arrived, left, times)
+    ok = np.flatnonzero(levels <= before)
+    return float(times[ok[0]] - end) if len(ok) else math.nan
+
+
 def _resent_twice(rec: Records, sc: Scenario) -> int:
     """Messages of producers with a send timeout that more than one send delivered."""
     timed = [i for i, p in enumerate(sc.producers.values()) if p.timeout is not None]
@@ -317,4 +377,18 @@ def timeseries_columns(
     for li, name in enumerate(sc.links):
         at = h["link"] == li
         cols[f"link.{name}.in_transit"] = level_at(h["entered"][at], h["out"][at], times)
+    # Faults, as 1 (up) or 0 (down), for the components that can fail.
+    for qi, (name, qspec) in enumerate(sc.queues.items()):
+        if qspec.outages is not None:
+            cols[f"queue.{name}.up"] = _up_at(_spells(rec, OUTAGE, BACK, qi), times)
+    for li, (name, lspec) in enumerate(sc.links.items()):
+        if lspec.partitions is not None:
+            cols[f"link.{name}.up"] = _up_at(_spells(rec, CUT, HEALED, li), times)
     return cols
+
+
+def _up_at(spells: list[tuple[float, float]], times: np.ndarray) -> np.ndarray:
+    up = np.ones(len(times), dtype=np.int64)
+    for a, b in spells:
+        up[(times >= a) & (times < b)] = 0
+    return up

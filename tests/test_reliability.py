@@ -17,7 +17,7 @@ import simq
 from simq import theory
 from simq.engine import Simulation
 from simq.engine.retry import Backoff
-from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS
+from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS, OUTAGE_LOST
 from simq.run import _seed_for
 from simq.summary import summarise
 
@@ -341,6 +341,14 @@ def _faulty(draw: st.DrawFn) -> dict[str, Any]:
         consumers["n"] = {"from": "next", "rate": 5.0}
     if draw(st.booleans()):
         q["capacity"] = draw(st.integers(0, 10))
+    if draw(st.booleans()):
+        q["outages"] = _fault_schedule(draw)
+        q["persistent"] = draw(st.booleans())
+        q["when_down"] = draw(st.sampled_from(["block", "drop"]))
+    links: dict[str, Any] = {}
+    if draw(st.booleans()):
+        links["app->q"] = {"latency": "constant(0.05)", "partitions": _fault_schedule(draw),
+                           "when_cut": draw(st.sampled_from(["hold", "lose"]))}
     app: dict[str, Any] = {"to": "q", "rate": draw(st.floats(0.2, 4.0))}
     if draw(st.booleans()):
         app["timeout"] = draw(st.floats(0.5, 20.0))
@@ -351,7 +359,16 @@ def _faulty(draw: st.DrawFn) -> dict[str, Any]:
                              "decorrelated"])), "delay": draw(st.floats(0.0, 3.0))},
                         "budget": draw(st.sampled_from([None, 0.0, 0.1, 1.0]))}
     return {"run": {"until": 300, "seed": draw(st.integers(0, 1000))},
-            "producers": {"app": app}, "queues": queues, "consumers": consumers}
+            "producers": {"app": app}, "queues": queues, "consumers": consumers,
+            "links": links}
+
+
+def _fault_schedule(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.booleans()):
+        return {"mtbf": f"exponential(mean={draw(st.floats(5.0, 100.0))})",
+                "mttr": f"exponential(mean={draw(st.floats(0.5, 30.0))})"}
+    times = sorted(draw(st.lists(st.floats(0.0, 290.0), min_size=1, max_size=3)))
+    return {"at": [[t, draw(st.floats(0.1, 50.0))] for t in times]}
 
 
 @settings(deadline=None, derandomize=True, database=None, max_examples=40,
@@ -370,8 +387,8 @@ def test_every_produced_message_has_exactly_one_final_outcome(sc: dict[str, Any]
     if sc["consumers"]["w"]["ack"] == "auto":
         assert m["redelivered"] == 0
         assert m["duplicates"] == 0 or resends
-    else:
-        assert m["lost"] == 0
+    elif not sc["links"] and sc["queues"]["q"].get("persistent", True):
+        assert m["lost"] == 0  # at-least-once loses nothing unless the broker or a link does
     if sc["consumers"]["w"].get("dedup") and not resends:
         assert m["duplicates"] == 0
 
@@ -413,3 +430,73 @@ def test_send_retries_are_copies_with_one_outcome_each() -> None:
     assert m["dropped"] > 0  # a bounded queue drops sends; the sender retries them
     p = s["producers"]["app"]
     assert p["gave_up"] > 0 and p["timed_out"] >= p["retries"]
+
+
+def _outage(persistent: bool, when_down: str = "block") -> dict[str, Any]:
+    return {"run": {"until": 3000, "warmup": 0},
+            "producers": {"app": {"to": "q", "rate": 2.0}},
+            "queues": {"q": {"outages": {"at": [[1000, 200]]}, "persistent": persistent,
+                             "when_down": when_down}},
+            "consumers": {"w": {"from": "q", "rate": 1.0, "count": 2, "ack": "manual",
+                                "crashes": {"at": [[500, 100]]}}}}
+
+
+def test_an_in_memory_queue_loses_what_waits_at_an_outage_a_persistent_one_keeps_it() -> None:
+    # All workers are down over [500, 600) and the load (2/s) equals their capacity, so a
+    # backlog of about 200 is still there at 1000, when the outage loses it.
+    kept = _replicate(_outage(True))[2]["messages"]
+    sim, rec, s = _replicate(_outage(False))
+    lost = s["messages"]["lost"]
+    e = rec.events
+    assert kept["lost"] == 0
+    assert lost == int((e["kind"] == OUTAGE_LOST).sum()) > 0
+    # The line's length just before the outage, from the visits log.
+    v = rec.visits
+    left = np.where(np.isnan(v["left"]), np.inf, v["left"])
+    before = int(((v["arrived"] < 1000) & (left >= 1000)).sum())
+    assert lost == before
+
+
+def test_senders_are_held_or_turned_away_while_the_broker_is_down() -> None:
+    held = _replicate(_outage(True, "block"))[2]
+    assert held["messages"]["dropped"] == 0
+    dropped = _replicate(_outage(True, "drop"))[2]["messages"]["dropped"]
+    # Poisson arrivals at 2/s for 200 s: 400 expected, sd 20; 4 sd either way.
+    assert abs(dropped - 400) <= 80
+
+
+def test_a_partitioned_link_holds_or_loses_what_is_sent_while_cut() -> None:
+    sc = {"run": {"until": 3000, "warmup": 0},
+          "producers": {"app": {"to": "q", "rate": 1.0}},
+          "queues": {"q": {}},
+          "consumers": {"w": {"from": "q", "rate": 2.0}},
+          "links": {"app->q": {"latency": "constant(0.01)",
+                               "partitions": {"at": [[100, 300], [1000, 200]]}}}}
+    res = simq.run(sc, seed=1)
+    assert res.summary["messages"]["lost"] == 0
+    ts = res.timeseries
+    t, up = ts["time"].to_numpy(), ts["link.app->q.up"].to_numpy()
+    assert (up[(t > 101) & (t < 399)] == 0).all() and (up[(t > 401) & (t < 999)] == 1).all()
+    # Held messages arrive when it heals: the queue jumps then.
+    assert ts["queue.q.length"][(t > 400) & (t < 420)].max() > 50
+    sc["links"]["app->q"]["when_cut"] = "lose"
+    lost = simq.run(sc, seed=1).summary["messages"]["lost"]
+    # Poisson at 1/s over 500 s cut: 500 expected, sd 22; 4 sd either way.
+    assert abs(lost - 500) <= 90
+
+
+def test_recovery_after_a_consumer_outage_follows_the_fluid_estimate() -> None:
+    # All 2 workers (mu = 1 each) down for D = 300 s at lambda = 1.2: the backlog grows to
+    # about lambda D = 360 and drains at 2 - 1.2 = 0.8/s, so recovery takes about
+    # lambda D / (c mu - lambda) = 450 s. The fluid estimate ignores the few messages
+    # waiting before the fault and the randomness of the drain (sd of the time to drain
+    # ~ sqrt(360 * 2) / 0.8 ~ 34 s); 20% covers both.
+    sc = {"run": {"until": 3000, "warmup": 0},
+          "producers": {"app": {"to": "q", "rate": 1.2}},
+          "queues": {"q": {}},
+          "consumers": {"w": {"from": "q", "rate": 1.0, "count": 2, "ack": "manual",
+                              "crashes": {"at": [[1000, 300]]}}}}
+    res = simq.run(sc, seed=1, replications=3)
+    q = res.summary["queues"]["q"]
+    assert q["faults"] == 1 and q["down_time"] == pytest.approx(300)
+    assert q["recovery_mean"] == pytest.approx(1.2 * 300 / 0.8, rel=0.2)

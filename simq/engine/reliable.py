@@ -14,6 +14,7 @@ broker would, and those processings are the duplicates.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 
 import simpy
@@ -26,17 +27,21 @@ from simq.engine.queue import Queue
 from simq.engine.retry import Backoff
 from simq.record import (
     ATTEMPT,
+    BACK,
     CRASH,
     CRASH_LOST,
     DEAD_LETTER,
     DEAD_LETTERED,
     DELIVERED,
     DISCARDED,
+    DROPPED,
     DUPLICATE,
     EXPIRED,
     FAILED,
     LOST,
     NOWHERE,
+    OUTAGE,
+    OUTAGE_LOST,
     REAPED,
     REQUEUED,
     RESTART,
@@ -78,8 +83,55 @@ class ReliableQueue(Queue):
         self._wake: Event | None = None
         if ttl is not None and expiry == "anywhere":
             env.process(self._reap())
+        # Outages (engine.faults): while down, senders are held (or turned away) and
+        # consumers find nothing to take.
+        self.down = False
+        self.persistent = True
+        self.when_down = "block"
+        self.held: list[tuple[Message, Event]] = []
+
+    def fail(self) -> None:
+        """The broker goes down: an in-memory queue loses what waits in it."""
+        now = self.env.now
+        self.down = True
+        self._event((-1, OUTAGE, self.index, now))
+        if self.persistent:
+            return
+        lost = list(self.items)
+        if isinstance(self.items, deque):
+            self.items.clear()
+        else:  # a priority line
+            while self.items:
+                self.items.popleft()
+        for m in lost:
+            self._visit((m.id, self.index, m.arrived, now, NAN, REAPED))
+            if m.id not in self.settled:
+                self.settled.add(m.id)
+                self._finished((m.id, now, LOST, NOWHERE))
+                self._event((m.id, OUTAGE_LOST, self.index, now))
+
+    def heal(self) -> None:
+        """The broker is back: held senders get in, idle workers get what waits."""
+        self.down = False
+        self._event((-1, BACK, self.index, self.env.now))
+        held, self.held = self.held, []
+        for msg, ev in held:
+            ev.succeed()
+            self.put(msg)
+        while self.idle and self.items:
+            nxt = self.take()
+            if nxt is None:
+                break
+            self.idle.popleft().succeed(nxt)
 
     def put(self, msg: Message) -> Event | None:
+        if self.down:
+            if self.when_down == "drop":
+                self._finished((msg.id, self.env.now, DROPPED, self.index))
+                return None
+            ev = Event(self.env)
+            self.held.append((msg, ev))
+            return ev
         out = super().put(msg)
         if self._wake is not None and self.items:
             self._wake.succeed()
@@ -92,6 +144,9 @@ class ReliableQueue(Queue):
         now = self.env.now
         self._event((msg.id, REQUEUED, self.index, now))
         msg.arrived = now
+        if self.down:  # offered again when the broker is back
+            self.held.append((msg, Event(self.env)))
+            return
         if self.idle:
             self.idle.popleft().succeed(msg)
             return
@@ -105,6 +160,8 @@ class ReliableQueue(Queue):
         return min(msg.arrived + self.ttl, own)
 
     def take(self) -> Message | None:
+        if self.down:
+            return None
         while True:
             msg = super().take()
             if msg is None or self.env.now < self._deadline(msg):
@@ -165,7 +222,8 @@ class ReliableQueue(Queue):
 
     def count_inside(self) -> int:
         settled = self.settled
-        return sum(m.id not in settled for m in self.items) + len(self.blocked)
+        return (sum(m.id not in settled for m in self.items) + len(self.blocked)
+                + sum(m.id not in settled for m, _ in self.held))
 
 
 class ReliableGroup(ConsumerGroup):

@@ -14,8 +14,8 @@ from simq.dists import parse
 from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
-from simq.engine.faults import Crasher
-from simq.engine.link import Link
+from simq.engine.faults import Crasher, Faults
+from simq.engine.link import CutLink, Link
 from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
@@ -26,6 +26,7 @@ from simq.engine.scaling import Scaler
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.peakspec import BacklogSpec
 from simq.record import Recorder
+from simq.relspec import CrashSpec
 from simq.scenario import ConsumerSpec, Scenario
 
 __all__ = ["Simulation", "Outcome"]
@@ -73,6 +74,13 @@ class Simulation:
                 rq.dlq_named = True
                 if drains[q.dead_letter]:  # a DLQ with consumers: messages live on there
                     rq.dead_letter = self.queues[q.dead_letter]
+        self.faults: list[Faults] = []
+        for name, q in scenario.queues.items():
+            if q.outages is not None:
+                rq = self.queues[name]
+                assert isinstance(rq, ReliableQueue)
+                rq.persistent, rq.when_down = q.persistent, q.when_down
+                self._faults(rq, f"queues.{name}.outages", q.outages, streams)
         # Priority queues look a message's class up by its producer (copies keep theirs).
         classes = [p.priority for p in scenario.producers.values()]
         created = rec.created
@@ -111,11 +119,15 @@ class Simulation:
                 return target(dst)
             if key not in self.links:
                 spec = scenario.links[key]
-                self.links[key] = Link(
-                    env, link_names.index(key), key, target(dst),
-                    streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
-                    spec.loss, streams.uniform(f"links.{key}.loss"), rec,
-                )
+                args = (env, link_names.index(key), key, target(dst),
+                        streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
+                        spec.loss, streams.uniform(f"links.{key}.loss"), rec)
+                if spec.partitions is None:
+                    self.links[key] = Link(*args)
+                else:
+                    link = CutLink(*args, when_cut=spec.when_cut)
+                    self._faults(link, f"links.{key}.partitions", spec.partitions, streams)
+                    self.links[key] = link
             return self.links[key]
 
         # Replies are only possible when some sender waits for them: otherwise the end of
@@ -245,6 +257,14 @@ class Simulation:
             link.retransmit = spec.retransmit
             if spec.shares is not None and spec.shares in self.links:
                 link.wire = self.links[spec.shares]
+
+    def _faults(self, target: CutLink | ReliableQueue, key: str, spec: CrashSpec,
+                streams: Streams) -> None:
+        self.faults.append(Faults(
+            self.env, target,
+            None if spec.mtbf is None else streams.draw(f"{key}.mtbf", spec.mtbf),
+            None if spec.mttr is None else streams.draw(f"{key}.mttr", spec.mttr),
+            spec.at))
 
     def _reliable(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
                   forward: Destination | None, streams: Streams) -> ReliableGroup:
