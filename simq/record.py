@@ -29,9 +29,10 @@ OUTCOMES = {
 }
 
 # Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT = 0, 1, 2, 3, 4, 5, 6
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE = range(9)
 STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
-          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit"}
+          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit", PERSIST: "persist",
+          REPLICATE: "replicate"}
 
 # Reliability event codes (docs/reliability.md), logged only when those features are on.
 # The component is a consumer group for ATTEMPT, FAILED, DUPLICATE, DISCARDED, CRASH,
@@ -84,6 +85,8 @@ class Recorder:
     retransmits: list[tuple[int, int, float]] = field(default_factory=list)
     # (id, event code, component index, time): see EVENTS; id -1 for a crash or restart.
     events: list[tuple[int, int, int, float]] = field(default_factory=list)
+    # (producer index, start, end): a producer held up by backpressure (end NaN: still).
+    blocked: list[tuple[int, float, float]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -116,6 +119,7 @@ class Records:
     batches: dict[str, np.ndarray] = field(default_factory=dict)
     retransmits: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, np.ndarray] = field(default_factory=dict)
+    blocked: dict[str, np.ndarray] = field(default_factory=dict)
 
     def count(self, code: int, where: int | None = None, t0: float = -np.inf,
               t1: float = np.inf) -> int:
@@ -156,9 +160,10 @@ class Records:
         batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
         retransmits = _cols(rec.retransmits, ("id", "link", "t"), "iif")
         events = _cols(rec.events, ("id", "kind", "where", "t"), "iiif")
+        blocked = _cols(rec.blocked, ("producer", "start", "end"), "iff")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
-                   events)
+                   events, blocked)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from simq.dists import Distribution, parse
 
-__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "FaultSpec", "SendRetrySpec"]
+__all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "DurabilitySpec", "FaultSpec",
+           "SendRetrySpec"]
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -94,3 +95,39 @@ class SendRetrySpec(BaseModel):
     backoff: BackoffSpec = Field(default_factory=BackoffSpec)
     budget: NonNeg | None = None
     budget_floor: Annotated[int, Field(ge=0)] = 10
+
+
+class GroupCommitSpec(BaseModel):
+    """One disk write for up to ``size`` messages, or for what came within ``wait``
+    seconds of the first one (whichever comes first)."""
+
+    model_config = _Strict
+
+    size: Annotated[int, Field(ge=1)]
+    wait: NonNeg = 0.0
+
+
+class DurabilitySpec(BaseModel):
+    """What it costs to keep a message safe before the broker takes it in: a disk write
+    (``fsync``, per message or per ``group_commit``) and copies on ``replicas`` followers,
+    each acknowledging after ``replication``; with ``acks: all`` the message waits for
+    every follower, with ``acks: 1`` only for the leader's own write."""
+
+    model_config = _Strict
+
+    fsync: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    group_commit: GroupCommitSpec | None = None
+    replicas: Annotated[int, Field(ge=0)] = 0
+    replication: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    acks: Literal["1", "all"] = "1"
+
+    _parse = field_validator("fsync", "replication", mode="before")(_dist)
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks(cls, v: Any) -> Any:
+        if v == 1 or v == "1":
+            return "1"
+        if v == "all":
+            return v
+        raise ValueError(f"must be 1 (the leader's write) or all (every replica), got {v!r}")

@@ -36,7 +36,7 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
-from simq.relspec import BackoffSpec, CrashSpec, FaultSpec, SendRetrySpec
+from simq.relspec import BackoffSpec, CrashSpec, DurabilitySpec, FaultSpec, SendRetrySpec
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -97,6 +97,7 @@ class ProducerSpec(BaseModel):
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
     ttl: PositiveFloat | None = None  # per-message time-to-live from sending (reliability)
     timeout: PositiveFloat | None = None  # give up waiting for the ack after this long
+    credits: Annotated[int, Field(ge=1)] | None = None  # flow control: messages not yet taken
     retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
 
     _parse_dists = field_validator(
@@ -148,6 +149,10 @@ class ProducerSpec(BaseModel):
                              "(or a send `timeout`)")
         if self.timeout is not None and (self.mode != "async" or self.batch_size is not None):
             raise ValueError("a send `timeout` needs mode: async without batch_size")
+        if self.credits is not None and (self.mode != "async" or self.timeout is not None
+                                         or self.batch_size is not None):
+            raise ValueError("`credits` (flow control) needs mode: async, without timeout or "
+                             "batch_size")
         if self.retry is not None and self.timeout is None:
             raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
         return self
@@ -179,6 +184,7 @@ class QueueSpec(BaseModel):
     outages: FaultSpec | None = None  # the broker (this queue) unavailable for a while
     persistent: bool = True  # an outage keeps the messages (False: in memory, lost)
     when_down: Literal["block", "drop"] = "block"  # what senders meet during an outage
+    durability: DurabilitySpec | None = None  # disk writes and replication per enqueue
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
@@ -603,6 +609,23 @@ def _check_references(m: Model) -> None:
 
 def _check_reliability(m: Model) -> None:
     """Dead-letter names, and the groups the reliability features work with."""
+    for n, p in m.producers.items():
+        if p.credits is None:
+            continue
+        q = m.queues.get(p.to)
+        link = m.links.get(f"{n}->{p.to}")
+        if (q is None or q.ttl is not None or q.dead_letter is not None or p.ttl is not None
+                or (q.outages is not None and not q.persistent)
+                or (q.outages is not None and q.when_down == "drop")
+                or (math.isfinite(q.capacity) and q.overflow != "block")
+                or (link is not None and (link.loss > 0 and link.retransmit is None
+                                          or link.partitions is not None
+                                          and link.when_cut == "lose"))):
+            raise ScenarioError(
+                f"producers.{n}.credits", "a credit comes back when a consumer takes the "
+                "message: the producer must send to a queue that never drops, expires or "
+                "loses (capacity .inf or overflow: block; no ttl, dead_letter, in-memory "
+                "outage; no lossy link)", p.credits)
     for key, link in m.links.items():
         if link.partitions is not None and key.partition("->")[0] in m.queues:
             raise ScenarioError(f"links.{key}.partitions", "a queue->consumer (prefetch) "

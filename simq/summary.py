@@ -51,8 +51,8 @@ __all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
-BREAKDOWN = ("encode", "batch", "link", "retransmit", "wait", "buffer", "service", "decode",
-             "reply", "other")
+BREAKDOWN = ("encode", "batch", "link", "retransmit", "persist", "replicate", "wait", "buffer",
+             "service", "decode", "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -170,6 +170,13 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "latency_mean": lat[0],
             "latency_p95": lat[1],
         }
+        b = rec.blocked
+        mine_b = b["producer"] == pi
+        ends = np.where(np.isnan(b["end"][mine_b]), rec.t_end, b["end"][mine_b])
+        held = float(overlap(b["start"][mine_b], ends, t0, t1).sum())
+        # Backpressure: seconds this producer (summed over its sync clients) was held up.
+        summary["producers"][name]["blocked_time"] = held
+        summary["producers"][name]["blocked_fraction"] = held / span
         if prod.timeout is not None:
             # Goodput: messages whose ack reached the sender in time, per second.
             summary["producers"][name].update({

@@ -345,6 +345,14 @@ def _faulty(draw: st.DrawFn) -> dict[str, Any]:
         q["outages"] = _fault_schedule(draw)
         q["persistent"] = draw(st.booleans())
         q["when_down"] = draw(st.sampled_from(["block", "drop"]))
+    if draw(st.booleans()):
+        q["durability"] = {"fsync": f"exponential(mean={draw(st.floats(0.001, 0.5))})",
+                           "replicas": draw(st.integers(0, 2)),
+                           "replication": "constant(0.05)",
+                           "acks": draw(st.sampled_from([1, "all"]))}
+        if draw(st.booleans()):
+            q["durability"]["group_commit"] = {"size": draw(st.integers(1, 20)),
+                                               "wait": draw(st.floats(0.0, 1.0))}
     links: dict[str, Any] = {}
     if draw(st.booleans()):
         links["app->q"] = {"latency": "constant(0.05)", "partitions": _fault_schedule(draw),
@@ -500,3 +508,70 @@ def test_recovery_after_a_consumer_outage_follows_the_fluid_estimate() -> None:
     q = res.summary["queues"]["q"]
     assert q["faults"] == 1 and q["down_time"] == pytest.approx(300)
     assert q["recovery_mean"] == pytest.approx(1.2 * 300 / 0.8, rel=0.2)
+
+
+def _durable(d: dict[str, Any], lam: float = 0.6, until: float = 20000) -> dict[str, Any]:
+    return {"run": {"until": until, "warmup": 1000},
+            "producers": {"app": {"to": "q", "rate": lam}},
+            "queues": {"q": {"durability": d}},
+            "consumers": {"w": {"from": "q", "rate": 5.0, "count": 2}}}
+
+
+def test_an_fsync_per_message_is_an_md1_queue_in_front_of_the_broker() -> None:
+    # One disk, constant write time d, Poisson arrivals: M/D/1, so the time from arrival to
+    # stored is d + lambda d^2 / (2 (1 - lambda d)) = 1.75 s for lambda = 0.6, d = 1.
+    # Tolerance: 1.5 x the ci95 of 3 replications plus 2%.
+    res = simq.run(_durable({"fsync": "constant(1.0)"}), seed=1, replications=3)
+    want = 1.0 + 0.6 / (2 * 0.4)
+    got, ci = res.summary["breakdown"]["persist"], res.summary["ci95"]["breakdown"]["persist"]
+    assert abs(got - want) <= 1.5 * ci + 0.02 * want
+
+
+def test_group_commit_survives_a_load_that_per_message_fsync_cannot() -> None:
+    # 2 msg/s against a 1 s fsync: one write per message can store 1 msg/s, so the disk's
+    # line grows at 1/s; a group commit of up to 50 stores them all with one write a second.
+    per = simq.run(_durable({"fsync": "constant(1.0)"}, lam=2.0, until=3000), seed=1)
+    grouped = simq.run(_durable({"fsync": "constant(1.0)", "group_commit": {"size": 50}},
+                                lam=2.0, until=3000), seed=1)
+    assert per.summary["messages"]["in_flight"] > 1000
+    assert grouped.summary["messages"]["in_flight"] < 20
+    assert grouped.summary["breakdown"]["persist"] < 2.5
+
+
+def test_replication_with_acks_all_waits_for_the_slowest_follower() -> None:
+    d = {"fsync": "constant(0.01)", "replicas": 3,
+         "replication": "uniform(low=0.02, high=0.08)", "acks": "all"}
+    s = simq.run(_durable(d, until=5000), seed=1).summary["breakdown"]
+    # The max of 3 uniforms on [a, b] has mean a + (b - a) 3/4 = 0.065; the mean over
+    # ~3000 messages has sd ~ 0.0002.
+    assert s["replicate"] == pytest.approx(0.065, abs=0.002)
+    d["acks"] = 1
+    assert simq.run(_durable(d, until=5000), seed=1).summary["breakdown"]["replicate"] == 0
+
+
+@pytest.mark.parametrize("mode", ["block", "credits"])
+def test_blocked_time_of_a_backpressured_producer_matches_mm1k(mode: str) -> None:
+    # A Poisson producer held up when the line is full is M/M/1/K with blocking: K = 5
+    # waiting + 1 at the door + 1 in service = 7 (capacity 5, overflow block), or K = 6
+    # not yet taken + 1 in service = 7 (6 credits). It is blocked in state K: P_K, by
+    # PASTA the time fraction. Tolerance: 1.5 x the ci95 of 4 replications plus 2%.
+    q: dict[str, Any] = {"capacity": 5, "overflow": "block"} if mode == "block" else {}
+    app: dict[str, Any] = {"to": "q", "rate": 1.5}
+    if mode == "credits":
+        app["credits"] = 6
+    sc = {"run": {"until": 5000, "warmup": 200}, "producers": {"app": app},
+          "queues": {"q": q}, "consumers": {"w": {"from": "q", "rate": 1.0}}}
+    res = simq.run(sc, seed=1, replications=4)
+    p, ci = res.summary["producers"]["app"], res.summary["ci95"]["producers"]["app"]
+    want = theory.mmck(1.5, 1.0, 1, 7).p_block
+    assert abs(p["blocked_fraction"] - want) <= 1.5 * ci["blocked_fraction"] + 0.02 * want
+    assert res.summary["messages"]["dropped"] == 0
+    assert res.summary["queues"]["q"]["length_max"] <= (5 if mode == "block" else 6)
+
+
+def test_credits_need_a_queue_that_gives_them_back(raw: dict[str, Any]) -> None:
+    raw["producers"]["app"]["credits"] = 3
+    raw["queues"]["broker"] = {"capacity": 5}
+    with pytest.raises(simq.ScenarioError) as err:
+        simq.load(raw)
+    assert err.value.path == "producers.app.credits"

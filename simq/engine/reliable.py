@@ -48,7 +48,7 @@ from simq.record import (
     Recorder,
 )
 
-__all__ = ["ReliableGroup", "ReliableQueue", "Stamp"]
+__all__ = ["CreditGate", "ReliableGroup", "ReliableQueue", "Stamp"]
 
 NAN = math.nan
 INF = math.inf
@@ -65,6 +65,34 @@ class Stamp:
     def put(self, msg: Message) -> Event | None:
         msg.deadline = self.env.now + self.ttl
         return self.dest.put(msg)
+
+
+class CreditGate:
+    """Credit-based flow control: a producer holds ``credits``; each send spends one and
+    each message a consumer takes gives one back. Out of credits, the sender waits."""
+
+    def __init__(self, env: simpy.Environment, dest: Destination, credits: int) -> None:
+        self.env = env
+        self.dest = dest
+        self.free = credits
+        self._waiting: Event | None = None
+
+    def put(self, msg: Message) -> Event | None:
+        msg.gate = self
+        self.free -= 1
+        out = self.dest.put(msg)
+        if self.free > 0:
+            return out
+        self._waiting = Event(self.env)
+        if out is None:
+            return self._waiting
+        return simpy.AllOf(self.env, [out, self._waiting])
+
+    def release(self) -> None:
+        self.free += 1
+        if self._waiting is not None:
+            ev, self._waiting = self._waiting, None
+            ev.succeed()
 
 
 class ReliableQueue(Queue):
@@ -132,6 +160,11 @@ class ReliableQueue(Queue):
             ev = Event(self.env)
             self.held.append((msg, ev))
             return ev
+        if self.idle:  # straight to a worker: taken at once
+            gate = getattr(msg, "gate", None)
+            if gate is not None:
+                del msg.gate
+                gate.release()
         out = super().put(msg)
         if self._wake is not None and self.items:
             self._wake.succeed()
@@ -164,7 +197,13 @@ class ReliableQueue(Queue):
             return None
         while True:
             msg = super().take()
-            if msg is None or self.env.now < self._deadline(msg):
+            if msg is None:
+                return None
+            gate = getattr(msg, "gate", None)
+            if gate is not None:  # its sender's credit comes back
+                del msg.gate
+                gate.release()
+            if self.env.now < self._deadline(msg):
                 return msg
             self._expire(msg)
 

@@ -14,12 +14,13 @@ from simq.dists import parse
 from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
+from simq.engine.durability import Persister
 from simq.engine.faults import Crasher, Faults
 from simq.engine.link import CutLink, Link
 from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
-from simq.engine.reliable import ReliableGroup, ReliableQueue, Stamp
+from simq.engine.reliable import CreditGate, ReliableGroup, ReliableQueue, Stamp
 from simq.engine.retry import Backoff, RetryingProducer
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
@@ -58,6 +59,7 @@ class Simulation:
         reliable = {c.source for c in scenario.consumers.values() if c.reliable}
         reliable |= {n for n, q in scenario.queues.items()
                      if (q.reliable or any_ttl) and n not in partitions}
+        reliable |= {p.to for p in scenario.producers.values() if p.credits is not None}
         self.queues: dict[str, Queue] = {}
         for i, (name, q) in enumerate(scenario.queues.items()):
             if name in reliable:
@@ -97,8 +99,24 @@ class Simulation:
         ids = itertools.count()
         self.topics: dict[str, Destination] = {}
 
+        self.persisters: dict[str, Persister] = {}
+        for name, q in scenario.queues.items():
+            d = q.durability
+            if d is None:
+                continue
+            key = f"queues.{name}.durability"
+            gc = d.group_commit
+            self.persisters[name] = Persister(
+                env, self.queues[name], streams.draw(f"{key}.fsync", d.fsync),
+                1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
+                streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
+                d.acks == "all", rec)
+
         def target(name: str) -> Destination:
-            """A queue, or the topic that spreads messages over its queues."""
+            """A queue (behind its disk when it has one), or the topic that spreads
+            messages over its queues."""
+            if name in self.persisters:
+                return self.persisters[name]
             if name in self.queues:
                 return self.queues[name]
             if name not in self.topics:
@@ -203,6 +221,8 @@ class Simulation:
             dest = via(name, p.to)
             if p.ttl is not None:
                 dest = Stamp(env, dest, p.ttl)
+            if p.credits is not None:
+                dest = CreditGate(env, dest, p.credits)
             size = streams.draw(f"{key}.size", p.size)
             encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
             if p.mode == "sync":
@@ -358,6 +378,11 @@ class Simulation:
                       if isinstance(g, ReliableGroup))
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(p.in_transit for p in self.persisters.values())
+        for p in self.producers.values():  # a sender still held up by backpressure
+            since = getattr(p, "blocked_since", math.nan)
+            if since == since:
+                self.rec.blocked.append((p.index, since, math.nan))
         inside += sum(link.in_transit for link in self.prefetch_links)
         log = self.rec.batches.append  # services still running, for busy time
         for g in [*self.groups.values(), *self.partition_workers]:
