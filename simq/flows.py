@@ -152,12 +152,27 @@ def _network(sc: Scenario) -> _Network:
             share = per_group[(q, g)] / cap[i]
             groups[q].append((g, share))
             service[i] += share * service_mean(c)
+            ok = 1.0 - c.failure  # a failed processing (docs/reliability.md) goes back...
+            if c.failure and c.ack == "manual":
+                f, k = c.failure, c.max_attempts
+                # ...to the queue, but after k attempts to the dead-letter queue: per
+                # processing p^k (1 - p) / (1 - p^k), so a message makes (1 - p^k)/(1 - p)
+                # visits and p^k of them are dead-lettered.
+                dead = 0.0 if k is None else f**k * (1 - f) / (1 - f**k)
+                P[i, i] += share * (f - dead)
+                dlq = sc.queues[q].dead_letter
+                if dlq is not None and drains.get(dlq):
+                    P[i, idx[dlq]] += share * dead
+                else:
+                    leave[i] += share * dead
+            else:
+                leave[i] += share * c.failure  # auto ack: lost
             for dest, p in c.routes:
                 if dest is None:
-                    leave[i] += share * p
+                    leave[i] += share * p * ok
                 else:
                     for q2, copies in sc.resolve(dest):
-                        P[i, idx[q2]] += share * p * copies
+                        P[i, idx[q2]] += share * p * copies * ok
     return _Network(names, cap, servers, P, service, leave, groups)
 
 

@@ -17,6 +17,7 @@ import simq
 from simq import theory
 from simq.engine import Simulation
 from simq.engine.retry import Backoff
+from simq.flows import flows
 from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS, OUTAGE_LOST
 from simq.run import _seed_for
 from simq.summary import summarise
@@ -54,6 +55,11 @@ def test_failures_with_unlimited_retries_are_jackson_feedback() -> None:
         1.5 * ci["latency"]["mean"] + 0.02 * net.sojourn_mean)
     m = s["messages"]
     assert m["dead_lettered"] == 0 and m["lost"] == 0 and m["duplicates"] == 0
+    # On paper, the nominal rates solve the same traffic equation.
+    assert flows(simq.load(_retrying(p))).queues["q"].arrival_rate == pytest.approx(eff)
+    # With max attempts k a message makes (1 - p^k) / (1 - p) visits.
+    f = flows(simq.load(_retrying(p, max_attempts=3))).queues["q"].arrival_rate
+    assert f == pytest.approx(lam * (1 - p**3) / (1 - p))
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -575,3 +581,21 @@ def test_credits_need_a_queue_that_gives_them_back(raw: dict[str, Any]) -> None:
     with pytest.raises(simq.ScenarioError) as err:
         simq.load(raw)
     assert err.value.path == "producers.app.credits"
+
+
+@pytest.mark.parametrize("name, check", [
+    ("at_least_once", lambda s: s["messages"]["lost"] == 0 < s["messages"]["duplicates"]),
+    ("retries_dlq", lambda s: 0 < s["messages"]["dead_lettered"] < 0.01 * s["messages"]["produced"]),
+    ("consumer_crash", lambda s: s["messages"]["lost"] == 0 and s["queues"]["jobs"]["faults"] >= 1),
+    ("broker_outage", lambda s: s["messages"]["lost"] == 0 and s["queues"]["orders"]["faults"] == 2),
+    ("durability", lambda s: s["breakdown"]["persist"] > 0.004 and s["breakdown"]["replicate"] > 0),
+    ("backpressure", lambda s: s["messages"]["dropped"] == 0
+     and s["queues"]["jobs"]["length_max"] <= 5 and s["producers"]["app"]["blocked_fraction"] > 0.2),
+])
+def test_reliability_models_run_and_show_what_they_teach(name: str, check: Any) -> None:
+    sc = simq.load(MODELS / f"{name}.yaml")
+    text = (MODELS / f"{name}.yaml").read_text(encoding="utf-8")
+    assert text.startswith("#")
+    until = min(sc.run.until or 0, 8000)
+    s = simq.run(sc.with_overrides({"run.until": until})).summary
+    assert check(s)
