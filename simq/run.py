@@ -22,7 +22,7 @@ from simq.stats import mean_ci
 from simq.summary import breakdown_columns, summarise, timeseries_columns
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
-           "document_formulas", "HOLDS_TOLERANCE"]
+           "document_formulas", "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
@@ -44,15 +44,23 @@ class Replication:
     wall_seconds: float
 
 
-def _seed_for(seed: int, replication: int) -> np.random.SeedSequence:
-    # Replication r has its own stream whatever else runs: (seed, r) names it.
-    return np.random.SeedSequence(seed, spawn_key=(replication,))
+def seed_for(seed: int, replication: int, point: int | None = None) -> np.random.SeedSequence:
+    """The stream of one replication: (seed, r) names it, or (seed, point, r) in a sweep.
+
+    Whatever else runs and in whatever order, the same names give the same numbers. A
+    sweep with common random numbers passes ``point=None`` so that every point's
+    replication r shares the stream of ``simq.run(..., seed)``'s replication r.
+    """
+    key = (replication,) if point is None else (point, replication)
+    return np.random.SeedSequence(seed, spawn_key=key)
 
 
-def run_replication(scenario: Scenario, seed: int, index: int) -> Replication:
-    """Run replication ``index`` of ``scenario`` under root seed ``seed``."""
+def run_replication(
+    scenario: Scenario, seed: int, index: int, *, point: int | None = None
+) -> Replication:
+    """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for)."""
     started = time.perf_counter()
-    sim = Simulation(scenario, _seed_for(seed, index))
+    sim = Simulation(scenario, seed_for(seed, index, point))
     out = sim.run()
     records = sim.rec.arrays(out.t_end)
     t0 = min(scenario.run.warmup, out.t_stop)
@@ -65,13 +73,32 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
-def _combine(trees: list[Any]) -> tuple[Any, Any]:
-    """Mean and CI half-width of every numeric leaf across replications."""
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (per-replication) summary as one level of dotted keys.
+
+    ``{"latency": {"mean": 4.8}}`` becomes ``{"latency.mean": 4.8}``; text and lists are
+    left out, booleans become 0/1. This is the row a sweep table stores per replication.
+    """
+    out: dict[str, float] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, bool) or _is_number(v):
+            out[key] = float(v)
+    return out
+
+
+def combine(trees: list[Any]) -> tuple[Any, Any]:
+    """Mean and CI half-width of every numeric leaf across replications.
+
+    Works on nested summaries (``run``) and on flat rows (``sweep``) alike.
+    """
     first = trees[0]
     if isinstance(first, Mapping):
         means, cis = {}, {}
         for k in first:
-            means[k], cis[k] = _combine([t[k] for t in trees])
+            means[k], cis[k] = combine([t[k] for t in trees])
         return means, cis
     if _is_number(first):
         if len(trees) == 1:
@@ -342,7 +369,7 @@ def run(
     started = time.perf_counter()
     root = sc.run.seed
     reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
-    mean, ci = _combine([r.summary for r in reps])
+    mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
     notes = _stability_warnings(f, sc)
     for note in notes:

@@ -894,6 +894,11 @@ class Scenario:
     def __hash__(self) -> int:
         return hash(yaml.safe_dump(self._raw, sort_keys=True))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt (and so re-validated) from what the user wrote: picklable for process
+        # pools although the instance refuses attribute assignment.
+        return (_rebuild, (self._raw, self._base_dir, self._source))
+
     # Changing ------------------------------------------------------------------------
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
         """A new scenario with each dotted path set, e.g. ``{"producers.app.rate": 0.9}``.
@@ -950,6 +955,10 @@ _SECTIONS = ("producers", "queues", "consumers", "links", "topics")
 _REPLACES = {"rate": ("interarrival", "service", "arrivals"), "interarrival": ("rate", "arrivals"),
              "service": ("rate",), "arrivals": ("rate", "interarrival"),
              "until": (), "messages": ()}
+
+
+def _rebuild(raw: dict[str, Any], base_dir: Path | None, source: str) -> Scenario:
+    return Scenario(raw, base_dir=base_dir, source=source)
 
 
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:

@@ -425,3 +425,12 @@ def test_capacity_accepts_whole_floats_and_infinity_words(raw: dict[str, Any]) -
     for value, expected in [(3.0, 3.0), (0, 0.0), ("inf", math.inf), (".inf", math.inf)]:
         raw["queues"]["broker"]["capacity"] = value
         assert simq.Scenario(raw).queues["broker"].capacity == expected
+
+
+def test_a_scenario_survives_pickling_for_process_pools() -> None:
+    import pickle
+
+    sc = simq.load(ROOT / "models" / "tandem.yaml").with_overrides({"producers.orders.rate": 0.5})
+    back = pickle.loads(pickle.dumps(sc))
+    assert back == sc and back.source == sc.source and back.base_dir == sc.base_dir
+    assert back.producers["orders"].interarrival.mean == 2.0
