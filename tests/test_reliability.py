@@ -19,7 +19,7 @@ from simq.engine import Simulation
 from simq.engine.retry import Backoff
 from simq.flows import flows
 from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS, OUTAGE_LOST
-from simq.run import _seed_for
+from simq.run import seed_for
 from simq.summary import summarise
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -148,7 +148,7 @@ def _crashy(ack: str, dedup: bool = False, vis: float | None = None) -> dict[str
 
 def _replicate(sc: dict[str, Any], seed: int = 1) -> tuple[Simulation, Any, dict[str, Any]]:
     scen = simq.load(sc)
-    sim = Simulation(scen, _seed_for(seed, 0))
+    sim = Simulation(scen, seed_for(seed, 0))
     out = sim.run()
     rec = sim.rec.arrays(out.t_end)
     return sim, rec, summarise(rec, scen, out, 0.0)
