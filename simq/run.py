@@ -338,6 +338,20 @@ def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
                     f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
                     f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
                 )
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and (
+                sc.queues[q.name].ttl is not None
+                or any(p.ttl is not None for p in sc.producers.values())):
+            # Expiry sheds the excess (docs/reliability.md): the line stays bounded.
+            out.append(
+                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                f"consumers serve {q.capacity:.4g} msg/s: about {q.growth:.4g} msg/s "
+                f"expire (ttl; see messages.expired)")
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and any(
+                p.credits is not None and p.to == q.name for p in sc.producers.values()):
+            out.append(
+                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                f"consumers serve {q.capacity:.4g} msg/s: credits hold its senders back "
+                f"(see producers.NAME.blocked_fraction)")
         elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "

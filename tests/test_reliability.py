@@ -606,3 +606,17 @@ def test_reliability_models_run_and_show_what_they_teach(name: str, check: Any) 
     until = min(sc.run.until or 0, 8000)
     s = simq.run(sc.with_overrides({"run.until": until})).summary
     assert check(s)
+
+
+def test_faulty_runs_are_deterministic() -> None:
+    # Same scenario and seed: identical numbers, whatever happened on the way.
+    sc = _crashy("manual", vis=1.5)
+    sc["consumers"]["w"].update({"failure": 0.2, "max_attempts": 3,
+                                 "backoff": {"policy": "decorrelated", "delay": 0.5}})
+    sc["queues"]["q"] = {"ttl": 6.0, "outages": {"mtbf": "exponential(mean=300)",
+                                                 "mttr": "constant(20)"}}
+    sc["run"]["until"] = 1500
+    a = simq.run(sc, seed=4, replications=2)
+    b = simq.run(sc, seed=4, replications=2)
+    assert a.summary == b.summary
+    assert a.messages.equals(b.messages)
