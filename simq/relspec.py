@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from simq.dists import Distribution, parse
 
 __all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "DurabilitySpec", "FaultSpec",
-           "SendRetrySpec"]
+           "SendRetrySpec", "SlowSpec"]
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -131,3 +131,13 @@ class DurabilitySpec(BaseModel):
         if v == "all":
             return v
         raise ValueError(f"must be 1 (the leader's write) or all (every replica), got {v!r}")
+
+
+class SlowSpec(BaseModel):
+    """``workers`` of the group take ``factor`` times as long over every message (a slow
+    consumer: a noisy neighbour, a degraded disk)."""
+
+    model_config = _Strict
+
+    workers: Annotated[int, Field(ge=1)] = 1
+    factor: Annotated[float, Field(gt=0, allow_inf_nan=False)]

@@ -36,7 +36,14 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
-from simq.relspec import BackoffSpec, CrashSpec, DurabilitySpec, FaultSpec, SendRetrySpec
+from simq.relspec import (
+    BackoffSpec,
+    CrashSpec,
+    DurabilitySpec,
+    FaultSpec,
+    SendRetrySpec,
+    SlowSpec,
+)
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -240,6 +247,8 @@ class ConsumerSpec(BaseModel):
     ack: Literal["auto", "manual"] = "auto"
     visibility_timeout: PositiveFloat | None = None
     failure: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    poison: Annotated[float, Field(ge=0, le=1)] = 0.0
+    slow: SlowSpec | None = None
     max_attempts: Annotated[int, Field(ge=1)] | None = None
     backoff: BackoffSpec | None = None
     dedup: bool = False
@@ -252,6 +261,12 @@ class ConsumerSpec(BaseModel):
         if self.visibility_timeout is not None and self.ack != "manual":
             raise ValueError("`visibility_timeout` needs ack: manual (an auto-acked message "
                              "is gone from the broker when delivered)")
+        if self.slow is not None and self.slow.workers > self.count:
+            raise ValueError(f"slow.workers must be <= count ({self.count}), got "
+                             f"{self.slow.workers}")
+        if self.poison > 0 and self.ack == "manual" and self.max_attempts is None:
+            raise ValueError("a poison message fails every time: with ack: manual it needs "
+                             "`max_attempts`, or it would be retried forever")
         for key in ("max_attempts", "backoff"):
             if key in self.model_fields_set and self.ack != "manual":
                 raise ValueError(f"`{key}` needs ack: manual (with auto ack a failed message "
@@ -262,7 +277,7 @@ class ConsumerSpec(BaseModel):
     def reliable(self) -> bool:
         """Whether the group needs the reliability machinery (a slower worker loop)."""
         return (self.ack != "auto" or self.failure > 0 or self.dedup
-                or self.crashes is not None)
+                or self.crashes is not None or self.poison > 0 or self.slow is not None)
 
     @field_validator("to", mode="before")
     @classmethod

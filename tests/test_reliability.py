@@ -313,9 +313,12 @@ def _faulty(draw: st.DrawFn) -> dict[str, Any]:
     c: dict[str, Any] = {"from": "q", "count": draw(st.integers(1, 3)),
                          "rate": draw(st.floats(0.5, 3.0)), "ack": ack,
                          "failure": draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))}
+    if draw(st.booleans()):
+        c["slow"] = {"workers": 1, "factor": draw(st.floats(0.5, 10.0))}
     if ack == "manual":
         if draw(st.booleans()):
             c["max_attempts"] = draw(st.integers(1, 4))
+            c["poison"] = draw(st.sampled_from([0.0, 0.2]))
         if draw(st.booleans()):
             c["backoff"] = {"policy": draw(st.sampled_from(
                 ["fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated"])),
@@ -620,3 +623,35 @@ def test_faulty_runs_are_deterministic() -> None:
     b = simq.run(sc, seed=4, replications=2)
     assert a.summary == b.summary
     assert a.messages.equals(b.messages)
+
+
+def test_poison_messages_are_dead_lettered_after_max_attempts() -> None:
+    # A share q of messages always fails; the others fail each attempt with p: with k
+    # attempts, q + (1 - q) p^k are dead-lettered. Binomial over ~4 x 9500 messages:
+    # 4 standard errors.
+    q, p, k = 0.05, 0.3, 2
+    sc = _retrying(p, max_attempts=k, poison=q)
+    res = simq.run(sc, replications=4)
+    m = res.summary["messages"]
+    want = q + (1 - q) * p**k
+    se = math.sqrt(want * (1 - want) / (4 * m["produced"]))
+    assert abs(m["dead_lettered"] / m["produced"] - want) <= 4 * se
+
+
+def test_a_slow_worker_serves_at_its_own_pace() -> None:
+    # Saturated (the line never empties), constant service 1 s: a normal worker serves
+    # 1 msg/s and one 3 times slower 1/3 msg/s.
+    sc = {"run": {"until": 3000, "warmup": 100},
+          "producers": {"app": {"to": "q", "rate": 5.0}},
+          "queues": {"q": {"capacity": 50}},
+          "consumers": {"w": {"from": "q", "count": 2, "service": "constant(1)",
+                              "slow": {"workers": 1, "factor": 3}}}}
+    s = simq.run(sc, seed=1).summary
+    assert s["consumers"]["w"]["throughput"] == pytest.approx(1 + 1 / 3, rel=0.01)
+
+
+def test_poison_with_manual_acks_needs_max_attempts(raw: dict[str, Any]) -> None:
+    raw["consumers"]["worker"].update({"ack": "manual", "poison": 0.01})
+    with pytest.raises(simq.ScenarioError) as err:
+        simq.load(raw)
+    assert err.value.path == "consumers.worker"

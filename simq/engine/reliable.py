@@ -273,7 +273,7 @@ class ReliableGroup(ConsumerGroup):
         service: Callable[[], float], forward: Destination | None, rec: Recorder, *,
         manual: bool, visibility: float | None, failure: float, coin: Callable[[], float],
         max_attempts: int | None, backoff: Backoff | None, dedup: bool,
-        crash_log: bool,
+        crash_log: bool, poison: float = 0.0, slow: tuple[int, float] | None = None,
     ) -> None:
         self.rq = queue
         self.manual = manual
@@ -283,6 +283,11 @@ class ReliableGroup(ConsumerGroup):
         self.max_attempts = max_attempts if max_attempts is not None else INF
         self.backoff = backoff
         self.dedup = dedup
+        self.poison = poison
+        self.poisoned: dict[int, bool] = {}  # decided at a message's first processing here
+        # Service time factor per worker: the first `slow` workers are slow.
+        self.pace = [slow[1] if slow is not None and k < slow[0] else 1.0
+                     for k in range(count)]
         self.tries: dict[int, int] = {}
         self.waited: dict[int, float] = {}  # last back-off per message (decorrelated)
         self.completed: set[int] = set()  # processed to the end here
@@ -315,6 +320,7 @@ class ReliableGroup(ConsumerGroup):
         in_service, started, stale, tokens = self.in_service, self.started, self.stale, self.tokens
         put = self.forward.put if self.forward is not None else None
         p, coin, vis = self.failure, self.coin, self.visibility
+        poison, pace = self.poison, self.pace
         while True:
             try:
                 msg = take()
@@ -328,6 +334,8 @@ class ReliableGroup(ConsumerGroup):
                 mid = msg.id
                 self.tries[mid] = self.tries.get(mid, 0) + 1
                 event((mid, ATTEMPT, gi, start))
+                if poison > 0 and mid not in self.poisoned:
+                    self.poisoned[mid] = coin() < poison
                 if self.dedup and mid in self.completed:
                     # Seen before: acknowledged without processing.
                     event((mid, DISCARDED, gi, start))
@@ -339,12 +347,13 @@ class ReliableGroup(ConsumerGroup):
                 if vis is not None:
                     token = tokens[slot] = env.timeout(vis, (slot, msg))
                     token.callbacks.append(self._visibility_over)
-                yield env.timeout(service())
+                yield env.timeout(service() * pace[slot])
                 in_service[slot] = None
                 tokens[slot] = None
                 end = env.now
                 visit((mid, qi, msg.arrived, start, end, gi))
-                if p > 0 and coin() < p:
+                bad = poison > 0 and self.poisoned.get(mid, False)
+                if bad or (p > 0 and coin() < p):
                     event((mid, FAILED, gi, end))
                     if stale[slot]:
                         continue  # the broker has taken it back already

@@ -299,7 +299,9 @@ class Simulation:
             self.env, i, name, queue, c.count, service, forward, self.rec,
             manual=c.ack == "manual", visibility=c.visibility_timeout, failure=c.failure,
             coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
-            backoff=backoff, dedup=c.dedup, crash_log=c.crashes is not None)
+            backoff=backoff, dedup=c.dedup, crash_log=c.crashes is not None,
+            poison=c.poison,
+            slow=None if c.slow is None else (c.slow.workers, c.slow.factor))
         if c.crashes is not None:
             cr = c.crashes
             self.crashers.append(Crasher(
