@@ -19,7 +19,7 @@ from simq.peak import has_peak_features
 from simq.record import ATTEMPT, OUTCOMES, REQUEUED, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
-from simq.summary import breakdown_columns, summarise, timeseries_columns
+from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
            "document_formulas", "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
@@ -247,6 +247,35 @@ class RunResult:
             frame = timeline(r.records, self.scenario, w)
             frame.insert(0, "replication", r.index)
             frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        """One row per fault (outage, partition, crash spell) and replication: component,
+        kind, start, end, and recovery (seconds from the end until the messages in the
+        system are back to their number at the start; docs/reliability.md)."""
+        rows = [(r.index, *row) for r in self.replications
+                for row in fault_rows(r.records, self.scenario)]
+        return pd.DataFrame(rows, columns=["replication", "component", "kind", "start", "end",
+                                           "recovery"])
+
+    def around_faults(self, before: float = 60.0, after: float | None = None) -> pd.DataFrame:
+        """The time series around each fault: rows from ``before`` seconds before it
+        starts until ``after`` seconds after it ends (default: its recovery, or as long as
+        the fault), with the fault's row number in `fault` and the time since its start."""
+        ts = self.timeseries
+        frames = []
+        for k, f in self.faults.iterrows():
+            tail = after if after is not None else (
+                f["recovery"] if f["recovery"] == f["recovery"] else f["end"] - f["start"])
+            mine = ts[(ts["replication"] == f["replication"])
+                      & (ts["time"] >= f["start"] - before)
+                      & (ts["time"] <= f["end"] + tail)].copy()
+            mine.insert(0, "fault", k)
+            mine.insert(2, "since_start", mine["time"] - f["start"])
+            frames.append(mine)
+        if not frames:
+            return ts.iloc[0:0].assign(fault=[], since_start=[])
         return pd.concat(frames, ignore_index=True)
 
     def __repr__(self) -> str:

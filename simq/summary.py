@@ -46,7 +46,7 @@ from simq.record import (
 from simq.scenario import Scenario
 from simq.stats import slope
 
-__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
+__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "fault_rows", "summarise",
            "timeseries_columns"]
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
@@ -297,6 +297,41 @@ def _spells(rec: Records, down: int, up: int, where: int) -> list[tuple[float, f
     ends = e["t"][(e["kind"] == up) & (e["where"] == where)]
     ends = np.r_[ends, [rec.t_end] * (len(starts) - len(ends))]
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float, float]]:
+    """Every fault of a replication: (component, kind, start, end, recovery seconds).
+
+    Kinds: `outage` (queues.NAME), `partition` (links.NAME), `crash` (consumers.NAME: a
+    spell with fewer workers up than the group has). Recovery is measured for faults that
+    stop a queue (outages, partitions, a group with no worker up), else NaN.
+    """
+    rows: list[tuple[str, str, float, float, float]] = []
+    for qi, (name, q) in enumerate(sc.queues.items()):
+        if q.outages is not None:
+            for a, b in _spells(rec, OUTAGE, BACK, qi):
+                rows.append((f"queues.{name}", "outage", a, b,
+                             _recovery(rec.sent, rec.done, a, b)))
+    for li, (name, lk) in enumerate(sc.links.items()):
+        if lk.partitions is not None:
+            for a, b in _spells(rec, CUT, HEALED, li):
+                rows.append((f"links.{name}", "partition", a, b,
+                             _recovery(rec.sent, rec.done, a, b)))
+    w = rec.workers
+    for gi, (name, c) in enumerate(sc.consumers.items()):
+        if c.crashes is None:
+            continue
+        at = w["group"] == gi
+        t, n = w["t"][at], w["online"][at]
+        short = n < c.count
+        for k in np.flatnonzero(short & np.r_[True, ~short[:-1]]):
+            later = np.flatnonzero((t > t[k]) & ~short)
+            end = float(t[later[0]]) if len(later) else rec.t_end
+            whole = bool((n[(t >= t[k]) & (t < end)] == 0).any())
+            rows.append((f"consumers.{name}", "crash", float(t[k]), end,
+                         _recovery(rec.sent, rec.done, float(t[k]), end) if whole
+                         else math.nan))
+    return sorted(rows, key=lambda r: r[2])
 
 
 def _fault_spells(rec: Records, sc: Scenario, queue: str) -> list[tuple[float, float]] | None:

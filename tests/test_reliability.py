@@ -655,3 +655,18 @@ def test_poison_with_manual_acks_needs_max_attempts(raw: dict[str, Any]) -> None
     with pytest.raises(simq.ScenarioError) as err:
         simq.load(raw)
     assert err.value.path == "consumers.worker"
+
+
+def test_the_fault_table_and_the_time_series_around_each_fault() -> None:
+    sc = simq.load(MODELS / "broker_outage.yaml").with_overrides({"run.until": 8000})
+    res = simq.run(sc)
+    f = res.faults
+    assert list(f["kind"]) == ["outage", "partition"]
+    assert list(f["start"]) == [3000.0, 6000.0] and list(f["end"]) == [3120.0, 6300.0]
+    # 4 msg/s held for 300 s drain at 5 - 4 = 1/s: about 1200 s (fluid estimate).
+    assert f["recovery"].iloc[1] == pytest.approx(1200, rel=0.25)
+    near = res.around_faults(before=100)
+    first = near[near["fault"] == 0]
+    assert first["since_start"].min() >= -100 and first["since_start"].max() > 120
+    assert (first.loc[(first["since_start"] > 1) & (first["since_start"] < 119),
+                      "queue.orders.up"] == 0).all()
