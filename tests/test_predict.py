@@ -46,6 +46,15 @@ BUNDLED = {
     "batching.yaml": ("none", "none"),
     "prefetch.yaml": ("none", "none"),
     "shared_link.yaml": ("none", "none"),
+    # Reliability semantics (acks, retries, expiry, faults, durability, held senders).
+    "at_least_once.yaml": ("none", "none"),
+    "retries_dlq.yaml": ("none", "none"),
+    "consumer_crash.yaml": ("none", "none"),
+    "retry_storm.yaml": ("none", "none"),
+    "retry_storm_jitter.yaml": ("none", "none"),
+    "broker_outage.yaml": ("none", "none"),
+    "durability.yaml": ("none", "none"),
+    "backpressure.yaml": ("none", "none"),
 }
 
 
