@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from simq.errors import ScenarioError
-from simq.run import RunResult, UnstableWarning, run
+from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
 
 try:
@@ -12,6 +12,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "RecordsUnavailableError",
     "RunResult",
     "Scenario",
     "ScenarioError",

@@ -228,16 +228,16 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     write_atomic(folder / "scenario.yaml", res.scenario.to_yaml())
     ts = res.timeseries
     write_atomic(folder / "timeseries.csv", lambda p: ts.to_csv(p, index=False))
-    msgs = res.messages
-    if messages:
+    # A streaming run (run.records: summary) has no per-message log to write or plot.
+    msgs = res.messages if res.has_messages else None
+    if messages and msgs is not None:
         write_atomic(folder / "messages.parquet", lambda p: msgs.to_parquet(p, index=False))
     else:
         (folder / "messages.parquet").unlink(missing_ok=True)
     window = res.summary["window"]
-    figures = {
-        "queue_length": _png(plots.queue_length(ts, window=window)),
-        "latency_histogram": _png(plots.latency_histogram(msgs, window=window)),
-    }
+    figures = {"queue_length": _png(plots.queue_length(ts, window=window))}
+    if msgs is not None:
+        figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
     for name, png in figures.items():
         write_atomic(folder / "figures" / f"{name}.png", png)
     write_atomic(folder / "report.html", _report_html(res, figures))

@@ -18,13 +18,18 @@ from simq.flows import Flows, flows
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
+from simq.streaming import run_full, run_streaming
 from simq.summary import summarise, timeseries_columns
 
-__all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
-           "document_formulas", "HOLDS_TOLERANCE"]
+__all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
+           "run_replication", "document_formulas", "HOLDS_TOLERANCE"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
+
+
+class RecordsUnavailableError(RuntimeError):
+    """Per-message tables were asked of a run that kept only accumulators."""
 
 
 class UnstableWarning(UserWarning):
@@ -36,11 +41,12 @@ class Replication:
     """One independent replication: its records and its summary."""
 
     index: int
-    records: Records
+    records: Records | None  # None with run.records: summary
     summary: dict[str, Any]
     window: tuple[float, float]
     t_end: float
     wall_seconds: float
+    samples: dict[str, np.ndarray] | None = None  # sampled levels (run.records: summary)
 
 
 def _seed_for(seed: int, replication: int) -> np.random.SeedSequence:
@@ -52,7 +58,13 @@ def run_replication(scenario: Scenario, seed: int, index: int) -> Replication:
     """Run replication ``index`` of ``scenario`` under root seed ``seed``."""
     started = time.perf_counter()
     sim = Simulation(scenario, _seed_for(seed, index))
-    out = sim.run()
+    if scenario.run.records == "summary":
+        streamed = run_streaming(sim)
+        out = streamed.outcome
+        return Replication(index, None, streamed.summary,
+                           (min(scenario.run.warmup, out.t_stop), out.t_stop), out.t_end,
+                           time.perf_counter() - started, streamed.timeseries)
+    out = run_full(sim)
     records = sim.rec.arrays(out.t_end)
     t0 = min(scenario.run.warmup, out.t_stop)
     summary = summarise(records, scenario, out, t0)
@@ -157,14 +169,28 @@ class RunResult:
     wall_seconds: float = 0.0
 
     @property
+    def has_messages(self) -> bool:
+        """False when the run kept only accumulators (``run.records: summary``)."""
+        return self.scenario.run.records == "full"
+
+    def _need_records(self, what: str) -> None:
+        if not self.has_messages:
+            raise RecordsUnavailableError(
+                f"res.{what} needs per-message records, but this run used "
+                "run.records: summary (streaming statistics, no per-message log); "
+                "run again with run.records: full (the default) to get them")
+
+    @property
     def messages(self) -> pd.DataFrame:
         """One row per message: ids, per-hop timestamps, outcome."""
+        self._need_records("messages")
         return pd.concat([_messages_frame(self.scenario, r) for r in self.replications],
                          ignore_index=True)
 
     @property
     def visits(self) -> pd.DataFrame:
         """One row per message per queue visit (long form of the per-hop timestamps)."""
+        self._need_records("visits")
         return pd.concat([_visits_frame(self.scenario, r) for r in self.replications],
                          ignore_index=True)
 
@@ -174,8 +200,11 @@ class RunResult:
         points = self.scenario.run.timeseries_points
         frames = []
         for r in self.replications:
-            times = np.linspace(0.0, r.t_end, points)
-            cols = timeseries_columns(r.records, self.scenario, times)
+            if r.records is None:  # streaming: the levels sampled during the run
+                cols = dict(r.samples or {})
+            else:
+                times = np.linspace(0.0, r.t_end, points)
+                cols = timeseries_columns(r.records, self.scenario, times)
             frame = pd.DataFrame(cols)
             frame.insert(0, "replication", r.index)
             frames.append(frame)
@@ -196,8 +225,14 @@ def _names(sc: Scenario, section: str) -> list[str]:
     return list(getattr(sc, section))
 
 
+def _records(r: Replication) -> Records:
+    if r.records is None:  # RunResult checks first and says why
+        raise RecordsUnavailableError("this replication kept no per-message records")
+    return r.records
+
+
 def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
-    rec = r.records
+    rec = _records(r)
     n = len(rec.sent)
     producers = _names(sc, "producers")
     frame = pd.DataFrame({
@@ -235,7 +270,7 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
 
 
 def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
-    v = r.records.visits
+    v = _records(r).visits
     queues = _names(sc, "queues")
     groups = ["(none)", *_names(sc, "consumers")]
     return pd.DataFrame({

@@ -54,6 +54,8 @@ class RunSpec(BaseModel):
     seed: Annotated[int, Field(ge=0)] = 1
     replications: Annotated[int, Field(ge=1)] = 1
     timeseries_points: Annotated[int, Field(ge=2, le=1_000_000)] = 500
+    # full: one record per message (res.messages); summary: accumulators only, flat memory
+    records: Literal["full", "summary"] = "full"
 
     @model_validator(mode="after")
     def _length(self) -> RunSpec:

@@ -36,6 +36,11 @@ class Queue:
         self.items: deque[Message] = deque()
         self.idle: deque[Event] = deque()  # parked workers
         self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
+        # Each time the line reaches a new length: (time, length). Increasing in both, so
+        # the longest line up to any time t is the last entry at or before t; streaming
+        # statistics read it instead of keeping every visit.
+        self.peaks: list[tuple[float, int]] = [(0.0, 0)]
+        self.peak = 0
         self._finished = rec.finished.append
         self._visit = rec.visits.append
 
@@ -45,8 +50,12 @@ class Queue:
         if self.idle:
             self.idle.popleft().succeed(msg)
             return None
-        if len(self.items) < self.capacity:
-            self.items.append(msg)
+        items = self.items
+        if len(items) < self.capacity:
+            items.append(msg)
+            if len(items) > self.peak:
+                self.peak = len(items)
+                self.peaks.append((now, self.peak))
             return None
         if self.overflow == "block":
             ev = Event(self.env)
@@ -81,6 +90,11 @@ class Queue:
         msg.arrived = self.env.now
         self.items.append(msg)
         ev.succeed()
+
+    def reset_peak(self) -> None:
+        """Start the record of new lengths again from the length now (the window opens)."""
+        self.peak = len(self.items)
+        self.peaks = [(self.env.now, self.peak)]
 
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""
