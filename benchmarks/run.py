@@ -1,7 +1,7 @@
 """Speed and memory of simq against a hand-written SimPy model and Ciw, on the same models.
 
     python benchmarks/run.py                  # 200,000 messages per model, 3 repeats
-    python benchmarks/run.py --quick          # 10,000 messages, 1 repeat (a smoke test)
+    python benchmarks/run.py --quick          # 5,000 messages, 1 repeat (a smoke run)
     python benchmarks/run.py --scaling        # how simq's run time grows (messages, ...)
     python benchmarks/run.py --stream-check 10000000   # flat memory in streaming mode
 
@@ -298,7 +298,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], host: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="10,000 messages, 1 repeat")
+    p.add_argument("--quick", action="store_true", help="5,000 messages, 1 repeat (a smoke run)")
     p.add_argument("--messages", type=int, help="messages per model (default 200,000)")
     p.add_argument("--repeats", type=int, help="timed runs per tool (default 3)")
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks"),
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(out / "stream_check.csv", [row], host)
         return 0
 
-    n = args.messages or (10_000 if args.quick else 200_000)
+    n = args.messages or (5_000 if args.quick else 200_000)
     repeats = args.repeats or (1 if args.quick else 3)
     tools = [t for t in TOOLS if not (args.no_ciw and t == "ciw")]
     rows = compare(n, repeats, tools)
