@@ -210,6 +210,7 @@ def compare(n: int, repeats: int, tools: list[str]) -> list[dict[str, Any]]:
             rows.append({
                 "model": model, "tool": t, "messages": n, "repeats": repeats,
                 "seconds": round(med[t], 4),
+                "best_seconds": round(min(times[t]), 4),
                 "msgs_per_s": round(n / med[t]),
                 "peak_mb": round(peaks[t], 2),
                 "time_vs_simpy": round(med[t] / med["simpy"], 3) if "simpy" in med else "",

@@ -410,6 +410,11 @@ def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
         return sum(len(c[LAYOUT[name][0][0]]) for c in rec.chunks[name]) + len(
             getattr(rec, name))
 
-    Monitor(sim, sample_interval(sim, 1000), rec.compact, chunk=chunk,
+    def compact() -> None:
+        rec.compact()
+        for q in sim.queues.values():  # full records give length_max: keep only the last
+            del q.peaks[:-1]
+
+    Monitor(sim, sample_interval(sim, 1000), compact, chunk=chunk,
             produced=lambda: logged("created"), finished=lambda: logged("finished"))
     return sim.run()
