@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from simq.peakspec import nominal_count
 from simq.scenario import Scenario
 
 __all__ = ["Flows", "QueueFlow", "flows"]
@@ -74,14 +75,18 @@ def flows(sc: Scenario) -> Flows:
     groups_of: dict[str, list[str]] = {q: [] for q in sc.queues}
     for g, c in sc.consumers.items():
         groups_of[c.source].append(g)
+    def count(g: str) -> float:
+        c = sc.consumers[g]
+        return nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
+
     capacity = {
-        q: sum(sc.consumers[g].count / sc.consumers[g].service.mean for g in gs)
+        q: sum(count(g) / sc.consumers[g].service.mean for g in gs)
         for q, gs in groups_of.items()
     }
 
     def share(q: str, g: str) -> float:
         c = sc.consumers[g]
-        return (c.count / c.service.mean) / capacity[q] if capacity[q] > 0 else 0.0
+        return (count(g) / c.service.mean) / capacity[q] if capacity[q] > 0 else 0.0
 
     nominal = {q: 0.0 for q in sc.queues}
     effective = {q: 0.0 for q in sc.queues}
@@ -119,7 +124,7 @@ def flows(sc: Scenario) -> Flows:
                                      [*hops, g, c.to]))
     qflows = {
         q: QueueFlow(q, nominal[q], capacity[q],
-                     sum(sc.consumers[g].count for g in groups_of[q]), effective[q])
+                     round(sum(count(g) for g in groups_of[q])), effective[q])
         for q in sc.queues
     }
     norm = total if total > 0 else 1.0

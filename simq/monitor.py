@@ -70,7 +70,7 @@ class Monitor:
         sim = self.sim
         row = [float(sim.env.now), float(self.produced() - self.finished())]
         row += [float(len(q.items)) for q in sim.queues.values()]
-        row += [float(sum(m is not None for m in g.in_service)) for g in sim.groups.values()]
+        row += [float(g.busy()) for g in sim.groups.values()]
         row += [float(lk.in_transit) for lk in sim.links.values()]
         self.samples.append(row)
         if len(self.samples) >= 2 * self.points:  # run longer than guessed: halve the rate

@@ -35,7 +35,7 @@ OUTCOMES = {
 class Recorder:
     """Append-only logs filled by the engine during one replication."""
 
-    # created[id] = (producer index, send time, size in bytes)
+    # created[id] = (producer index, send time, size in bytes); index -1: a queue backlog
     created: list[tuple[int, float, float]] = field(default_factory=list)
     # (id, time, outcome code, index of the component where it ended)
     finished: list[tuple[int, float, int, int]] = field(default_factory=list)
@@ -45,6 +45,9 @@ class Recorder:
     visits: list[tuple[int, int, float, float, float, int]] = field(default_factory=list)
     # (id, link index, entered, transmission start, transmission end, delivered)
     hops: list[tuple[int, int, float, float, float, float]] = field(default_factory=list)
+    # (time, group index, workers online, workers starting up): logged by groups whose
+    # size changes (schedule, autoscale), at t = 0 and at every change
+    workers: list[tuple[float, int, int, int]] = field(default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -84,6 +87,7 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "finished": (("id", "t", "outcome", "where"), "ifii"),
     "visits": (("id", "queue", "arrived", "left", "end", "group"), "iifffi"),
     "hops": (("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff"),
+    "workers": (("t", "group", "online", "pending"), "fiii"),
 }
 
 
@@ -110,6 +114,7 @@ class Records:
     where: np.ndarray  # component index where it ended, -1 in flight
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
+    workers: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -124,8 +129,9 @@ class Records:
         where[fin["id"]] = fin["where"]
         visits = rec.columns("visits")
         hops = rec.columns("hops")
+        workers = rec.columns("workers")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops)
+                   outcome, where, visits, hops, workers)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 import simq
 from simq import plots
+from simq.peak import has_peak_features
 from simq.run import RunResult
 
 __all__ = ["OutputExistsError", "format_summary", "prepare_dir", "report", "write_atomic"]
@@ -142,6 +143,11 @@ def format_summary(s: Mapping[str, Any]) -> str:
     cf = ["utilization", "throughput", "service_mean"]
     if s.get("consumers"):
         out += ["", _table(["consumer", *cf], _section_rows(s, "consumers", cf))]
+    if s.get("peak_load"):
+        pf = ["peak_length", "peak_time", "drain_time"]
+        out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
+        wf = ["worker_seconds"]
+        out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
     lf = ["delay_mean", "utilization", "lost"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
@@ -219,6 +225,14 @@ def _report_html(res: RunResult, figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def _window_width(t_end: float) -> float:
+    """A round window width giving about 50 windows (1 min for a 1-hour run)."""
+    raw = max(t_end, 1e-9) / 50
+    step = 10 ** math.floor(math.log10(raw))
+    return float(min((m * step for m in (1, 2, 5, 6, 10) if m * step >= raw),
+                     default=10 * step))
+
+
 def report(res: RunResult, out: str | Path, *, messages: bool = True,
            force: bool = False) -> Path:
     """Write summary.json, scenario.yaml, messages.parquet, timeseries.csv, report.html
@@ -238,6 +252,11 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     figures = {"queue_length": _png(plots.queue_length(ts, window=window))}
     if msgs is not None:
         figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
+    if msgs is not None and has_peak_features(res.scenario):
+        t_end = max(r.t_end for r in res.replications)
+        figures["peak_timeline"] = _png(plots.peak_timeline(res.timeline()))
+        figures["latency_bands"] = _png(plots.latency_bands(
+            res.latency_windows(_window_width(t_end))))
     for name, png in figures.items():
         write_atomic(folder / "figures" / f"{name}.png", png)
     write_atomic(folder / "report.html", _report_html(res, figures))

@@ -15,6 +15,7 @@ import pandas as pd
 from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
+from simq.peak import has_peak_features
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
@@ -214,6 +215,35 @@ class RunResult:
     def flows(self) -> Flows:
         return flows(self.scenario)
 
+    def latency_windows(self, width: float = 60.0, *,
+                        quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+                        by: str = "sent") -> pd.DataFrame:
+        """Latency percentiles per window of ``width`` s, one block of rows per replication
+        (see :func:`simq.peak.latency_windows`)."""
+        from simq.peak import latency_windows
+
+        self._need_records("latency_windows()")
+        frames = []
+        for r in self.replications:
+            frame = latency_windows(_records(r), width, quantiles=quantiles, by=by)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def timeline(self, width: float | None = None) -> pd.DataFrame:
+        """Arrival rate, messages waiting and workers per window (default: 200 windows),
+        one block of rows per replication (see :func:`simq.peak.timeline`)."""
+        from simq.peak import timeline
+
+        self._need_records("timeline()")
+        frames = []
+        for r in self.replications:
+            w = width if width is not None else max(r.t_end, 1e-9) / 200
+            frame = timeline(_records(r), self.scenario, w)
+            frame.insert(0, "replication", r.index)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
@@ -238,7 +268,7 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     frame = pd.DataFrame({
         "replication": np.full(n, r.index, dtype=np.int64),
         "id": np.arange(n, dtype=np.int64),
-        "producer": pd.Categorical.from_codes(rec.producer, producers) if n else
+        "producer": pd.Categorical.from_codes(rec.producer, pd.Index(producers)) if n else
         pd.Categorical([], categories=producers),
         "size": rec.size,
         "sent": rec.sent,
@@ -276,8 +306,8 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     return pd.DataFrame({
         "replication": np.full(len(v["id"]), r.index, dtype=np.int64),
         "id": v["id"],
-        "queue": pd.Categorical.from_codes(v["queue"], queues),
-        "consumer": pd.Categorical.from_codes(v["group"] + 1, groups),
+        "queue": pd.Categorical.from_codes(v["queue"], pd.Index(queues)),
+        "consumer": pd.Categorical.from_codes(v["group"] + 1, pd.Index(groups)),
         "arrived": v["arrived"],
         "start": v["left"],
         "end": v["end"],
@@ -336,6 +366,8 @@ def run(
         "formulas": document_formulas(f, mean),
         "warnings": notes,
     }
+    if has_peak_features(sc):
+        summary["peak_load"] = True  # time-varying load, a backlog or changing capacity
     if len(reps) > 1:
         summary["ci95"] = ci
     return RunResult(sc, root, summary, reps, time.perf_counter() - started)

@@ -28,6 +28,14 @@ from pydantic import (
 
 from simq.dists import Distribution, exponential_rate, parse
 from simq.errors import ScenarioError
+from simq.peakspec import (
+    ArrivalsSpec,
+    AutoscaleSpec,
+    BacklogSpec,
+    check_consumer,
+    mean_interarrival,
+)
+from simq.peakspec import prepare as _prepare_peak
 
 __all__ = ["Scenario", "load", "loads", "parse_override"]
 
@@ -76,6 +84,7 @@ class ProducerSpec(BaseModel):
     size: Distribution = Field(default_factory=lambda: parse("constant(1000)"))
     start: NonNegFloat = 0.0
     stop: PositiveFloat | None = None
+    arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
 
     _parse_dists = field_validator("interarrival", "size", mode="before")(_dist)
 
@@ -93,6 +102,7 @@ class QueueSpec(BaseModel):
 
     capacity: float = math.inf
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+    backlog: BacklogSpec | None = None  # messages waiting at time 0 (docs/peak.md)
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -116,6 +126,9 @@ class ConsumerSpec(BaseModel):
     count: Annotated[int, Field(ge=1)] = 1
     service: Distribution
     to: str | None = None
+    # Capacity that changes over time (docs/peak.md): [[time, count], ...] or a policy.
+    schedule: list[tuple[NonNegFloat, Annotated[int, Field(ge=0)]]] | None = None
+    autoscale: AutoscaleSpec | None = None
 
     @field_validator("count", mode="before")
     @classmethod
@@ -152,15 +165,15 @@ class LinkSpec(BaseModel):
         return float(v)
 
 
-def _expand_shorthands(raw: dict[str, Any]) -> dict[str, Any]:
+def _expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Replace `rate:` by the exponential distribution it stands for (on a copy)."""
-    data = copy.deepcopy(raw)
+    data = copy.deepcopy(dict(raw))
     for section, long_form in (("producers", "interarrival"), ("consumers", "service")):
         comps = data.get(section)
         if not isinstance(comps, Mapping):
             continue
         for name, spec in comps.items():
-            if not isinstance(spec, Mapping) or "rate" not in spec:
+            if not isinstance(spec, dict) or "rate" not in spec:
                 continue
             path = f"{section}.{name}.rate"
             if long_form in spec:
@@ -170,7 +183,7 @@ def _expand_shorthands(raw: dict[str, Any]) -> dict[str, Any]:
                     or not math.isfinite(rate) or rate <= 0):
                 raise ScenarioError(path, "must be a number > 0 (messages per second)", rate)
             spec[long_form] = exponential_rate(float(rate))
-    return data
+    return _prepare_peak(data)
 
 
 class Model(BaseModel):
@@ -181,10 +194,29 @@ class Model(BaseModel):
     name: str = Field(default="scenario", pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
     run: RunSpec
-    producers: dict[str, ProducerSpec] = Field(min_length=1)
+    producers: dict[str, ProducerSpec] = Field(default_factory=dict)
     queues: dict[str, QueueSpec] = Field(min_length=1)
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
+
+
+def _check_peak(m: Model) -> None:
+    """Rules of time-varying load and capacity that span keys (docs/peak.md)."""
+    if not m.producers and not any(q.backlog for q in m.queues.values()):
+        raise ScenarioError("producers", "a scenario needs at least one producer "
+                            "(or a queue with a backlog)")
+    # A time-varying producer reads, on paper, as Poisson at its mean rate over the run.
+    for n, p in m.producers.items():
+        if p.arrivals is not None:
+            m.producers[n] = p.model_copy(update={"interarrival": mean_interarrival(
+                p.arrivals, m.run.until, f"producers.{n}.arrivals")})
+    for n, c in m.consumers.items():
+        check_consumer(f"consumers.{n}", c.count, c.schedule, c.autoscale)
+    for n, q in m.queues.items():
+        if q.backlog is not None and q.backlog.count > q.capacity:
+            raise ScenarioError(f"queues.{n}.backlog.count",
+                                f"must be <= the queue's capacity ({q.capacity:g})",
+                                q.backlog.count)
 
 
 def _check_references(m: Model) -> None:
@@ -282,6 +314,10 @@ class Scenario:
     """An immutable, validated scenario. Build with :func:`load` or :func:`loads`."""
 
     __slots__ = ("_raw", "_model", "_base_dir", "_source")
+    _raw: dict[str, Any]
+    _model: Model
+    _base_dir: Path | None
+    _source: str
 
     def __init__(
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
@@ -294,6 +330,7 @@ class Scenario:
         except ValidationError as err:
             raise _validation_error(err, raw) from None
         _check_references(model)
+        _check_peak(model)
         object.__setattr__(self, "_raw", raw)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_base_dir", base_dir)
@@ -353,19 +390,15 @@ class Scenario:
             if isinstance(v, Distribution):
                 return str(v)
             if isinstance(v, BaseModel):
-                return {k: canon(x) for k, x in v.model_dump(by_alias=True).items()} | {
-                    k: canon(getattr(v, k)) for k in type(v).model_fields
-                    if isinstance(getattr(v, k), Distribution)
-                }
+                return {f.alias or k: canon(getattr(v, k))
+                        for k, f in type(v).model_fields.items()}
             if isinstance(v, dict):
                 return {k: canon(x) for k, x in v.items()}
             if isinstance(v, float) and math.isinf(v):
                 return ".inf"
             return v
 
-        out = canon(self._model)
-        for kind in ("producers", "queues", "consumers", "links"):
-            out[kind] = {n: canon(getattr(self._model, kind)[n]) for n in getattr(self._model, kind)}
+        out: dict[str, Any] = canon(self._model)
         return out
 
     def __repr__(self) -> str:
@@ -414,7 +447,8 @@ def _yaml(text: str) -> Any:
 
 
 _SECTIONS = ("producers", "queues", "consumers", "links")
-_REPLACES = {"rate": ("interarrival", "service"), "interarrival": ("rate",), "service": ("rate",),
+_REPLACES = {"rate": ("interarrival", "service", "arrivals"), "interarrival": ("rate", "arrivals"),
+             "service": ("rate",), "arrivals": ("rate", "interarrival"),
              "until": (), "messages": ()}
 
 
@@ -429,12 +463,29 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
             raise ScenarioError(path, f"name a key inside a component, e.g. {top}.NAME.KEY")
         section = raw.get(top) or {}
         name, key = ".".join(parts[1:-1]), parts[-1]
+        inner: list[str] = []
+        # A key nested inside a component (producers.app.arrivals.spike.peak): the
+        # longest prefix naming a component wins, the rest leads into its mappings.
+        for cut in range(len(parts) - 1, 1, -1):
+            if ".".join(parts[1:cut]) in section:
+                name, inner = ".".join(parts[1:cut]), parts[cut:-1]
+                break
         if name not in section:
             have = ", ".join(sorted(section)) or "none"
             raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})")
         target = section[name]
         if target is None:
             target = section[name] = {}
+        if inner:
+            for step in inner:
+                nxt = target.get(step) if isinstance(target, dict) else None
+                if nxt is None:
+                    nxt = target[step] = {}
+                if not isinstance(nxt, dict):
+                    raise ScenarioError(path, f"{step!r} is not a mapping of keys", nxt)
+                target = nxt
+            target[key] = value
+            return
         for other in _REPLACES.get(key, ()):
             target.pop(other, None)
         target[key] = value

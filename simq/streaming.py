@@ -26,12 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from simq.engine import Outcome, Simulation
 from simq.monitor import CHUNK, Monitor, sample_interval
+from simq.peak import workers_at
 from simq.record import (
     DEAD_LETTERED,
     DELIVERED,
@@ -176,6 +178,7 @@ class StreamStats:
         # Send times of messages from id `_base` on, kept until their outcome is known.
         self._base = 0
         self._sent = np.empty(0)
+        self._backlog = np.empty(0, dtype=bool)  # waiting at time 0 (producer -1)
         self._open = np.empty(0, dtype=bool)
 
     # Folding ---------------------------------------------------------------------------
@@ -190,23 +193,25 @@ class StreamStats:
         c = _take(rec.created, "created", lambda c: c["sent"], horizon)
         if c is not None:
             sent = c["sent"]
+            backlog = c["producer"] < 0
             self.produced += len(sent)
-            self.offered += int(((sent >= t0) & (sent < t1)).sum())
+            self.offered += int(self._in_window(sent, backlog, t1).sum())
             self._sent = np.concatenate([self._sent, sent])
+            self._backlog = np.concatenate([self._backlog, backlog])
             self._open = np.concatenate([self._open, np.ones(len(sent), dtype=bool)])
 
         f = _take(rec.finished, "finished", lambda c: c["t"], horizon)
         if f is not None:
             ids = f["id"] - self._base
             t, code, where = f["t"], f["outcome"], f["where"]
-            sent = self._sent[ids]
+            sent, backlog = self._sent[ids], self._backlog[ids]
             self._open[ids] = False
             self.finished += len(ids)
             self.outcomes += np.bincount(code, minlength=5)[:5]
             done_in = (t >= t0) & (t <= t1)
             delivered = code == DELIVERED
             self.delivered_in_window += int((delivered & done_in).sum())
-            self.latency.add((t - sent)[delivered & (sent >= t0) & (sent < t1)])
+            self.latency.add((t - sent)[delivered & self._in_window(sent, backlog, t1)])
             for qi, acc in enumerate(self.queues):
                 acc.dropped += int(((code == DROPPED) & (where == qi) & done_in).sum())
             for li, lacc in enumerate(self.links):
@@ -236,12 +241,20 @@ class StreamStats:
                 lacc.delay_total += float(delay[at & inw].sum())
                 lacc.delay_n += int((at & inw).sum())
 
+    def _in_window(self, sent: np.ndarray, backlog: np.ndarray, t1: float) -> np.ndarray:
+        """Sent in [t0, t1); without a warm-up a starting backlog belongs too (as in
+        :func:`simq.summary.summarise`)."""
+        inside = (sent >= self.t0) & (sent < t1)
+        return inside | backlog if self.t0 <= 0 else inside
+
     def _fold_visits(self, v: dict[str, np.ndarray], t1: float, t_end: float) -> None:
         t0 = self.t0
         queue, arrived, left, end, group = (v["queue"], v["arrived"], v["left"], v["end"],
                                             v["group"])
         left_f = np.where(np.isnan(left), t_end, left)
         entered = (arrived >= t0) & (arrived < t1)
+        if t0 <= 0:  # only a starting backlog arrives before 0
+            entered |= arrived < t0
         wait = left_f - arrived
         waited = overlap(arrived, left_f, t0, t1)
         for qi, acc in enumerate(self.queues):
@@ -269,12 +282,19 @@ class StreamStats:
         if cut:
             self._base += cut
             self._sent = self._sent[cut:]
+            self._backlog = self._backlog[cut:]
             self._open = self._open[cut:]
 
     # Summary ---------------------------------------------------------------------------
     def summary(self, sc: Scenario, out: Outcome, t0: float, samples: dict[str, np.ndarray],
-                length_max: dict[str, int]) -> dict[str, Any]:
-        """The same numbers as :func:`simq.summary.summarise`, from the accumulators."""
+                peaks: dict[str, tuple[int, float, float]], workers: Any) -> dict[str, Any]:
+        """The same numbers as :func:`simq.summary.summarise`, from the accumulators.
+
+        ``peaks``: each queue's longest line in the window, when it was first reached and
+        how long the line then took to empty;
+        ``workers``: an object whose ``workers`` are the columns of the worker-count log.
+        """
+        from simq.peak import worker_seconds
         from simq.summary import ConservationError
 
         t1 = out.t_stop
@@ -315,21 +335,28 @@ class StreamStats:
         inw = (times >= t0) & (times <= t1)
         for name, acc in zip(sc.queues, self.queues, strict=True):
             offered = acc.entered + (acc.dropped - acc.evicted)
+            peak, peak_time, drain = peaks[name]
             summary["queues"][name] = {
                 "wait_mean": acc.wait.mean,
                 "wait_p95": acc.wait.quantile(0.95),
                 "length_mean": float(acc.area / span),
-                "length_max": length_max[name],
+                "length_max": peak,
                 "arrivals": offered,
                 "dropped": acc.dropped,
                 "drop_fraction": acc.dropped / offered if offered else 0.0,
                 "growth_rate": slope(times[inw], samples[f"queue.{name}.length"][inw]),
+                "peak_length": peak,
+                "peak_time": peak_time,
+                "drain_time": drain,
             }
-        for (name, spec), g in zip(sc.consumers.items(), self.groups, strict=True):
+        for gi, ((name, spec), g) in enumerate(zip(sc.consumers.items(), self.groups,
+                                                    strict=True)):
+            ws = worker_seconds(workers, gi, spec.count, t0, t1)
             summary["consumers"][name] = {
-                "utilization": float(g.busy / (spec.count * span)),
+                "utilization": float(g.busy / ws) if ws > 0 else math.nan,
                 "throughput": float(g.ended / span),
                 "service_mean": g.service_total / g.service_n if g.service_n else math.nan,
+                "worker_seconds": ws,
             }
         for name, lk in zip(sc.links, self.links, strict=True):
             summary["links"][name] = {
@@ -340,9 +367,15 @@ class StreamStats:
         return summary
 
 
-def _length_max(q: Any, t1: float) -> int:
-    """Longest line during the window: the last new length at or before t1."""
-    return max((n for t, n in q.peaks if t <= t1), default=q.peaks[0][1])
+def _peak(q: Any, t1: float) -> tuple[int, float, float]:
+    """Longest line during the window, when first reached, and the time from then until
+    the line was first empty (NaN if never): the queue's last new length at or before t1
+    (its record restarts when the window opens)."""
+    t, n, drained = q.peaks[0]
+    for entry in q.peaks:
+        if entry[0] <= t1:
+            t, n, drained = entry
+    return int(n), float(t), 0.0 if n == 0 else float(drained - t)
 
 
 @dataclass
@@ -375,7 +408,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK) -> StreamResult:
         stats.fold(rec, horizon)
         for q in sim.queues.values():
             # Only the last new length before the horizon still matters (see _length_max).
-            before = sum(1 for t, _ in q.peaks if t < horizon)
+            before = sum(1 for entry in q.peaks if entry[0] < horizon)
             if before > 1:
                 del q.peaks[: before - 1]
 
@@ -389,7 +422,9 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK) -> StreamResult:
         sim, sample_interval(sim, points), fold, chunk=chunk, sample=True, points=points,
         produced=lambda: stats.produced + len(rec.created),
         finished=lambda: stats.finished + len(rec.finished),
-        mark=warmup if warmup > 0 else None, on_mark=reset_peaks,
+        # The window opens at the warm-up; at 0, after the workers' first takes (a
+        # starting backlog is already in line, and full records count those takes first).
+        mark=warmup, on_mark=reset_peaks,
     )
     out = sim.run()
     t0 = min(warmup, out.t_stop)
@@ -397,9 +432,23 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK) -> StreamResult:
     stats.fold(rec, math.inf, out.t_stop, out.t_end)
     if not monitor.samples or monitor.samples[-1][0] < out.t_end:
         monitor.sample()  # the state at the end, as full mode's last time-series point
-    length_max = {name: _length_max(q, out.t_stop) for name, q in sim.queues.items()}
+    peaks = {name: _peak(q, out.t_stop) for name, q in sim.queues.items()}
     ts = monitor.timeseries()
-    return StreamResult(stats.summary(sim.scenario, out, t0, ts, length_max), ts, out)
+    # The worker-count log is small (one row per change): kept whole, read as in full mode.
+    workers = SimpleNamespace(workers=to_columns(rec.workers, *LAYOUT["workers"]))
+    for gi, (name, c) in enumerate(sim.scenario.consumers.items()):
+        ts[f"consumer.{name}.workers"] = workers_at(workers, gi, c.count, ts["time"])
+    summary = stats.summary(sim.scenario, out, t0, ts, peaks, workers)
+    return StreamResult(summary, _ordered(ts, sim), out)
+
+
+def _ordered(ts: dict[str, np.ndarray], sim: Simulation) -> dict[str, np.ndarray]:
+    """Columns in the order of :func:`simq.summary.timeseries_columns`."""
+    order = ["time", "in_flight", *(f"queue.{n}.length" for n in sim.queues)]
+    for n in sim.groups:
+        order += [f"consumer.{n}.busy", f"consumer.{n}.workers"]
+    order += [f"link.{n}.in_transit" for n in sim.links]
+    return {c: ts[c] for c in order}
 
 
 def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:

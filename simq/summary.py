@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from simq.engine import Outcome
+from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
     DEAD_LETTERED,
     DELIVERED,
@@ -71,6 +72,11 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         )
 
     in_window = (rec.sent >= t0) & (rec.sent < t1)
+    # Without a warm-up, a queue's starting backlog (sent at minus its age, producer -1)
+    # belongs to the window: the run is about it (docs/peak.md).
+    backlog_in = t0 <= 0 and bool((rec.producer < 0).any())
+    if backlog_in:
+        in_window |= rec.producer < 0
     done_in_window = (rec.done >= t0) & (rec.done <= t1)
     delivered = o == DELIVERED
     latency = (rec.done - rec.sent)[delivered & in_window]
@@ -93,6 +99,8 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         at = v["queue"] == qi
         arrived, lft, group = v["arrived"][at], left[at], v["group"][at]
         entered = (arrived >= t0) & (arrived < t1)
+        if backlog_in:
+            entered |= arrived < t0
         served = entered & (group >= 0) & ~np.isnan(v["left"][at])
         wait = (lft - arrived)[served]
         dropped_here = (o == DROPPED) & (rec.where == qi)
@@ -104,6 +112,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         offered = int(entered.sum()) + (dropped_win - evicted_win)
         level = level_at(arrived, v["left"][at], grid)
         wq = _stats(wait, 0.95)
+        peak, peak_time, drain = queue_peak(arrived, v["left"][at], t0, t1)
         summary["queues"][name] = {
             "wait_mean": wq[0],
             "wait_p95": wq[1],
@@ -113,6 +122,9 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "dropped": dropped_win,
             "drop_fraction": dropped_win / offered if offered else 0.0,
             "growth_rate": slope(grid, level),
+            "peak_length": peak,
+            "peak_time": peak_time,
+            "drain_time": drain,
         }
 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
@@ -121,10 +133,13 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         end_f = np.where(np.isnan(end), rec.t_end, end)
         busy = overlap(start, end_f, t0, t1).sum()
         started_in = (start >= t0) & (start < t1) & ~np.isnan(end)
+        # The worker count may change (schedule, autoscale): divide by worker-seconds.
+        ws = worker_seconds(rec, gi, spec.count, t0, t1)
         summary["consumers"][name] = {
-            "utilization": float(busy / (spec.count * span)),
+            "utilization": float(busy / ws) if ws > 0 else math.nan,
             "throughput": float(((end >= t0) & (end <= t1)).sum() / span),
             "service_mean": _stats(end[started_in] - start[started_in])[0],
+            "worker_seconds": ws,
         }
 
     h = rec.hops
@@ -154,6 +169,7 @@ def timeseries_columns(
     for gi, name in enumerate(sc.consumers):
         at = (v["group"] == gi) & ~np.isnan(v["left"])
         cols[f"consumer.{name}.busy"] = level_at(v["left"][at], v["end"][at], times)
+        cols[f"consumer.{name}.workers"] = workers_at(rec, gi, sc.consumers[name].count, times)
     h = rec.hops
     for li, name in enumerate(sc.links):
         at = h["link"] == li

@@ -35,6 +35,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("network", {"run.until": 3000, "links.app->broker.loss": 0.05}),
     ("overload", {"run.until": 3000, "run.warmup": 300}),
     ("tandem", {"run.until": None, "run.messages": 4000, "run.warmup": 0}),
+    # time-varying load, a starting backlog, a group whose worker count changes
+    ("spike", {}),
+    ("backlog_drain", {"run.messages": 3000, "queues.broker.backlog.count": 3000}),
+    ("autoscale", {}),
+    ("bursty", {"run.until": 5000}),
 ]
 
 PERCENTILES = {"p50", "p95", "p99", "wait_p95"}
@@ -51,6 +56,7 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def _both(model: str, overrides: dict[str, Any], chunk: int) -> tuple[dict, dict]:
+    """Full-record and streaming summaries of one run."""
     sc = simq.load(f"{MODELS}/{model}.yaml").with_overrides(overrides)
     full = Simulation(sc, _seed_for(3, 0))
     out = run_full(full, chunk=chunk)
@@ -78,8 +84,8 @@ def test_streaming_gives_the_numbers_of_full_records(model: str, overrides: dict
             assert y == pytest.approx(x, rel=HISTOGRAM_ERROR * (1 + 1e-9), abs=1e-12), key
         elif name == "growth_rate":
             continue  # fitted to sampled levels instead of 201 exact ones: checked below
-        elif key.startswith("messages.") or name in {"length_max", "arrivals", "dropped",
-                                                     "lost"}:
+        elif key.startswith("messages.") or name in {"length_max", "peak_length",
+                                                     "arrivals", "dropped", "lost"}:
             assert y == x, key  # counts are exact
         else:  # means, areas, rates: the same sums in another order
             assert y == pytest.approx(x, rel=1e-9, abs=1e-12), key
@@ -133,7 +139,7 @@ def test_streaming_run_has_no_message_table_but_a_timeseries() -> None:
         res.messages  # noqa: B018 - the property raises
     ts = res.timeseries
     assert set(ts.columns) == {"replication", "time", "in_flight", "queue.broker.length",
-                               "consumer.worker.busy"}
+                               "consumer.worker.busy", "consumer.worker.workers"}
     one = ts[ts["replication"] == 0]
     assert one["time"].iloc[0] == 0.0 and one["time"].iloc[-1] == pytest.approx(2000)
     assert len(one) >= 1000

@@ -33,8 +33,18 @@ class ConsumerGroup:
         self.started = [math.nan] * count
         self._visit = rec.visits.append
         self._finished = rec.finished.append
+        # Scaling down (engine/scaling.py): workers asked to leave; each leaves when it
+        # next finishes a message, never in the middle of one, and calls on_leave.
+        self.retire = [0]
+        self.on_leave: Callable[[int], None] | None = None
         for slot in range(count):
             env.process(self._work(slot))
+
+    def add_worker(self) -> None:
+        """Start one more worker (scaling up)."""
+        self.in_service.append(None)
+        self.started.append(math.nan)
+        self.env.process(self._work(len(self.in_service) - 1))
 
     def _work(self, slot: int):  # type: ignore[no-untyped-def]
         env = self.env
@@ -46,12 +56,20 @@ class ConsumerGroup:
         put = self.forward.put if self.forward is not None else None
         finished = self._finished
         in_service, started = self.in_service, self.started
+        retire = self.retire
         while True:
+            if retire[0]:
+                retire[0] -= 1
+                if self.on_leave is not None:
+                    self.on_leave(slot)
+                return
             msg = take()
             if msg is None:
                 ev = Event(env)
                 idle.append(ev)
                 msg = yield ev
+                if msg is None:  # woken so that it can leave (scaling down)
+                    continue
             start = env.now
             in_service[slot] = msg
             started[slot] = start
@@ -65,6 +83,10 @@ class ConsumerGroup:
                 blocked = put(msg)
                 if blocked is not None:  # downstream full: the worker holds the message
                     yield blocked
+
+    def busy(self) -> int:
+        """Messages in service now."""
+        return sum(m is not None for m in self.in_service)
 
     def holding(self) -> list[tuple[Message, float]]:
         """Messages in service now, with their start times."""

@@ -56,4 +56,4 @@ class Link:
         self.in_transit -= 1
         # A link cannot be blocked: when the queue is full and blocks, the message waits
         # at the queue's door and nobody waits for the event.
-        self.dest.put(ev.value)
+        self.dest.put(ev.value)  # type: ignore[arg-type]  # the timeout's value

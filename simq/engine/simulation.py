@@ -9,11 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup
-from simq.engine.core import Destination, Streams
+from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
 from simq.engine.producer import Producer
 from simq.engine.queue import Queue
+from simq.engine.scaling import Scaler
+from simq.peakspec import BacklogSpec
 from simq.record import Recorder
 from simq.scenario import Scenario
 
@@ -66,19 +69,45 @@ class Simulation:
             )
             for i, (name, c) in enumerate(scenario.consumers.items())
         }
+        self.scalers = {
+            name: Scaler(env, self.groups[name], rec, c.schedule, c.autoscale)
+            for name, c in scenario.consumers.items()
+            if c.schedule is not None or c.autoscale is not None
+        }
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
         ids = itertools.count()
-        self.producers = {
-            name: Producer(
-                env, i, name, via(name, p.to),
-                streams.draw(f"producers.{name}.interarrival", p.interarrival),
+        for name, q in scenario.queues.items():
+            if q.backlog is not None and q.backlog.count:
+                self._backlog(self.queues[name], q.backlog, ids, streams)
+        self.producers = {}
+        for i, (name, p) in enumerate(scenario.producers.items()):
+            stop = p.stop
+            if p.arrivals is None:
+                gap = streams.draw(f"producers.{name}.interarrival", p.interarrival)
+            else:
+                gap, end = arrivals.build(p.arrivals, env, streams, f"producers.{name}")
+                if end is not None:
+                    stop = end if stop is None else min(stop, end)
+            self.producers[name] = Producer(
+                env, i, name, via(name, p.to), gap,
                 streams.draw(f"producers.{name}.size", p.size),
-                ids, limit, p.start, p.stop, rec,
+                ids, limit, p.start, stop, rec,
             )
-            for i, (name, p) in enumerate(scenario.producers.items())
-        }
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
+
+    def _backlog(self, queue: Queue, spec: BacklogSpec, ids: itertools.count,
+                 streams: Streams) -> None:
+        """Messages waiting at time 0: produced at minus their age (producer index -1),
+        oldest first in line, so conservation and latency count them like any other."""
+        key = f"queues.{queue.name}.backlog"
+        age, size = streams.draw(f"{key}.age", spec.age), streams.draw(f"{key}.size", spec.size)
+        ages = sorted((age() for _ in range(spec.count)), reverse=True)
+        created = self.rec.created.append
+        for a in ages:
+            msg = Message(next(ids), -a, size())
+            created((-1, msg.sent, msg.size))
+            queue.items.append(msg)
 
     def run(self) -> Outcome:
         spec = self.scenario.run
