@@ -200,3 +200,44 @@ def test_bundled_long_run_model_streams() -> None:
     res = simq.run(sc.with_overrides({"run.messages": 5000, "run.warmup": 0}))
     assert res.summary["messages"]["delivered"] == 5000
     assert not res.has_messages
+
+
+def _sweep(up: np.ndarray, down: np.ndarray, t0: float, t1: float) -> tuple[int, float, float]:
+    """queue_peak by a plain event-by-event walk (departures first at equal times)."""
+    events = sorted([(t, 1) for t in up] + [(t, -1) for t in down if not math.isnan(t)],
+                    key=lambda e: (e[0], e[1]))
+    level = i = 0
+    while i < len(events) and events[i][0] <= t0:
+        level += events[i][1]
+        i += 1
+    peak, peak_time, k = level, float(t0), i - 1
+    for j in range(i, len(events)):
+        level += events[j][1]
+        if events[j][0] > t1:
+            break
+        if level > peak:
+            peak, peak_time, k = level, float(events[j][0]), j
+    if peak == 0:
+        return 0, peak_time, 0.0
+    level = sum(e[1] for e in events[: k + 1])
+    for t, step in events[k + 1:]:
+        level += step
+        if level == 0:
+            return peak, peak_time, float(t - peak_time)
+    return peak, peak_time, math.nan
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 20), st.integers(0, 6) | st.none()), max_size=30),
+       st.integers(-2, 25), st.integers(-2, 25))
+def test_queue_peak_matches_an_event_by_event_walk(
+    spans: list[tuple[int, int | None]], a: int, b: int
+) -> None:
+    from simq.peak import queue_peak
+
+    t0, t1 = min(a, b), max(a, b)
+    up = np.array([float(s) for s, _ in spans])
+    down = np.array([math.nan if d is None else float(s + d) for s, d in spans])
+    got, want = queue_peak(up, down, t0, t1), _sweep(up, down, t0, t1)
+    assert got[:2] == want[:2]
+    assert got[2] == want[2] or (math.isnan(got[2]) and math.isnan(want[2]))
