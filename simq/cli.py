@@ -53,7 +53,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
     folder = report(res, out, messages=wrote_messages, force=True)
     print(f"\nwrote {folder}/: summary.json, "
           + ("messages.parquet, " if wrote_messages else "")
-          + "timeseries.csv, report.html, figures/")
+          + "timeseries.csv, report.html, report.md, figures/")
+    return 0
+
+
+def _grid(items: Sequence[str]) -> dict[str, object]:
+    from simq.sweep import parse_values
+
+    grid: dict[str, object] = {}
+    for item in items:
+        path, sep, values = item.partition("=")
+        path = path.strip()
+        if not sep or not path:
+            raise ScenarioError("--grid", "expected PATH=VALUES, e.g. producers.app.rate="
+                                "0.1:0.9:9", item)
+        grid[path] = parse_values(path, values)
+    return grid
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from simq.report import build_report, prepare_dir
+    from simq.sweep import sweep
+
+    sc = simq.load(args.scenario)
+    sc = sc.with_overrides(_overrides(args.set))
+    grid = _grid(args.grid)
+    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
+    prepare_dir(out, "sweep", force=args.force)
+    res = sweep(sc, grid, replications=args.replications, seed=args.seed,
+                executor=args.executor, scheduler=args.scheduler, workers=args.workers,
+                out=out, zip_paths=args.zip, common_random_numbers=args.crn,
+                quiet=args.quiet, force=args.force)
+    build_report(res.folder)
+    errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
+    if not args.quiet:
+        print(f"wrote {res.folder}/: tidy.parquet, tidy.csv, aggregated.parquet, "
+              f"aggregated.csv, report.html, report.md, figures/"
+              + (f"  ({errors} runs failed; see report)" if errors else ""))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from simq.report import build_report
+
+    folder = build_report(args.folder)
+    print(f"wrote {folder}/report.html, {folder}/report.md, {folder}/figures/")
     return 0
 
 
@@ -77,6 +121,37 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that simq did not write")
     r.set_defaults(func=_cmd_run)
+
+    w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
+                       "and a report")
+    w.add_argument("scenario", help="scenario file (YAML or TOML)")
+    w.add_argument("--grid", action="append", required=True, metavar="PATH=VALUES",
+                   help="values of a scenario path: 0.1,0.5,0.9 or a range 0.1:0.95:12 "
+                   "(start:stop:count) or log:1:1000:4; repeat for a full factorial")
+    w.add_argument("--zip", action="store_true",
+                   help="pair the grid paths' values instead of crossing them")
+    w.add_argument("--replications", type=int, help="replications per point")
+    w.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
+    w.add_argument("--crn", action="store_true",
+                   help="common random numbers: replication r uses the same streams at "
+                   "every point")
+    w.add_argument("--executor", choices=["serial", "processes", "dask"],
+                   default="processes", help="where runs execute (default: processes)")
+    w.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    w.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    w.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a scenario value at every point")
+    w.add_argument("--out", help="sweep folder (default results/<name>-sweep/)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar, no output")
+    w.add_argument("--force", action="store_true",
+                   help="write into a foreign folder, or discard a different sweep there")
+    w.set_defaults(func=_cmd_sweep)
+
+    rp = sub.add_parser("report", help="(re)write report.html and report.md for a run or "
+                        "sweep folder")
+    rp.add_argument("folder", help="a folder written by simq run or simq sweep")
+    rp.set_defaults(func=_cmd_report)
     return p
 
 

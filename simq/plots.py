@@ -3,6 +3,7 @@ none of them runs a simulation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -11,7 +12,18 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["latency_bands", "latency_histogram", "peak_timeline", "queue_length"]
+__all__ = [
+    "heatmap",
+    "hop_breakdown",
+    "latency_bands",
+    "latency_cdf",
+    "latency_histogram",
+    "latency_vs_load",
+    "peak_timeline",
+    "queue_length",
+    "throughput_vs_offered",
+    "utilization",
+]
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 3.6)) -> tuple[Figure, Axes]:
@@ -25,9 +37,14 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 3.6)) -> tuple[F
 
 def queue_length(
     timeseries: pd.DataFrame, *, queues: list[str] | None = None, window: Any = None,
-    ax: Axes | None = None,
+    growth: Mapping[str, float] | None = None, ax: Axes | None = None,
 ) -> Figure:
-    """Messages waiting in each queue over time (first replication), window shaded."""
+    """Messages waiting in each queue over time (first replication), window shaded.
+
+    ``growth`` maps a queue to a growth rate (msg/s, e.g. the document's generation minus
+    processing in overload): drawn as a dashed line from the queue's level at the start
+    of the window.
+    """
     fig, ax = _axes(ax)
     ts = timeseries[timeseries["replication"] == timeseries["replication"].min()]
     cols = [c for c in ts.columns if c.startswith("queue.") and c.endswith(".length")]
@@ -37,11 +54,216 @@ def queue_length(
         ax.step(ts["time"], ts[c], where="post", label=c.split(".")[1], lw=1)
     if window is not None:
         ax.axvspan(window[0], window[1], color="0.9", zorder=0, label="measured window")
+    t = ts["time"].to_numpy()
+    for q, rate in (growth or {}).items():
+        col = f"queue.{q}.length"
+        if col not in ts or not np.isfinite(rate):
+            continue
+        t0 = window[0] if window is not None else float(t[0])
+        t1 = window[1] if window is not None else float(t[-1])
+        y0 = float(np.interp(t0, t, ts[col].to_numpy()))
+        ax.plot([t0, t1], [y0, y0 + rate * (t1 - t0)], ls="--", color="k", lw=1,
+                label=f"{q}: growth {rate:.3g} msg/s")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("messages waiting")
     ax.set_title("Queue length over time")
     if cols:
         ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def _table(data: Any) -> pd.DataFrame:
+    """A sweep result, a DataFrame, or one run's summary dict as a one-row table."""
+    if isinstance(data, pd.DataFrame):
+        if "replication" in data and "point" in data:
+            from simq.sweep import aggregate
+
+            return aggregate(data)
+        return data
+    if hasattr(data, "aggregated"):
+        return data.aggregated
+    if isinstance(data, Mapping):
+        from simq.run import flatten
+
+        return pd.DataFrame([flatten(data)])
+    raise TypeError(f"expected a sweep result, a DataFrame or a summary, got {type(data)}")
+
+
+def _ci(t: pd.DataFrame, col: str) -> np.ndarray | None:
+    ci = f"{col}.ci95"
+    if ci not in t:
+        return None
+    return np.nan_to_num(t[ci].to_numpy(dtype=float), nan=0.0)
+
+
+def _sorted(t: pd.DataFrame, x: str) -> pd.DataFrame:
+    if x not in t:
+        raise KeyError(f"no column {x!r} in the table (have: {', '.join(map(str, t.columns))})")
+    return t.sort_values(x)
+
+
+def latency_vs_load(
+    data: Any, *, x: str = "nominal.load", y: str = "latency.mean", ax: Axes | None = None,
+    theory: str | tuple[np.ndarray, np.ndarray] | None = "theory.latency_mean",
+    formula: str | None = "formula.latency", logy: bool = False,
+) -> Figure:
+    """Measured latency (mean ± 95% CI) against load, beside the theory curve and the
+    document's "processing + transmission" formula.
+
+    ``theory`` names a column of the table, or is an ``(x, y)`` curve drawn as given.
+    """
+    fig, ax = _axes(ax)
+    t = _sorted(_table(data), x)
+    xs = t[x].to_numpy(dtype=float)
+    if isinstance(theory, tuple):
+        ax.plot(theory[0], theory[1], color="tab:orange", lw=1.5, label="theory")
+    elif theory is not None and theory in t and t[theory].notna().any():
+        ax.plot(xs, t[theory], color="tab:orange", lw=1.5, label="theory")
+    if formula is not None and formula in t:
+        ax.plot(xs, t[formula], color="tab:red", ls="--", lw=1.2,
+                label="document: processing + transmission")
+    ax.errorbar(xs, t[y], yerr=_ci(t, y), fmt="o", color="tab:blue", ms=4, capsize=3,
+                label="simulated (mean, 95% CI)")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("load ρ = λ / cμ" if x == "nominal.load" else x)
+    ax.set_ylabel("end-to-end latency (s)")
+    ax.set_title("Latency against load")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def throughput_vs_offered(
+    data: Any, *, x: str = "nominal.offered_rate", ax: Axes | None = None,
+) -> Figure:
+    """Delivered rate against the offered rate: the line y = x until saturation, then the
+    capacity cμ (``nominal.capacity``), with the measured points and their CI bars."""
+    fig, ax = _axes(ax)
+    t = _sorted(_table(data), x)
+    xs = t[x].to_numpy(dtype=float)
+    if "nominal.capacity" in t:
+        cap = t["nominal.capacity"].to_numpy(dtype=float)
+        ax.plot(xs, np.minimum(xs, cap), color="tab:orange", lw=1.5,
+                label="min(offered, capacity)")
+        finite = cap[np.isfinite(cap)]
+        if len(finite) and np.ptp(finite) == 0:
+            ax.axhline(finite[0], color="0.5", ls=":", lw=1, label=f"capacity {finite[0]:.3g}")
+    ax.errorbar(xs, t["throughput"], yerr=_ci(t, "throughput"), fmt="o", color="tab:blue",
+                ms=4, capsize=3, label="simulated (mean, 95% CI)")
+    ax.set_xlabel("offered rate (msg/s)" if x == "nominal.offered_rate" else x)
+    ax.set_ylabel("throughput (delivered msg/s)")
+    ax.set_title("Throughput against offered rate")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def latency_cdf(
+    messages: pd.DataFrame, *, window: Any = None,
+    quantiles: tuple[float, ...] = (0.5, 0.95, 0.99), ax: Axes | None = None,
+) -> Figure:
+    """Empirical CDF of end-to-end latency of delivered messages, percentiles marked."""
+    fig, ax = _axes(ax)
+    m = messages[messages["outcome"] == "delivered"]
+    if window is not None:
+        m = m[(m["sent"] >= window[0]) & (m["sent"] < window[1])]
+    lat = np.sort(m["latency"].to_numpy(dtype=float))
+    if len(lat):
+        ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), where="post", color="tab:blue",
+                lw=1.2, label="delivered messages")
+        for q in quantiles:
+            v = float(np.quantile(lat, q))
+            ax.plot([v], [q], "o", color="k", ms=4)
+            ax.annotate(f"p{q * 100:g} {v:.3g} s", (v, q), textcoords="offset points",
+                        xytext=(6, -10), fontsize="small")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("end-to-end latency (s)")
+    ax.set_ylabel("fraction of messages")
+    ax.set_title("Latency CDF")
+    return fig
+
+
+def hop_breakdown(
+    data: Any, *, x: str | None = None, ax: Axes | None = None,
+) -> Figure:
+    """Where the time goes: link delay, queue wait and service per hop as stacked bars,
+    one bar per row (a run's summary gives one bar, a sweep one per point)."""
+    fig, ax = _axes(ax)
+    t = _table(data)
+    if x is not None:
+        t = _sorted(t, x)
+    parts = [c for c in t.columns if not c.endswith(".ci95") and (
+        (c.startswith("links.") and c.endswith(".delay_mean"))
+        or (c.startswith("queues.") and c.endswith(".wait_mean"))
+        or (c.startswith("consumers.") and c.endswith(".service_mean")))]
+    pos = np.arange(len(t))
+    bottom = np.zeros(len(t))
+    for c in parts:
+        v = np.nan_to_num(t[c].to_numpy(dtype=float))
+        name, what = ".".join(c.split(".")[1:-1]), c.split(".")[-1]
+        label = {"delay_mean": "link", "wait_mean": "wait", "service_mean": "service"}[what]
+        ax.bar(pos, v, bottom=bottom, label=f"{name} ({label})", width=0.7)
+        bottom += v
+    labels = [f"{v:.3g}" for v in t[x]] if x is not None else [str(i) for i in range(len(t))]
+    ax.set_xticks(pos, labels if len(t) > 1 else ["run"])
+    ax.set_xlabel(x if x is not None else "")
+    ax.set_ylabel("mean time (s)")
+    ax.set_title("Latency per hop")
+    if parts:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def utilization(data: Any, *, x: str | None = None, ax: Axes | None = None) -> Figure:
+    """Busy fraction of each consumer group: bars for one run, lines against ``x`` for a
+    sweep; the dotted line is full utilization."""
+    fig, ax = _axes(ax)
+    t = _table(data)
+    cols = [c for c in t.columns if c.startswith("consumers.") and c.endswith(".utilization")]
+    names = [c[len("consumers."):-len(".utilization")] for c in cols]
+    if x is None:
+        vals = [float(t[c].iloc[0]) for c in cols]
+        errs = [float(np.nan_to_num(t[f"{c}.ci95"].iloc[0])) if f"{c}.ci95" in t else 0.0
+                for c in cols]
+        ax.bar(names, vals, yerr=errs, capsize=3, color="tab:blue")
+        ax.set_xlabel("consumer group")
+    else:
+        t = _sorted(t, x)
+        for c, n in zip(cols, names, strict=True):
+            ax.errorbar(t[x], t[c], yerr=_ci(t, c), marker="o", ms=4, capsize=3, label=n)
+        ax.set_xlabel(x)
+        if cols:
+            ax.legend(fontsize="small")
+    ax.axhline(1.0, color="0.5", ls=":", lw=1)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("utilization")
+    ax.set_title("Utilization per consumer group")
+    return fig
+
+
+def heatmap(
+    data: Any, *, x: str, y: str, value: str = "latency.mean", ax: Axes | None = None,
+    log: bool = False,
+) -> Figure:
+    """A 2-D sweep as a colour grid: ``value`` (mean over replications) for each (x, y)."""
+    from matplotlib.colors import LogNorm
+
+    fig, ax = _axes(ax, figsize=(6.4, 4.8))
+    t = _table(data)
+    grid = t.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
+    z = grid.to_numpy(dtype=float)
+    norm = LogNorm() if log and np.nanmin(z) > 0 else None
+    im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis", norm=norm)
+    ax.set_xticks(range(grid.shape[1]), [f"{v:.3g}" for v in grid.columns], rotation=45)
+    ax.set_yticks(range(grid.shape[0]), [f"{v:.3g}" for v in grid.index])
+    if z.size <= 100:
+        for (i, j), v in np.ndenumerate(z):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize="x-small",
+                        color="w")
+    fig.colorbar(im, ax=ax, label=value)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{value} over {x} × {y}")
     return fig
 
 

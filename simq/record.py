@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DELIVERED", "DROPPED", "LAYOUT", "LOST", "OUTCOMES", "Recorder", "Records",
+__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "FETCH", "LAYOUT",
+           "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records",
            "to_columns"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
@@ -29,6 +30,11 @@ OUTCOMES = {
     DEAD_LETTERED: "dead_lettered",
     IN_FLIGHT: "in_flight",
 }
+
+# Stage codes of the per-message steps that are neither a queue visit nor a link hop.
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT = 0, 1, 2, 3, 4, 5, 6
+STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
+          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit"}
 
 
 @dataclass
@@ -45,9 +51,18 @@ class Recorder:
     visits: list[tuple[int, int, float, float, float, int]] = field(default_factory=list)
     # (id, link index, entered, transmission start, transmission end, delivered)
     hops: list[tuple[int, int, float, float, float, float]] = field(default_factory=list)
+    # (id, stage code, start, end): encoding at the sender, decoding at the receiver, the
+    # reply's trip back to a waiting sender. Only filled when those features are on.
+    stages: list[tuple[int, int, float, float]] = field(default_factory=list)
+    # (copy id, parent id): a fan-out topic's copy of a message, which is its own message.
+    copies: list[tuple[int, int]] = field(default_factory=list)
+    # (group index, start, end, messages): one service of a batching consumer.
+    batches: list[tuple[int, float, float, int]] = field(default_factory=list)
     # (time, group index, workers online, workers starting up): logged by groups whose
     # size changes (schedule, autoscale), at t = 0 and at every change
     workers: list[tuple[float, int, int, int]] = field(default_factory=list)
+    # (id, link index, time): a message lost on a link that resends after a timeout.
+    retransmits: list[tuple[int, int, float]] = field(default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -88,6 +103,10 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "visits": (("id", "queue", "arrived", "left", "end", "group"), "iifffi"),
     "hops": (("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff"),
     "workers": (("t", "group", "online", "pending"), "fiii"),
+    "stages": (("id", "stage", "start", "end"), "iiff"),
+    "copies": (("id", "parent"), "ii"),
+    "batches": (("group", "start", "end", "n"), "iffi"),
+    "retransmits": (("id", "link", "t"), "iif"),
 }
 
 
@@ -115,6 +134,10 @@ class Records:
     visits: dict[str, np.ndarray]
     hops: dict[str, np.ndarray]
     workers: dict[str, np.ndarray] = field(default_factory=dict)
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+    parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    batches: dict[str, np.ndarray] = field(default_factory=dict)
+    retransmits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -130,8 +153,14 @@ class Records:
         visits = rec.columns("visits")
         hops = rec.columns("hops")
         workers = rec.columns("workers")
+        stages = rec.columns("stages")
+        parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
+        copies = rec.columns("copies")
+        parent[copies["id"]] = copies["parent"]
+        batches = rec.columns("batches")
+        retransmits = rec.columns("retransmits")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, workers)
+                   outcome, where, visits, hops, workers, stages, parent, batches, retransmits)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -7,62 +7,23 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
 
 import simq
 from simq import plots
+from simq.errors import ScenarioError
+from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.peak import has_peak_features
 from simq.run import RunResult
 
-__all__ = ["OutputExistsError", "format_summary", "prepare_dir", "report", "write_atomic"]
-
-MARKER = ".simq"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-class OutputExistsError(FileExistsError):
-    """The output folder holds files simq did not write."""
-
-
-def prepare_dir(path: str | Path, kind: str, *, force: bool = False) -> Path:
-    """Create ``path``, refusing a non-empty folder that simq did not write (unless force)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not force:
-        raise OutputExistsError(
-            f"{out}: folder is not empty and was not written by simq; "
-            "choose another --out or pass --force to write into it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / MARKER, json.dumps({"kind": kind, "simq": simq.__version__}) + "\n")
-    return out
-
-
-def write_atomic(path: Path, data: str | bytes | Callable[[Path], None]) -> None:
-    """Write through a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        if callable(data):
-            data(tmp_path)
-        elif isinstance(data, bytes):
-            tmp_path.write_bytes(data)
-        else:
-            tmp_path.write_text(data, encoding="utf-8")
-        tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; files are for sharing
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+__all__ = ["OutputExistsError", "build_report", "format_summary", "prepare_dir", "report",
+           "write_atomic"]
 
 
 def _jsonable(x: Any) -> Any:
@@ -137,6 +98,18 @@ def format_summary(s: Mapping[str, Any]) -> str:
             f"{k} {_pm(v, ci.get('latency', {}).get(k))}" for k, v in s["latency"].items()
         ) + "  (s)",
     ]
+    b = s.get("breakdown", {})
+    # Plain queueing (wait + service) needs no breakdown; a network or codec step does.
+    if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "decode",
+                                                               "reply")):
+        out.append("breakdown   " + "  ".join(
+            f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}" for k, v in b.items()
+        ) + "  (s, mean per delivered message)")
+    prods = s.get("producers", {})
+    if len(prods) > 1 or any(p.get("mode") != "async" for p in prods.values()):
+        pf = ["mode", "priority", "offered_rate", "throughput", "wait_mean", "latency_mean",
+              "latency_p95"]
+        out += ["", _table(["producer", *pf], _section_rows(s, "producers", pf))]
     qf = ["wait_mean", "wait_p95", "length_mean", "length_max", "dropped", "growth_rate"]
     if s.get("queues"):
         out += ["", _table(["queue", *qf], _section_rows(s, "queues", qf))]
@@ -148,7 +121,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
         wf = ["worker_seconds"]
         out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
-    lf = ["delay_mean", "utilization", "lost"]
+    lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
     out += ["", "The document's formulas, as written, against the simulation:"]
@@ -192,37 +165,188 @@ img{max-width:100%}.warn{background:#fff4e0;border-left:4px solid #f0a020;paddin
 """
 
 
-def _report_html(res: RunResult, figures: dict[str, bytes]) -> str:
-    s = res.summary
-    parts = [
+def _from_json(x: Any) -> Any:
+    """summary.json back to numbers: null is NaN, "inf"/"-inf" are infinities."""
+    if isinstance(x, Mapping):
+        return {k: _from_json(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_from_json(v) for v in x]
+    if x is None:
+        return math.nan
+    if x in ("inf", "-inf"):
+        return math.inf if x == "inf" else -math.inf
+    return x
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(c: str) -> str:
+        return c.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _page(title: str, blocks: list[str]) -> str:
+    return "\n".join([
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>simq report: {html.escape(s['scenario'])}</title><style>{_CSS}</style>",
-        "</head><body>",
-        f"<h1>simq report: {html.escape(s['scenario'])}</h1>",
-        f"<p>{html.escape(res.scenario.description)}</p>",
-        f"<p>seed {s['seed']}, {s['replications']} replication(s), measured window "
-        f"{_num(s['window'][0])} to {_num(s['window'][1])} s, simq {simq.__version__}</p>",
-    ]
-    for w in s.get("warnings", []):
-        parts.append(f"<p class='warn'>{html.escape(w)}</p>")
-    parts.append("<h2>The document's formulas</h2>")
-    rows = []
-    for q, f in s["formulas"].items():
-        rows.append([q, f["text_formula"], _num(f["predicted"]), _num(f["measured"]),
-                     "yes" if f["holds"] else "no", f.get("note", "")])
-    table = _html_table(["quantity", "formula as written", "predicted", "measured", "holds",
-                         "why"], rows)
-    table = table.replace("<td>yes</td>", "<td class='yes'>yes</td>").replace(
-        "<td>no</td>", "<td class='no'>no</td>")
-    parts.append(table)
-    parts.append("<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>")
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
+        "</head><body>", f"<h1>{html.escape(title)}</h1>", *blocks, "</body></html>",
+    ])
+
+
+def _figure_blocks(figures: dict[str, bytes]) -> tuple[list[str], list[str]]:
+    """The figures embedded in HTML (base64) and linked from Markdown (figures/*.png)."""
+    h, m = [], []
     for name, png in figures.items():
         data = base64.b64encode(png).decode()
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
-                     f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-    parts.append("<h2>Scenario</h2><pre>" + html.escape(res.scenario.to_yaml()) + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        title = name.replace("_", " ")
+        h.append(f"<h2>{html.escape(title)}</h2>"
+                 f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
+        m.append(f"## {title}\n\n![{title}](figures/{name}.png)")
+    return h, m
+
+
+def _formula_rows(s: Mapping[str, Any]) -> list[list[str]]:
+    return [[q, f["text_formula"], _num(f["predicted"]), _num(f["measured"]),
+             "yes" if f["holds"] else "no", f.get("note", "")]
+            for q, f in s.get("formulas", {}).items()]
+
+
+_FORMULA_HEADER = ["quantity", "formula as written", "predicted", "measured", "holds", "why"]
+
+
+def _write_report(folder: Path, title: str, html_blocks: list[str], md_blocks: list[str],
+                  figures: dict[str, bytes]) -> None:
+    for name, png in figures.items():
+        write_atomic(folder / "figures" / f"{name}.png", png)
+    fig_html, fig_md = _figure_blocks(figures)
+    write_atomic(folder / "report.html", _page(title, [*html_blocks, *fig_html]))
+    write_atomic(folder / "report.md", "\n\n".join([f"# {title}", *md_blocks, *fig_md]) + "\n")
+
+
+def _run_report(folder: Path) -> Path:
+    s = _from_json(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
+    scenario_text = (folder / "scenario.yaml").read_text(encoding="utf-8") \
+        if (folder / "scenario.yaml").is_file() else ""
+    raw = yaml.safe_load(scenario_text) if scenario_text else {}
+    description = (raw or {}).get("description", "")
+    window = s["window"]
+    figures: dict[str, bytes] = {}
+    if (folder / "timeseries.csv").is_file():
+        ts = pd.read_csv(folder / "timeseries.csv")
+        growth = {}
+        qf = s.get("formulas", {}).get("queue_length")
+        if qf and isinstance(qf.get("predicted"), float) and qf["predicted"] > 0:
+            growth[qf["queue"]] = qf["predicted"]  # overload: the document's growth rate
+        figures["queue_length"] = _png(plots.queue_length(ts, window=window, growth=growth))
+    if (folder / "messages.parquet").is_file():
+        msgs = pd.read_parquet(folder / "messages.parquet")
+        figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
+        figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window))
+    if (folder / "timeline.csv").is_file():
+        figures["peak_timeline"] = _png(plots.peak_timeline(
+            pd.read_csv(folder / "timeline.csv")))
+    if (folder / "latency_windows.csv").is_file():
+        figures["latency_bands"] = _png(plots.latency_bands(
+            pd.read_csv(folder / "latency_windows.csv")))
+    per_rep = {k: v for k, v in s.items() if k not in {"formulas", "ci95", "window",
+                                                         "warnings", "seed", "replications"}}
+    figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
+    if s.get("consumers"):
+        figures["utilization"] = _png(plots.utilization(per_rep))
+    title = f"simq report: {s['scenario']}"
+    meta = (f"seed {s['seed']}, {s['replications']} replication(s), measured window "
+            f"{_num(window[0])} to {_num(window[1])} s, simq {simq.__version__}")
+    table = _html_table(_FORMULA_HEADER, _formula_rows(s))
+    table = table.replace("<td>yes</td>", "<td class='yes'>yes</td>").replace(
+        "<td>no</td>", "<td class='no'>no</td>")
+    h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
+    h += [f"<p class='warn'>{html.escape(w)}</p>" for w in s.get("warnings", [])]
+    h += ["<h2>The document's formulas</h2>", table,
+          "<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>",
+          "<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
+    m = [description, meta, *[f"> warning: {w}" for w in s.get("warnings", [])],
+         "## The document's formulas", _md_table(_FORMULA_HEADER, _formula_rows(s)),
+         "## Summary", "```text\n" + format_summary(s) + "\n```",
+         "## Scenario", "```yaml\n" + scenario_text + "```"]
+    _write_report(folder, title, h, m, figures)
+    return folder
+
+
+def _sweep_figures(res: Any) -> dict[str, bytes]:
+    t = res.aggregated
+    paths = res.paths
+    figs: dict[str, bytes] = {}
+    if t.empty:
+        return figs
+    if len(paths) >= 2 and not res.spec.get("zip"):
+        x, y = paths[0], paths[1]
+        figs["latency_heatmap"] = _png(plots.heatmap(t, x=x, y=y, value="latency.mean"))
+        figs["throughput_heatmap"] = _png(plots.heatmap(t, x=x, y=y, value="throughput"))
+        return figs
+    x = paths[0]
+    load_varies = t["nominal.load"].nunique() > 1 and t["nominal.load"].notna().all()
+    figs["latency_vs_load"] = _png(plots.latency_vs_load(
+        t, x="nominal.load" if load_varies else x))
+    if t["nominal.offered_rate"].nunique() > 1:
+        figs["throughput_vs_offered"] = _png(plots.throughput_vs_offered(t))
+    figs["latency_per_hop"] = _png(plots.hop_breakdown(t, x=x))
+    figs["utilization"] = _png(plots.utilization(t, x=x))
+    return figs
+
+
+def _sweep_report(folder: Path) -> Path:
+    from simq.sweep import read_sweep
+
+    res = read_sweep(folder)
+    spec, t = res.spec, res.aggregated
+    cols = [("throughput", True), ("latency.mean", True), ("latency.p95", True),
+            ("theory.latency_mean", False), ("formula.latency", False)]
+    header = [*res.paths, "replications", "errors", "nominal load",
+              *[c for c, _ in cols]]
+    rows = []
+    for _, r in t.iterrows():
+        row = [_num(r[p]) for p in res.paths]
+        row += [_num(int(r["replications"])), _num(int(r["errors"])),
+                _num(r.get("nominal.load"))]
+        row += [_pm(r.get(c), r.get(f"{c}.ci95")) if ci else _num(r.get(c)) for c, ci in cols]
+        rows.append(row)
+    errors = res.tidy[res.tidy["error"].notna()] if len(res.tidy) else res.tidy
+    err_rows = [[str(int(e["point"])), str(int(e["replication"])), str(e["error"])]
+                for _, e in errors.iterrows()]
+    total = len(spec["points"]) * spec["replications"]
+    meta = (f"{len(spec['points'])} points × {spec['replications']} replications "
+            f"({len(res.tidy)} of {total} done), seed {spec['seed']}"
+            + (", common random numbers" if spec.get("common_random_numbers") else "")
+            + f", simq {spec.get('simq', simq.__version__)}; ± = 95% CI over replications")
+    grid = "\n".join(f"{p} = {v}" for p, v in spec["grid"].items()) + (
+        "\n(zipped)" if spec.get("zip") else "\n(full factorial)")
+    scenario_text = yaml.safe_dump(spec["scenario"], sort_keys=False, allow_unicode=True)
+    title = f"simq sweep: {spec['scenario'].get('name', 'scenario')}"
+    h = [f"<p>{html.escape(meta)}</p>", "<h2>Grid</h2><pre>" + html.escape(grid) + "</pre>",
+         "<h2>Results per point</h2>", _html_table(header, rows)]
+    m = [meta, "## Grid", "```text\n" + grid + "\n```", "## Results per point",
+         _md_table(header, rows)]
+    if err_rows:
+        h += ["<h2>Failed runs</h2>", _html_table(["point", "replication", "error"], err_rows)]
+        m += ["## Failed runs", _md_table(["point", "replication", "error"], err_rows)]
+    h += ["<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
+    m += ["## Scenario", "```yaml\n" + scenario_text + "```"]
+    _write_report(folder, title, h, m, _sweep_figures(res))
+    return folder
+
+
+def build_report(folder: str | Path) -> Path:
+    """Write report.html (self-contained), report.md and figures/*.png for a run folder or
+    a sweep folder, from the files in it; never runs a simulation."""
+    folder = Path(folder)
+    if (folder / "sweep.json").is_file():
+        return _sweep_report(folder)
+    if (folder / "summary.json").is_file():
+        return _run_report(folder)
+    raise ScenarioError(str(folder), "not a run folder (summary.json) or a sweep folder "
+                        "(sweep.json)")
 
 
 def _window_width(t_end: float) -> float:
@@ -235,29 +359,27 @@ def _window_width(t_end: float) -> float:
 
 def report(res: RunResult, out: str | Path, *, messages: bool = True,
            force: bool = False) -> Path:
-    """Write summary.json, scenario.yaml, messages.parquet, timeseries.csv, report.html
-    and figures/*.png for a run into ``out``; return the folder."""
+    """Write summary.json, scenario.yaml, messages.parquet, timeseries.csv, then the report
+    (report.html, report.md, figures/*.png) for a run into ``out``; return the folder."""
     folder = prepare_dir(out, "run", force=force)
     write_atomic(folder / "summary.json", summary_json(res.summary))
     write_atomic(folder / "scenario.yaml", res.scenario.to_yaml())
     ts = res.timeseries
     write_atomic(folder / "timeseries.csv", lambda p: ts.to_csv(p, index=False))
     # A streaming run (run.records: summary) has no per-message log to write or plot.
-    msgs = res.messages if res.has_messages else None
-    if messages and msgs is not None:
+    if messages and res.has_messages:
+        msgs = res.messages
         write_atomic(folder / "messages.parquet", lambda p: msgs.to_parquet(p, index=False))
     else:
         (folder / "messages.parquet").unlink(missing_ok=True)
-    window = res.summary["window"]
-    figures = {"queue_length": _png(plots.queue_length(ts, window=window))}
-    if msgs is not None:
-        figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
-    if msgs is not None and has_peak_features(res.scenario):
+    # Peak-load views need the records: written as small tables so that the report
+    # (and `simq report` later) can draw them from the folder alone.
+    for name in ("timeline.csv", "latency_windows.csv"):
+        (folder / name).unlink(missing_ok=True)
+    if res.has_messages and has_peak_features(res.scenario):
         t_end = max(r.t_end for r in res.replications)
-        figures["peak_timeline"] = _png(plots.peak_timeline(res.timeline()))
-        figures["latency_bands"] = _png(plots.latency_bands(
-            res.latency_windows(_window_width(t_end))))
-    for name, png in figures.items():
-        write_atomic(folder / "figures" / f"{name}.png", png)
-    write_atomic(folder / "report.html", _report_html(res, figures))
-    return folder
+        tl = res.timeline()
+        lw = res.latency_windows(_window_width(t_end))
+        write_atomic(folder / "timeline.csv", lambda p: tl.to_csv(p, index=False))
+        write_atomic(folder / "latency_windows.csv", lambda p: lw.to_csv(p, index=False))
+    return build_report(folder)

@@ -20,10 +20,11 @@ from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci
 from simq.streaming import run_full, run_streaming
-from simq.summary import summarise, timeseries_columns
+from simq.summary import breakdown_columns, summarise, timeseries_columns
 
 __all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
-           "run_replication", "document_formulas", "HOLDS_TOLERANCE"]
+           "run_replication", "document_formulas", "HOLDS_TOLERANCE", "combine", "flatten",
+           "seed_for"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
@@ -50,15 +51,23 @@ class Replication:
     samples: dict[str, np.ndarray] | None = None  # sampled levels (run.records: summary)
 
 
-def _seed_for(seed: int, replication: int) -> np.random.SeedSequence:
-    # Replication r has its own stream whatever else runs: (seed, r) names it.
-    return np.random.SeedSequence(seed, spawn_key=(replication,))
+def seed_for(seed: int, replication: int, point: int | None = None) -> np.random.SeedSequence:
+    """The stream of one replication: (seed, r) names it, or (seed, point, r) in a sweep.
+
+    Whatever else runs and in whatever order, the same names give the same numbers. A
+    sweep with common random numbers passes ``point=None`` so that every point's
+    replication r shares the stream of ``simq.run(..., seed)``'s replication r.
+    """
+    key = (replication,) if point is None else (point, replication)
+    return np.random.SeedSequence(seed, spawn_key=key)
 
 
-def run_replication(scenario: Scenario, seed: int, index: int) -> Replication:
-    """Run replication ``index`` of ``scenario`` under root seed ``seed``."""
+def run_replication(
+    scenario: Scenario, seed: int, index: int, *, point: int | None = None
+) -> Replication:
+    """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for)."""
     started = time.perf_counter()
-    sim = Simulation(scenario, _seed_for(seed, index))
+    sim = Simulation(scenario, seed_for(seed, index, point))
     if scenario.run.records == "summary":
         streamed = run_streaming(sim)
         out = streamed.outcome
@@ -77,13 +86,32 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
-def _combine(trees: list[Any]) -> tuple[Any, Any]:
-    """Mean and CI half-width of every numeric leaf across replications."""
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (per-replication) summary as one level of dotted keys.
+
+    ``{"latency": {"mean": 4.8}}`` becomes ``{"latency.mean": 4.8}``; text and lists are
+    left out, booleans become 0/1. This is the row a sweep table stores per replication.
+    """
+    out: dict[str, float] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, bool) or _is_number(v):
+            out[key] = float(v)
+    return out
+
+
+def combine(trees: list[Any]) -> tuple[Any, Any]:
+    """Mean and CI half-width of every numeric leaf across replications.
+
+    Works on nested summaries (``run``) and on flat rows (``sweep``) alike.
+    """
     first = trees[0]
     if isinstance(first, Mapping):
         means, cis = {}, {}
         for k in first:
-            means[k], cis[k] = _combine([t[k] for t in trees])
+            means[k], cis[k] = combine([t[k] for t in trees])
         return means, cis
     if _is_number(first):
         if len(trees) == 1:
@@ -140,6 +168,15 @@ def document_formulas(f: Flows, summary: Mapping[str, Any]) -> dict[str, dict[st
             "note": "the gap is waiting time, which explodes as the load approaches capacity",
         },
     }
+    if any(q.closed for q in f.queues.values()):
+        # A sender that waits for its reply generates only as fast as its loop turns.
+        out["throughput"]["note"] += (
+            "; sync/window senders are closed loops: their generation rate is the loop's "
+            "throughput (exact MVA for exponential service), so they never outrun "
+            "processing and their queues cannot grow without bound")
+        out["latency"]["note"] += (
+            "; for sync/window senders processing includes encode and decode, transmission "
+            "the links and the reply's trip back")
     if b is not None:
         measured_growth = summary["queues"][b.name]["growth_rate"]
         scale = max(b.effective_arrival, b.capacity)
@@ -276,7 +313,10 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
         "outcome": pd.Categorical([OUTCOMES[int(c)] for c in rec.outcome],
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
+        "parent": rec.parent,  # -1, or the message a fan-out copy was made from
     })
+    for col, values in breakdown_columns(rec).items():
+        frame[col] = values
     v = rec.visits
     for qi, q in enumerate(sc.queues):
         at = v["queue"] == qi
@@ -316,10 +356,24 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     })
 
 
-def _stability_warnings(f: Flows) -> list[str]:
+def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
     out = []
     for q in f.queues.values():
-        if q.capacity > 0 and q.effective_arrival >= q.capacity:
+        # Closed loops scaled to fit exactly saturate a queue without growing it.
+        fits = q.closed and q.effective_arrival <= q.capacity * (1 + 1e-9)
+        room = sc.queues[q.name].capacity
+        if math.isfinite(room) and q.capacity > 0:
+            # A bounded queue cannot grow: past capacity the excess is turned away or
+            # held back (at exactly capacity it is stable, with some drops).
+            if q.effective_arrival > q.capacity and not fits:
+                policy = sc.queues[q.name].overflow
+                fate = "holds back its senders" if policy == "block" else "drops messages"
+                out.append(
+                    f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                    f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
+                    f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
+                )
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
                 f"consumers serve {q.capacity:.4g} msg/s: it grows by about "
@@ -350,9 +404,9 @@ def run(
     started = time.perf_counter()
     root = sc.run.seed
     reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
-    mean, ci = _combine([r.summary for r in reps])
+    mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
-    notes = _stability_warnings(f)
+    notes = _stability_warnings(f, sc)
     for note in notes:
         warnings.warn(note, UnstableWarning, stacklevel=2)
     t0s = [r.window[0] for r in reps]

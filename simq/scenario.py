@@ -37,7 +37,9 @@ from simq.peakspec import (
 )
 from simq.peakspec import prepare as _prepare_peak
 
-__all__ = ["Scenario", "load", "loads", "parse_override"]
+__all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
+
+EXIT = "exit"  # in a routing table, the share of messages that leaves the system
 
 _Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -75,24 +77,78 @@ class RunSpec(BaseModel):
 
 
 class ProducerSpec(BaseModel):
-    """An open-loop source of messages."""
+    """A source of messages: open loop (async), closed loop (sync) or windowed."""
 
     model_config = _Strict
 
     to: str
-    interarrival: Distribution
+    mode: Literal["async", "sync", "window"] = "async"
+    interarrival: Distribution | None = None
     size: Distribution = Field(default_factory=lambda: parse("constant(1000)"))
     start: NonNegFloat = 0.0
     stop: PositiveFloat | None = None
+    clients: Annotated[int, Field(ge=1)] = 1
+    think: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    window: Annotated[int, Field(ge=1)] | None = None
+    encode: Distribution | None = None
+    reply: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    priority: int = 0
+    batch_size: PositiveFloat | None = None
+    linger: NonNegFloat = 0.0
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
 
-    _parse_dists = field_validator("interarrival", "size", mode="before")(_dist)
+    _parse_dists = field_validator(
+        "interarrival", "size", "think", "encode", "reply", mode="before"
+    )(_dist)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+            raise ValueError(f"must be an integer (higher is served first), got {v!r}")
+        return int(v)
+
+    @field_validator("clients", "window", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v) or v < 1:
+            raise ValueError(f"must be an integer >= 1, got {v!r}")
+        return int(v)
 
     @model_validator(mode="after")
     def _window(self) -> ProducerSpec:
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop must be > start ({self.start:g}), got {self.stop:g}")
+        given = self.model_fields_set
+        if self.arrivals is not None and self.mode != "async":
+            raise ValueError(f"`arrivals` (time-varying load) needs mode: async, got {self.mode}")
+        if self.mode == "async" and self.interarrival is None:
+            raise ValueError("an async producer needs `interarrival` (or the shorthand `rate`)")
+        if self.mode == "sync" and self.interarrival is not None:
+            raise ValueError("a sync producer sends when its reply is back (after `think`); "
+                             "it takes no `interarrival`/`rate`")
+        if self.mode == "window" and self.window is None:
+            raise ValueError("a window producer needs `window` (max unacknowledged messages)")
+        if self.mode != "window" and self.window is not None:
+            raise ValueError("`window` needs mode: window")
+        for key in ("clients", "think"):
+            if key in given and self.mode != "sync":
+                raise ValueError(f"`{key}` needs mode: sync")
+        if self.batch_size is not None and self.mode == "sync":
+            raise ValueError("a sync client has one message outstanding: nothing to batch "
+                             "(`batch_size` needs mode async or window)")
+        if "linger" in given and self.batch_size is None:
+            raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
+        if "reply" in given and self.mode == "async":
+            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window")
         return self
+
+    @property
+    def waits_for_reply(self) -> bool:
+        """Sync and window senders learn when their message was processed."""
+        return self.mode != "async"
 
 
 class QueueSpec(BaseModel):
@@ -102,7 +158,15 @@ class QueueSpec(BaseModel):
 
     capacity: float = math.inf
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+    discipline: Literal["fifo", "priority"] = "fifo"
     backlog: BacklogSpec | None = None  # messages waiting at time 0 (docs/peak.md)
+
+    @model_validator(mode="after")
+    def _order(self) -> QueueSpec:
+        if self.discipline == "priority" and self.overflow == "drop-oldest":
+            raise ValueError("drop-oldest would evict the message served next in a priority "
+                             "queue; use drop-new or block")
+        return self
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -119,16 +183,54 @@ class QueueSpec(BaseModel):
 class ConsumerSpec(BaseModel):
     """A group of `count` identical workers taking messages from one queue."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
-                              arbitrary_types_allowed=True)
+    # Only `from` is a key: accepting the field's Python name too would let `source:`
+    # slip in beside `from:` and one of them be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     source: str = Field(alias="from")
     count: Annotated[int, Field(ge=1)] = 1
     service: Distribution
-    to: str | None = None
+    to: str | dict[str, float] | None = None
     # Capacity that changes over time (docs/peak.md): [[time, count], ...] or a policy.
     schedule: list[tuple[NonNegFloat, Annotated[int, Field(ge=0)]]] | None = None
     autoscale: AutoscaleSpec | None = None
+    decode: Distribution | None = None
+    batch: Annotated[int, Field(ge=1)] = 1
+    prefetch: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _fetching(self) -> ConsumerSpec:
+        if self.prefetch is not None and self.batch > 1:
+            raise ValueError("give `prefetch` or `batch`, not both")
+        return self
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _routes(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            return v
+        if not v:
+            raise ValueError("a routing table names at least one destination")
+        out: dict[str, float] = {}
+        for k, p in v.items():
+            if (isinstance(p, bool) or not isinstance(p, int | float) or math.isnan(p)
+                    or not 0 <= p <= 1):
+                raise ValueError(f"route {k!r}: a probability in [0, 1], got {p!r}")
+            out[str(k)] = float(p)
+        total = sum(out.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"route probabilities must add up to 1 (name `{EXIT}` for the "
+                             f"share that leaves), got {total:g}")
+        return out
+
+    @property
+    def routes(self) -> tuple[tuple[str | None, float], ...]:
+        """Where a served message goes, with probabilities; None means it leaves."""
+        if self.to is None:
+            return ((None, 1.0),)
+        if isinstance(self.to, str):
+            return ((self.to, 1.0),)
+        return tuple((None if k == EXIT else k, p) for k, p in self.to.items() if p > 0)
 
     @field_validator("count", mode="before")
     @classmethod
@@ -141,7 +243,7 @@ class ConsumerSpec(BaseModel):
             raise ValueError(f"must be an integer >= 1, got {v!r}")
         return v
 
-    _parse_dists = field_validator("service", mode="before")(_dist)
+    _parse_dists = field_validator("service", "decode", mode="before")(_dist)
 
 
 class LinkSpec(BaseModel):
@@ -152,8 +254,16 @@ class LinkSpec(BaseModel):
     latency: Distribution = Field(default_factory=lambda: parse("constant(0)"))
     bandwidth: float = math.inf
     loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    retransmit: PositiveFloat | None = None
+    shares: str | None = None
 
     _parse_dists = field_validator("latency", mode="before")(_dist)
+
+    @model_validator(mode="after")
+    def _shared(self) -> LinkSpec:
+        if self.shares is not None and "bandwidth" in self.model_fields_set:
+            raise ValueError("a link that `shares` another's bandwidth has none of its own")
+        return self
 
     @field_validator("bandwidth", mode="before")
     @classmethod
@@ -163,6 +273,76 @@ class LinkSpec(BaseModel):
         if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v <= 0:
             raise ValueError(f"must be a number of bytes/second > 0 (or .inf), got {v!r}")
         return float(v)
+
+
+_KEY = re.compile(r"^\s*(uniform|round-robin|zipf\(\s*s\s*=\s*([0-9.eE+\-]+)\s*\))\s*$")
+
+
+class TopicSpec(BaseModel):
+    """A topic: fan-out to subscriber queues, or a log split into partitions by key."""
+
+    model_config = _Strict
+
+    subscribers: list[str] | None = None
+    partitions: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    key: str = "uniform"
+    capacity: float = math.inf
+    overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _capacity(cls, v: Any) -> float:
+        return QueueSpec._capacity(v)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        m = _KEY.match(v)
+        if m is None:
+            raise ValueError(f"must be uniform, round-robin or zipf(s=...), got {v!r}")
+        if m.group(2) is not None:
+            try:
+                ok = float(m.group(2)) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"zipf needs s > 0, got {v!r}")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _kind(self) -> TopicSpec:
+        if (self.subscribers is None) == (self.partitions is None):
+            raise ValueError("a topic has either `subscribers` (fan-out) or `partitions`")
+        if self.subscribers is not None:
+            if not self.subscribers:
+                raise ValueError("`subscribers` names at least one queue")
+            if len(set(self.subscribers)) != len(self.subscribers):
+                raise ValueError(f"a queue subscribes once, got {self.subscribers!r}")
+            for key in ("key", "capacity", "overflow"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"`{key}` belongs to a partitioned topic; a fan-out "
+                                     "topic's copies wait in the subscriber queues")
+        return self
+
+    @property
+    def key_probabilities(self) -> list[float]:
+        """The share of messages each partition gets (round-robin: an equal share)."""
+        n = self.partitions or 0
+        m = _KEY.match(self.key)
+        assert m is not None
+        if m.group(2) is None:
+            return [1.0 / n] * n
+        weights = [1.0 / (k + 1) ** float(m.group(2)) for k in range(n)]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def partition_names(self, topic: str) -> list[str]:
+        return [f"{topic}[{p}]" for p in range(self.partitions or 0)]
+
+    def owners(self, consumers: int) -> list[int]:
+        """The consumer (0-based) that owns each partition: one per partition, round the
+        consumers when there are fewer of them; consumers beyond the partitions stay idle."""
+        return [p % consumers for p in range(self.partitions or 0)]
 
 
 def _expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,9 +375,51 @@ class Model(BaseModel):
     description: str = ""
     run: RunSpec
     producers: dict[str, ProducerSpec] = Field(default_factory=dict)
-    queues: dict[str, QueueSpec] = Field(min_length=1)
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
+    topics: dict[str, TopicSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Model:
+        if not self.queues and not self.topics:
+            raise ValueError("a scenario needs at least one queue or topic")
+        return self
+
+    def all_queues(self) -> dict[str, QueueSpec]:
+        """The queues, then each partitioned topic's partitions (named TOPIC[p])."""
+        out = dict(self.queues)
+        for t, spec in self.topics.items():
+            for name in spec.partition_names(t):
+                out[name] = QueueSpec(capacity=spec.capacity, overflow=spec.overflow)
+        return out
+
+    def resolve(self, dest: str) -> list[tuple[str, float]]:
+        """The queues a destination stands for, each with the expected number of copies
+        it receives per message sent there (fan-out: 1 each; partitions: the key share)."""
+        topic = self.topics.get(dest)
+        if topic is None:
+            return [(dest, 1.0)]
+        if topic.subscribers is not None:
+            return [(q, 1.0) for q in topic.subscribers]
+        return list(zip(topic.partition_names(dest), topic.key_probabilities, strict=True))
+
+    def drains(self) -> dict[str, list[str]]:
+        """For every queue (partitions included), the consumer groups taking from it."""
+        out: dict[str, list[str]] = {q: [] for q in self.all_queues()}
+        for g, c in self.consumers.items():
+            for q, _ in self.resolve(c.source):
+                out[q].append(g)
+        return out
+
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, v: str) -> str:
+        # The name is the default output folder (results/NAME): "." or ".." would write
+        # into results/ itself or outside it.
+        if set(v) == {"."}:
+            raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
+        return v
 
 
 def _check_peak(m: Model) -> None:
@@ -222,27 +444,67 @@ def _check_peak(m: Model) -> None:
 def _check_references(m: Model) -> None:
     """Refuse dangling names and links that no message would cross."""
     names: dict[str, str] = {}
-    for kind in ("producers", "queues", "consumers"):
+    for kind in ("producers", "queues", "consumers", "topics"):
         for n in getattr(m, kind):
             if n in names:
                 raise ScenarioError(f"{kind}.{n}", f"name already used by {names[n]}.{n}")
-            if "->" in n:
-                raise ScenarioError(f"{kind}.{n}", "names may not contain '->'")
+            if "->" in n or "[" in n:
+                raise ScenarioError(f"{kind}.{n}", "names may not contain '->' or '['")
             names[n] = kind
+    if EXIT in names:
+        raise ScenarioError(f"{names[EXIT]}.{EXIT}", f"{EXIT!r} is reserved for routing tables")
     queues = sorted(m.queues)
+    dests = sorted([*m.queues, *m.topics])
 
-    def need_queue(path: str, target: str | None) -> None:
-        if target is not None and target not in m.queues:
-            raise ScenarioError(path, f"no queue named {target!r} (queues: {', '.join(queues)})")
+    def need_dest(path: str, target: str | None) -> None:
+        if target is not None and target not in m.queues and target not in m.topics:
+            raise ScenarioError(
+                path, f"no queue or topic named {target!r} (have: {', '.join(dests)})")
 
+    for t, spec in m.topics.items():
+        for i, q in enumerate(spec.subscribers or []):
+            if q not in m.queues:
+                raise ScenarioError(f"topics.{t}.subscribers.{i}",
+                                    f"no queue named {q!r} (queues: {', '.join(queues)})")
     for n, p in m.producers.items():
-        need_queue(f"producers.{n}.to", p.to)
+        need_dest(f"producers.{n}.to", p.to)
+        fanout = m.topics.get(p.to)
+        if p.waits_for_reply and fanout is not None and fanout.subscribers is not None:
+            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+                                f"fan-out topic {p.to!r} makes several copies", p.to)
     for n, c in m.consumers.items():
-        need_queue(f"consumers.{n}.from", c.source)
-        need_queue(f"consumers.{n}.to", c.to)
+        src = m.topics.get(c.source)
+        if c.source not in m.queues and (src is None or src.partitions is None):
+            raise ScenarioError(
+                f"consumers.{n}.from",
+                f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
+                "topic read from its subscriber queues)", c.source)
+        if (c.schedule is not None or c.autoscale is not None) and (
+                src is not None or c.prefetch is not None or c.batch > 1):
+            raise ScenarioError(
+                f"consumers.{n}.{'schedule' if c.schedule is not None else 'autoscale'}",
+                "a changing worker count works with plain groups reading a queue (not with "
+                "prefetch, batch or a partitioned topic)")
+        if src is not None and c.prefetch is not None:
+            raise ScenarioError(f"consumers.{n}.prefetch",
+                                "prefetch reads from a queue, not a partitioned topic", c.prefetch)
+        if src is not None:
+            other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
+                         None)
+            if other is not None:
+                raise ScenarioError(
+                    f"consumers.{n}.from", f"topic {c.source!r} is already read by consumer "
+                    f"group {other!r}; a partitioned topic has one consumer group", c.source)
+        if isinstance(c.to, dict):
+            for dest in c.to:
+                if dest != EXIT:
+                    need_dest(f"consumers.{n}.to.{dest}", dest)
+        else:
+            need_dest(f"consumers.{n}.to", c.to)
     flows = {(n, p.to) for n, p in m.producers.items()}
     flows |= {(c.source, n) for n, c in m.consumers.items()}
-    flows |= {(n, c.to) for n, c in m.consumers.items() if c.to is not None}
+    flows |= {(n, dest) for n, c in m.consumers.items() for dest, _ in c.routes
+              if dest is not None}
     for key in m.links:
         a, sep, b = key.partition("->")
         if not sep or not a or not b:
@@ -253,36 +515,120 @@ def _check_references(m: Model) -> None:
                 f"no messages flow from {a!r} to {b!r}; a link must join a producer to its "
                 "queue or a consumer group to the queue it forwards to",
             )
-        if a in m.queues:
+        if a in m.topics:
             raise ScenarioError(
-                f"links.{key}", "links from a queue to its consumers are not supported yet"
+                f"links.{key}", "links from a topic to its consumers are not supported"
             )
+        lspec = m.links[key]
+        if lspec.shares is not None:
+            owner = m.links.get(lspec.shares)
+            if owner is None or lspec.shares == key:
+                raise ScenarioError(f"links.{key}.shares",
+                                    f"names another link (links: {', '.join(m.links)})",
+                                    lspec.shares)
+            if owner.shares is not None:
+                raise ScenarioError(f"links.{key}.shares", f"{lspec.shares!r} itself shares "
+                                    f"{owner.shares!r}: name the link that owns the bandwidth",
+                                    lspec.shares)
+            for k in (key, lspec.shares):
+                if k.partition("->")[0] in m.queues:
+                    raise ScenarioError(f"links.{key}.shares", "a queue->consumer link "
+                                        "(prefetch) has its own bandwidth per consumer", k)
+        if a in m.queues and m.consumers[b].prefetch is None:
+            raise ScenarioError(
+                f"links.{key}", f"a link from a queue to its consumers needs "
+                f"consumers.{b}.prefetch (how many unacknowledged messages it may hold)")
     _check_no_cycle(m)
+    _check_replies(m)
+
+
+def _check_replies(m: Model) -> None:
+    """A sync or window sender waits for every message it sent; none may vanish on the way.
+
+    Without timeouts and retries a dropped or lost request would stall its sender forever,
+    so the queues it reaches must not drop and the links it crosses must not lose.
+    """
+    drains = m.drains()
+    all_queues = m.all_queues()
+    for n, p in m.producers.items():
+        if not p.waits_for_reply:
+            continue
+        seen: set[str] = set()
+        todo = [(n, p.to)]
+        while todo:
+            src, dest = todo.pop()
+            link = m.links.get(f"{src}->{dest}")
+            if link is not None and link.loss > 0 and link.retransmit is None:
+                raise ScenarioError(
+                    f"links.{src}->{dest}.loss",
+                    f"producer {n!r} (mode {p.mode}) waits for every reply; a lossy link "
+                    "would stall it (use loss 0, or `retransmit`)", link.loss,
+                )
+            for q, _ in m.resolve(dest):
+                if q in seen:
+                    continue
+                seen.add(q)
+                spec = all_queues[q]
+                if math.isfinite(spec.capacity) and spec.overflow != "block":
+                    where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
+                    raise ScenarioError(
+                        f"{where}.overflow",
+                        f"producer {n!r} (mode {p.mode}) waits for every reply; a queue "
+                        "that drops would stall it (use capacity .inf or overflow: block)",
+                        spec.overflow,
+                    )
+                for g in drains[q]:
+                    c = m.consumers[g]
+                    fan = [d for d, _ in c.routes if d is not None and d in m.topics
+                           and m.topics[d].subscribers is not None]
+                    if fan:
+                        raise ScenarioError(
+                            f"consumers.{g}.to", f"producer {n!r} (mode {p.mode}) waits for "
+                            "one reply; a fan-out topic on its route makes several", fan[0])
+                    todo += [(g, d) for d, _ in c.routes if d is not None]
 
 
 def _check_no_cycle(m: Model) -> None:
-    """Every `to` is followed by every message, so a cycle would never let one out."""
-    nxt: dict[str, list[tuple[str, str]]] = {q: [] for q in m.queues}
-    for g, c in m.consumers.items():
-        if c.to is not None:
-            nxt[c.source].append((g, c.to))
-    state: dict[str, int] = {}
+    """Refuse routes that keep a message forever: every loop must have a way out.
 
-    def visit(q: str, trail: list[str]) -> None:
-        state[q] = 1
-        for g, to in nxt[q]:
-            if state.get(to) == 1:
-                loop = " -> ".join([*trail, g, to])
-                raise ScenarioError(
-                    f"consumers.{g}.to", f"messages would loop forever ({loop})", to
-                )
-            if to not in state:
-                visit(to, [*trail, g, to])
-        state[q] = 2
+    A queue can let a message out when a group draining it ends the route or may route to
+    `exit`, or may route to a queue that can (a queue nobody drains keeps what it gets,
+    which is a visible backlog, not a loop). Probabilistic feedback is fine as long as some
+    route leaves: the message then leaves with probability 1.
+    """
+    groups = m.drains()
+    leaves = {q for q, gs in groups.items()
+              if not gs or any(d is None for g in gs for d, _ in m.consumers[g].routes)}
 
-    for q in m.queues:
-        if q not in state:
-            visit(q, [q])
+    def out(d: str | None) -> bool:
+        # A copy of a fan-out goes to every subscriber: all of them must let it out.
+        return d is None or all(q in leaves for q, _ in m.resolve(d))
+
+    changed = True
+    while changed:
+        changed = False
+        for q, gs in groups.items():
+            if q not in leaves and any(out(d) for g in gs for d, _ in m.consumers[g].routes):
+                leaves.add(q)
+                changed = True
+    stuck = [q for q in groups if q not in leaves]
+    if not stuck:
+        return
+    # Every route out of a stuck queue leads to another stuck one: walk until a repeat.
+    trail: list[str] = [stuck[0]]
+    seen = {stuck[0]: 0}
+    while True:
+        q = trail[-1]
+        g = groups[q][0]
+        dest = next(d for d, _ in m.consumers[g].routes if d is not None and not out(d))
+        nxt = next(x for x, _ in m.resolve(dest) if x not in leaves)
+        trail += [g, nxt]
+        if nxt in seen:
+            loop = " -> ".join(trail[seen[nxt]:])
+            path = f"consumers.{g}.to" if isinstance(m.consumers[g].to, str) else \
+                f"consumers.{g}.to.{dest}"
+            raise ScenarioError(path, f"messages would loop forever ({loop})", dest)
+        seen[nxt] = len(trail) - 1
 
 
 def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioError:
@@ -290,7 +636,7 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
     e = err.errors(include_url=False)[0]
     loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
     loc = [p for p in loc if p not in {"float", "int", "str", "none", "constrained-float"}]
-    if loc and loc[-1] == "source":
+    if loc and loc[-1] == "source" and e["type"] != "extra_forbidden":
         loc[-1] = "from"
     path = ".".join(loc)
     kind = e["type"]
@@ -313,17 +659,21 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
 class Scenario:
     """An immutable, validated scenario. Build with :func:`load` or :func:`loads`."""
 
-    __slots__ = ("_raw", "_model", "_base_dir", "_source")
+    __slots__ = ("_raw", "_model", "_base_dir", "_source", "_queues")
     _raw: dict[str, Any]
     _model: Model
     _base_dir: Path | None
     _source: str
+    _queues: dict[str, QueueSpec]
 
     def __init__(
         self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
     ) -> None:
         if not isinstance(raw, Mapping):
-            raise ScenarioError("", "a scenario is a mapping of keys to values", type(raw).__name__)
+            # Name the file when there is one: YAML that is a list or a word parses fine.
+            where = "" if source == "<dict>" else source
+            raise ScenarioError(where, "a scenario is a mapping of keys to values",
+                                type(raw).__name__)
         raw = copy.deepcopy(dict(raw))
         try:
             model = Model.model_validate(_expand_shorthands(raw), context={"base_dir": base_dir})
@@ -331,6 +681,7 @@ class Scenario:
             raise _validation_error(err, raw) from None
         _check_references(model)
         _check_peak(model)
+        object.__setattr__(self, "_queues", model.all_queues())
         object.__setattr__(self, "_raw", raw)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_base_dir", base_dir)
@@ -358,7 +709,20 @@ class Scenario:
 
     @property
     def queues(self) -> Mapping[str, QueueSpec]:
-        return MappingProxyType(self._model.queues)
+        """Every queue, then each partitioned topic's partitions (``TOPIC[p]``)."""
+        return MappingProxyType(self._queues)
+
+    @property
+    def topics(self) -> Mapping[str, TopicSpec]:
+        return MappingProxyType(self._model.topics)
+
+    def resolve(self, dest: str) -> list[tuple[str, float]]:
+        """The queues a destination (queue or topic) stands for, with copies per message."""
+        return self._model.resolve(dest)
+
+    def drains(self) -> dict[str, list[str]]:
+        """For every queue, partitions included, the consumer groups taking from it."""
+        return self._model.drains()
 
     @property
     def consumers(self) -> Mapping[str, ConsumerSpec]:
@@ -410,6 +774,11 @@ class Scenario:
     def __hash__(self) -> int:
         return hash(yaml.safe_dump(self._raw, sort_keys=True))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt (and so re-validated) from what the user wrote: picklable for process
+        # pools although the instance refuses attribute assignment.
+        return (_rebuild, (self._raw, self._base_dir, self._source))
+
     # Changing ------------------------------------------------------------------------
     def with_overrides(self, overrides: Mapping[str, Any]) -> Scenario:
         """A new scenario with each dotted path set, e.g. ``{"producers.app.rate": 0.9}``.
@@ -425,7 +794,23 @@ class Scenario:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers."""
+    """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers. A key given twice
+    is refused: plain YAML keeps the last one and silently drops the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then a key of base: overriding is the point
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -446,10 +831,14 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-_SECTIONS = ("producers", "queues", "consumers", "links")
+_SECTIONS = ("producers", "queues", "consumers", "links", "topics")
 _REPLACES = {"rate": ("interarrival", "service", "arrivals"), "interarrival": ("rate", "arrivals"),
              "service": ("rate",), "arrivals": ("rate", "interarrival"),
              "until": (), "messages": ()}
+
+
+def _rebuild(raw: dict[str, Any], base_dir: Path | None, source: str) -> Scenario:
+    return Scenario(raw, base_dir=base_dir, source=source)
 
 
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
@@ -500,7 +889,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         raw[top] = value
         return
     raise ScenarioError(
-        path, "overrides start with run, producers, queues, consumers, links, name or description"
+        path, "overrides start with run, producers, queues, consumers, links, topics, name or "
+        "description"
     )
 
 

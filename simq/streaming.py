@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from simq.engine import Outcome, Simulation
+from simq.errors import ScenarioError
 from simq.monitor import CHUNK, Monitor, sample_interval
 from simq.peak import workers_at
 from simq.record import (
@@ -137,6 +138,11 @@ class _LinkAcc:
     delay_n: int = 0
     tx_area: float = 0.0
     lost: int = 0
+    retransmitted: int = 0
+
+
+# Logs whose statistics (the latency breakdown, duplicates) summary mode does not keep.
+_NOT_STREAMED = ("stages", "copies", "batches")
 
 
 def _take(rows: list[tuple[Any, ...]], log: str,
@@ -190,6 +196,11 @@ class StreamStats:
         (the window cannot close before the horizon, and their intervals are closed).
         """
         t0 = self.t0
+        for log in _NOT_STREAMED:
+            if getattr(rec, log):
+                raise ScenarioError(
+                    "run.records", "summary (streaming) mode does not cover codec stages, "
+                    "batches or duplicated messages yet; use run.records: full", "summary")
         c = _take(rec.created, "created", lambda c: c["sent"], horizon)
         if c is not None:
             sent = c["sent"]
@@ -229,6 +240,11 @@ class StreamStats:
         v = _take(rec.visits, "visits", visit_end, horizon)
         if v is not None:
             self._fold_visits(v, t1, t_end)
+        r = _take(rec.retransmits, "retransmits", lambda c: c["t"], horizon)
+        if r is not None:
+            resent = (r["t"] >= t0) & (r["t"] <= t1)
+            for li, lacc in enumerate(self.links):
+                lacc.retransmitted += int((resent & (r["link"] == li)).sum())
         h = _take(rec.hops, "hops", lambda c: np.fmax(c["tx_end"], c["out"]), horizon)
         if h is not None:
             link, entered = h["link"], h["entered"]
@@ -363,6 +379,7 @@ class StreamStats:
                 "delay_mean": lk.delay_total / lk.delay_n if lk.delay_n else math.nan,
                 "utilization": float(lk.tx_area / span),
                 "lost": lk.lost,
+                "retransmitted": lk.retransmitted,
             }
         return summary
 

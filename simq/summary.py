@@ -21,6 +21,7 @@ from simq.record import (
     DROPPED,
     EXPIRED,
     LOST,
+    STAGES,
     Records,
     level_at,
     level_max,
@@ -29,7 +30,13 @@ from simq.record import (
 from simq.scenario import Scenario
 from simq.stats import slope
 
-__all__ = ["ConservationError", "summarise", "timeseries_columns"]
+__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
+           "timeseries_columns"]
+
+# The steps of a message's latency, in the order it meets them; `other` is what is left
+# (a sender or worker held up by backpressure).
+BREAKDOWN = ("encode", "batch", "link", "retransmit", "wait", "buffer", "service", "decode",
+             "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -41,6 +48,33 @@ def _stats(x: np.ndarray, *quantiles: float) -> list[float]:
         return [math.nan] * (len(quantiles) + 2)
     qs = np.quantile(x, quantiles).tolist() if quantiles else []
     return [float(x.mean()), *qs, float(x.max())]
+
+
+def breakdown_columns(rec: Records) -> dict[str, np.ndarray]:
+    """Per message: the time spent in each step of :data:`BREAKDOWN`, summed over visits."""
+    n = len(rec.sent)
+
+    def per_message(ids: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.bincount(ids, weights=x, minlength=n) if len(ids) else np.zeros(n)
+
+    v = rec.visits
+    left, end = v["left"], v["end"]
+    waited = ~np.isnan(left)
+    served = waited & ~np.isnan(end)
+    cols = {
+        "wait": per_message(v["id"][waited], (left - v["arrived"])[waited]),
+        "service": per_message(v["id"][served], (end - left)[served]),
+        "link": per_message(rec.hops["id"], rec.hops["out"] - rec.hops["entered"]),
+    }
+    st = rec.stages
+    for code, name in STAGES.items():
+        at = st["stage"] == code
+        cols[name] = per_message(st["id"][at], (st["end"] - st["start"])[at])
+    # A visit runs from leaving the line to the end of service: take out the decode and,
+    # with prefetch, the trip to the consumer (`fetch`, also in `link`) and its buffer.
+    cols["service"] = cols["service"] - cols["decode"] - cols["fetch"] - cols["buffer"]
+    cols["other"] = (rec.done - rec.sent) - sum(cols[k] for k in BREAKDOWN[:-1])
+    return {k: cols[k] for k in BREAKDOWN}
 
 
 def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, Any]:
@@ -79,9 +113,14 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         in_window |= rec.producer < 0
     done_in_window = (rec.done >= t0) & (rec.done <= t1)
     delivered = o == DELIVERED
-    latency = (rec.done - rec.sent)[delivered & in_window]
+    latency_all = rec.done - rec.sent
+    latency = latency_all[delivered & in_window]
     mean, p50, p95, p99, mx = _stats(latency, 0.5, 0.95, 0.99)
 
+    # Fan-out copies are messages of their own (in `produced`); say how many there were
+    # (only where a fan-out topic exists, so plain summaries keep their shape).
+    if any(t.subscribers is not None for t in sc.topics.values()):
+        counts["copies"] = int((rec.parent >= 0).sum())
     summary: dict[str, Any] = {
         "messages": counts,
         "throughput": float((delivered & done_in_window).sum() / span),
@@ -91,6 +130,25 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         "consumers": {},
         "links": {},
     }
+    parts = breakdown_columns(rec)
+    counted = delivered & in_window
+    summary["breakdown"] = {
+        k: float(x[counted].mean()) if counted.any() else math.nan for k, x in parts.items()
+    }
+    summary["producers"] = {}
+    for pi, (name, prod) in enumerate(sc.producers.items()):
+        mine = rec.producer == pi
+        lat = _stats(latency_all[mine & counted], 0.95)
+        summary["producers"][name] = {
+            "mode": prod.mode,
+            "priority": prod.priority,
+            "wait_mean": float(parts["wait"][mine & counted].mean()) if (mine & counted).any()
+            else math.nan,
+            "offered_rate": float((mine & in_window).sum() / span),
+            "throughput": float((mine & delivered & done_in_window).sum() / span),
+            "latency_mean": lat[0],
+            "latency_p95": lat[1],
+        }
 
     v = rec.visits
     left = np.where(np.isnan(v["left"]), rec.t_end, v["left"])
@@ -130,14 +188,23 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
         start, end = v["left"][at], v["end"][at]
-        end_f = np.where(np.isnan(end), rec.t_end, end)
-        busy = overlap(start, end_f, t0, t1).sum()
+        # Batching and prefetching groups log each service (a visit of theirs also spans
+        # the batch or the trip to the consumer); the others' visits are their services.
+        logged = spec.batch > 1 or spec.prefetch is not None
+        busy = _busy(rec, gi, logged, start, end, t0, t1)
+        if logged:  # per service (a batch's service is shared by its messages)
+            b = rec.batches
+            mine = b["group"] == gi
+            start, end = b["start"][mine], b["end"][mine]
+            served = v["end"][at]
+        else:
+            served = end
         started_in = (start >= t0) & (start < t1) & ~np.isnan(end)
         # The worker count may change (schedule, autoscale): divide by worker-seconds.
         ws = worker_seconds(rec, gi, spec.count, t0, t1)
         summary["consumers"][name] = {
             "utilization": float(busy / ws) if ws > 0 else math.nan,
-            "throughput": float(((end >= t0) & (end <= t1)).sum() / span),
+            "throughput": float(((served >= t0) & (served <= t1)).sum() / span),
             "service_mean": _stats(end[started_in] - start[started_in])[0],
             "worker_seconds": ws,
         }
@@ -147,13 +214,34 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         at = h["link"] == li
         entered = h["entered"][at]
         inw = (entered >= t0) & (entered < t1)
+        tx_start, tx_end = h["tx_start"][at], h["tx_end"][at]
+        if any(p.batch_size is not None for p in sc.producers.values()):
+            # A producer batch is one transmission logged once per message: a serializing
+            # link sends one thing at a time, so equal intervals are the same batch.
+            pairs = np.unique(np.stack([tx_start, tx_end]), axis=1)
+            tx_start, tx_end = pairs[0], pairs[1]
         summary["links"][name] = {
             "delay_mean": _stats((h["out"][at] - entered)[inw])[0],
-            "utilization": float(overlap(h["tx_start"][at], h["tx_end"][at], t0, t1).sum()
-                                 / span),
+            "utilization": float(overlap(tx_start, tx_end, t0, t1).sum() / span),
             "lost": int(((o == LOST) & (rec.where == li) & done_in_window).sum()),
+            "retransmitted": int(((rec.retransmits["link"] == li) & (rec.retransmits["t"] >= t0)
+                                  & (rec.retransmits["t"] <= t1)).sum()),
         }
     return summary
+
+
+def _busy(rec: Records, gi: int, batch: bool, start: np.ndarray, end: np.ndarray,
+          t0: float, t1: float) -> float:
+    """Worker-seconds busy in [t0, t1]. A batch is one service for all its messages, so
+    batching groups count their batches, not their messages' visits."""
+    if batch:
+        b = rec.batches
+        at = b["group"] == gi
+        # A service still running at the end is logged with end = NaN.
+        ends = np.where(np.isnan(b["end"][at]), rec.t_end, b["end"][at])
+        return float(overlap(b["start"][at], ends, t0, t1).sum())
+    end_f = np.where(np.isnan(end), rec.t_end, end)
+    return float(overlap(start, end_f, t0, t1).sum())
 
 
 def timeseries_columns(
@@ -166,9 +254,14 @@ def timeseries_columns(
     for qi, name in enumerate(sc.queues):
         at = v["queue"] == qi
         cols[f"queue.{name}.length"] = level_at(v["arrived"][at], v["left"][at], times)
-    for gi, name in enumerate(sc.consumers):
+    for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = (v["group"] == gi) & ~np.isnan(v["left"])
-        cols[f"consumer.{name}.busy"] = level_at(v["left"][at], v["end"][at], times)
+        if spec.batch > 1 or spec.prefetch is not None:  # one per service, as logged
+            b = rec.batches
+            mine = b["group"] == gi
+            cols[f"consumer.{name}.busy"] = level_at(b["start"][mine], b["end"][mine], times)
+        else:
+            cols[f"consumer.{name}.busy"] = level_at(v["left"][at], v["end"][at], times)
         cols[f"consumer.{name}.workers"] = workers_at(rec, gi, sc.consumers[name].count, times)
     h = rec.hops
     for li, name in enumerate(sc.links):

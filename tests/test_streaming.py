@@ -15,7 +15,7 @@ import simq
 from simq.cli import main
 from simq.engine import Simulation
 from simq.record import level_max
-from simq.run import _seed_for
+from simq.run import seed_for
 from simq.streaming import HISTOGRAM_ERROR, LogHistogram, run_full, run_streaming
 from simq.summary import summarise
 
@@ -43,6 +43,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 PERCENTILES = {"p50", "p95", "p99", "wait_p95"}
+NOT_STREAMED = ("breakdown.", "producers.")
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -58,11 +59,11 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def _both(model: str, overrides: dict[str, Any], chunk: int) -> tuple[dict, dict]:
     """Full-record and streaming summaries of one run."""
     sc = simq.load(f"{MODELS}/{model}.yaml").with_overrides(overrides)
-    full = Simulation(sc, _seed_for(3, 0))
+    full = Simulation(sc, seed_for(3, 0))
     out = run_full(full, chunk=chunk)
     t0 = min(sc.run.warmup, out.t_stop)
     full_summary = summarise(full.rec.arrays(out.t_end), sc, out, t0)
-    streamed = run_streaming(Simulation(sc, _seed_for(3, 0)), chunk=chunk)
+    streamed = run_streaming(Simulation(sc, seed_for(3, 0)), chunk=chunk)
     assert streamed.outcome == out  # the same run, ended at the same time
     return full_summary, streamed.summary
 
@@ -72,6 +73,8 @@ def test_streaming_gives_the_numbers_of_full_records(model: str, overrides: dict
     # A tiny chunk folds hundreds of times mid-run, so every row crosses a fold boundary.
     full, streamed = _both(model, overrides, chunk=97)
     a, b = _leaves(full), _leaves(streamed)
+    # Not kept in summary mode (they need a per-message join): docs/performance.md.
+    a = {k: v for k, v in a.items() if not k.startswith(NOT_STREAMED)}
     assert a.keys() == b.keys()
     for key, x in a.items():
         y = b[key]
@@ -104,9 +107,9 @@ def test_streaming_growth_rate_in_overload() -> None:
 def test_compaction_keeps_every_row_and_does_not_extend_the_run() -> None:
     sc = simq.load(f"{MODELS}/network.yaml").with_overrides(
         {"run.until": None, "run.messages": 3000, "links.app->broker.loss": 0.02})
-    plain = Simulation(sc, _seed_for(5, 0))
+    plain = Simulation(sc, seed_for(5, 0))
     out_plain = plain.run()
-    chunked = Simulation(sc, _seed_for(5, 0))
+    chunked = Simulation(sc, seed_for(5, 0))
     out_chunked = run_full(chunked, chunk=50)
     assert out_chunked == out_plain
     a, b = plain.rec.arrays(out_plain.t_end), chunked.rec.arrays(out_chunked.t_end)

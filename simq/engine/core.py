@@ -11,19 +11,42 @@ from simpy.events import Event
 
 from simq.dists import Distribution, stream
 
-__all__ = ["Destination", "Message", "Streams"]
+__all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 
 
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    __slots__ = ("id", "sent", "size", "arrived")
+    # `queue` is only set by partitions (see engine.topic); plain messages never touch it.
+    __slots__ = ("id", "sent", "size", "arrived", "queue")
+    queue: int
 
     def __init__(self, id: int, sent: float, size: float) -> None:
         self.id = id
         self.sent = sent
         self.size = size
         self.arrived = sent  # when it entered the waiting line it is in now
+
+
+class Requester(Protocol):
+    """A sender that waits for replies (sync clients, windows): how long a reply takes to
+    travel back, and what to do when it arrives."""
+
+    reply_latency: Callable[[], float]
+
+    def acked(self, msg: Request) -> None: ...
+
+
+class Request(Message):
+    """A message whose sender waits for its reply; plain messages carry no such fields."""
+
+    __slots__ = ("reply_to", "waiter")
+
+    def __init__(self, id: int, sent: float, size: float, reply_to: Requester,
+                 waiter: Event | None) -> None:
+        super().__init__(id, sent, size)
+        self.reply_to = reply_to
+        self.waiter = waiter  # the sync client's event, None for a window
 
 
 class Destination(Protocol):

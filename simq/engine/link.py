@@ -9,7 +9,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import LOST, Recorder
+from simq.record import LOST, RETRANSMIT, Recorder
 
 __all__ = ["Link"]
 
@@ -31,26 +31,78 @@ class Link:
         self.loss = loss
         self.coin = coin
         self.free_at = 0.0  # when the serializer finishes what it already has
+        # The serializer: this link's own, or another link's when they share bandwidth.
+        self.wire: Link = self
+        self.retransmit: float | None = None  # resend a lost message after this long
         self.in_transit = 0
         self._hop = rec.hops.append
         self._finished = rec.finished.append
+        self._stage = rec.stages.append
+        self._resent = rec.retransmits.append
 
     def put(self, msg: Message) -> Event | None:
         now = self.env.now
         if self.loss and self.coin() < self.loss:
-            self._finished((msg.id, now, LOST, self.index))
+            if self.retransmit is None:
+                self._finished((msg.id, now, LOST, self.index))
+            else:
+                self._resend(msg, now)
             return None
-        if math.isinf(self.bandwidth):
+        wire = self.wire
+        if math.isinf(wire.bandwidth):
             tx_start = tx_end = now
         else:
-            tx_start = max(now, self.free_at)
-            tx_end = self.free_at = tx_start + msg.size / self.bandwidth
+            tx_start = max(now, wire.free_at)
+            tx_end = wire.free_at = tx_start + msg.size / wire.bandwidth
         out = tx_end + self.latency()
         self._hop((msg.id, self.index, now, tx_start, tx_end, out))
         self.in_transit += 1
         ev = self.env.timeout(out - now, msg)
         ev.callbacks.append(self._deliver)
         return None
+
+    def put_batch(self, msgs: list[Message]) -> None:
+        """A producer batch crosses as one unit: one serialization of the summed sizes,
+        one propagation delay, one loss draw; its messages arrive together."""
+        now = self.env.now
+        if self.loss and self.coin() < self.loss:
+            for m in msgs:
+                if self.retransmit is None:
+                    self._finished((m.id, now, LOST, self.index))
+                else:
+                    self._resend(m, now)
+            return
+        wire = self.wire
+        if math.isinf(wire.bandwidth):
+            tx_start = tx_end = now
+        else:
+            tx_start = max(now, wire.free_at)
+            tx_end = wire.free_at = tx_start + sum(m.size for m in msgs) / wire.bandwidth
+        out = tx_end + self.latency()
+        for m in msgs:
+            self._hop((m.id, self.index, now, tx_start, tx_end, out))
+        self.in_transit += len(msgs)
+        ev = self.env.timeout(out - now, msgs)
+        ev.callbacks.append(self._deliver_batch)
+
+    def _resend(self, msg: Message, now: float) -> None:
+        """The sender notices the loss after the timeout and sends the message again."""
+        assert self.retransmit is not None
+        self._stage((msg.id, RETRANSMIT, now, now + self.retransmit))
+        self._resent((msg.id, self.index, now))
+        self.in_transit += 1
+        ev = self.env.timeout(self.retransmit, msg)
+        ev.callbacks.append(self._again)
+
+    def _again(self, ev: Event) -> None:
+        self.in_transit -= 1
+        self.put(ev.value)  # type: ignore[arg-type]  # the timeout's value
+
+    def _deliver_batch(self, ev: Event) -> None:
+        msgs: list[Message] = ev.value  # type: ignore[assignment]
+        self.in_transit -= len(msgs)
+        for m in msgs:
+            self.dest.put(m)
 
     def _deliver(self, ev: Event) -> None:
         self.in_transit -= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Iterator
 
 import simpy
 from simpy.events import Event
@@ -11,7 +12,7 @@ from simpy.events import Event
 from simq.engine.core import Message
 from simq.record import DROPPED, Recorder
 
-__all__ = ["Queue"]
+__all__ = ["Levels", "Queue"]
 
 NAN = math.nan
 
@@ -33,7 +34,7 @@ class Queue:
         self.name = name
         self.capacity = capacity
         self.overflow = overflow
-        self.items: deque[Message] = deque()
+        self.items: deque[Message] | Levels = deque()
         self.idle: deque[Event] = deque()  # parked workers
         self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
         # Each time the line reaches a new length: [time, length, when it was next empty
@@ -114,3 +115,52 @@ class Queue:
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""
         return list(self.items) + [m for m, _ in self.blocked]
+
+
+class Levels:
+    """A priority waiting line with the deque operations `Queue` uses: `append` files a
+    message under its priority, `popleft` takes the oldest of the highest priority.
+
+    Non-preemptive by construction: a message in service is no longer in the line.
+    """
+
+    def __init__(self, priority_of: Callable[[Message], int]) -> None:
+        self.priority_of = priority_of
+        self._lines: dict[int, deque[Message]] = {}
+        self._order: list[int] = []  # priorities present, highest first
+        self._n = 0
+
+    def append(self, msg: Message) -> None:
+        p = self.priority_of(msg)
+        line = self._lines.get(p)
+        if line is None:
+            line = self._lines[p] = deque()
+            self._order = sorted(self._lines, reverse=True)
+        line.append(msg)
+        self._n += 1
+
+    def popleft(self) -> Message:
+        for p in self._order:
+            line = self._lines[p]
+            if line:
+                self._n -= 1
+                return line.popleft()
+        raise IndexError("pop from an empty line")
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> Message:
+        """Only ``[0]``: the oldest message waiting, whatever its priority (its age is the
+        queue's lag)."""
+        heads = [line[0] for line in self._lines.values() if line]
+        if i != 0 or not heads:
+            raise IndexError(i)
+        return min(heads, key=lambda m: m.arrived)
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def __iter__(self) -> Iterator[Message]:
+        for p in self._order:
+            yield from self._lines[p]

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
+from simq.dists import parse
 from simq.engine import arrivals
-from simq.engine.consumer import ConsumerGroup
+from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
 from simq.engine.link import Link
-from simq.engine.producer import Producer
-from simq.engine.queue import Queue
+from simq.engine.prefetch import PrefetchConsumer
+from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
+from simq.engine.queue import Levels, Queue
+from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
+from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.peakspec import BacklogSpec
 from simq.record import Recorder
-from simq.scenario import Scenario
+from simq.scenario import ConsumerSpec, Scenario
 
 __all__ = ["Simulation", "Outcome"]
+
+_NO_GAP = parse("constant(0)")
 
 
 @dataclass(frozen=True)
@@ -40,61 +47,188 @@ class Simulation:
         self.env = env = simpy.Environment()
         self.rec = rec = Recorder()
         streams = Streams(seed)
+        partitions = {q for t, spec in scenario.topics.items()
+                      for q in spec.partition_names(t)}
         self.queues = {
-            name: Queue(env, i, name, q.capacity, q.overflow, rec)
+            name: (Partition if name in partitions else Queue)(
+                env, i, name, q.capacity, q.overflow, rec)
             for i, (name, q) in enumerate(scenario.queues.items())
         }
+        # Priority queues look a message's class up by its producer (copies keep theirs).
+        classes = [p.priority for p in scenario.producers.values()]
+        created = rec.created
+
+        def priority_of(msg: Message) -> int:
+            origin = created[msg.id][0]
+            return classes[origin] if origin >= 0 else 0  # -1: a queue's starting backlog
+
+        for name, q in scenario.queues.items():
+            if q.discipline == "priority":
+                self.queues[name].items = Levels(priority_of)
         link_names = list(scenario.links)
         self.links: dict[str, Link] = {}
+        ids = itertools.count()
+        self.topics: dict[str, Destination] = {}
+
+        def target(name: str) -> Destination:
+            """A queue, or the topic that spreads messages over its queues."""
+            if name in self.queues:
+                return self.queues[name]
+            if name not in self.topics:
+                spec = scenario.topics[name]
+                parts = [self.queues[q] for q, _ in scenario.resolve(name)]
+                if spec.subscribers is not None:
+                    self.topics[name] = FanOut(env, parts, ids, rec)
+                else:
+                    pick = key_picker(spec.key, len(parts), spec.key_probabilities,
+                                      streams.uniform(f"topics.{name}.key"))
+                    self.topics[name] = Partitioner(parts, pick)  # type: ignore[arg-type]
+            return self.topics[name]
 
         def via(src: str, dst: str) -> Destination:
-            """The queue `dst`, reached over the link src->dst when there is one."""
+            """The queue or topic `dst`, over the link src->dst when there is one."""
             key = f"{src}->{dst}"
             if key not in scenario.links:
-                return self.queues[dst]
+                return target(dst)
             if key not in self.links:
                 spec = scenario.links[key]
                 self.links[key] = Link(
-                    env, link_names.index(key), key, self.queues[dst],
+                    env, link_names.index(key), key, target(dst),
                     streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
                     spec.loss, streams.uniform(f"links.{key}.loss"), rec,
                 )
             return self.links[key]
 
-        self.groups = {
-            name: ConsumerGroup(
-                env, i, name, self.queues[c.source], c.count,
-                streams.draw(f"consumers.{name}.service", c.service),
-                None if c.to is None else via(name, c.to), rec,
-            )
-            for i, (name, c) in enumerate(scenario.consumers.items())
-        }
+        # Replies are only possible when some sender waits for them: otherwise the end of
+        # the line stays the plain "delivered" record, with nothing added per message.
+        replies = any(p.waits_for_reply for p in scenario.producers.values())
+        self.repliers: dict[str, Replier] = {}
+        self.groups: dict[str, ConsumerGroup] = {}
+        self.partition_workers: list[ConsumerGroup] = []
+        self.prefetchers: list[PrefetchConsumer] = []
+        self.prefetch_links: list[Link] = []
+        for i, (name, c) in enumerate(scenario.consumers.items()):
+
+            def way_out(name: str = name, i: int = i) -> Destination:
+                if replies:
+                    self.repliers[name] = Replier(env, i, rec)
+                    return self.repliers[name]
+                return Sink(env, i, rec)
+
+            forward: Destination | None
+            routes = c.routes
+            if len(routes) > 1:
+                forward = Router(
+                    [(way_out() if d is None else via(name, d), p) for d, p in routes],
+                    streams.uniform(f"consumers.{name}.route"),
+                )
+            elif routes[0][0] is not None:
+                forward = via(name, routes[0][0])
+            elif replies:
+                forward = way_out()
+            else:
+                forward = None  # the worker records the delivery itself: the plain path
+            service = streams.draw(f"consumers.{name}.service", c.service)
+            decode = None if c.decode is None else streams.draw(f"consumers.{name}.decode",
+                                                                c.decode)
+            topic = scenario.topics.get(c.source)
+            if c.prefetch is not None:
+                self._prefetching(i, name, c, service, decode, forward, streams)
+                continue
+            if topic is None:
+                self.groups[name] = ConsumerGroup(
+                    env, i, name, self.queues[c.source], c.count, service, forward, rec, decode,
+                    c.batch,
+                )
+                continue
+            # A consumer group on a partitioned topic: each partition has one owner; the
+            # consumers beyond the partitions stay idle (they count in utilization).
+            parts = [self.queues[q] for q, _ in scenario.resolve(c.source)]
+            own = topic.owners(c.count)
+            for k in sorted(set(own)):
+                mine = [p for p, o in zip(parts, own, strict=True) if o == k]
+                line = mine[0] if len(mine) == 1 else MergedPartitions(mine)  # type: ignore[arg-type]
+                self.partition_workers.append(ConsumerGroup(
+                    env, i, name, line, 1, service, forward, rec, decode, c.batch))
         self.scalers = {
             name: Scaler(env, self.groups[name], rec, c.schedule, c.autoscale)
             for name, c in scenario.consumers.items()
             if c.schedule is not None or c.autoscale is not None
         }
         limit = scenario.run.messages if scenario.run.messages is not None else math.inf
-        ids = itertools.count()
         for name, q in scenario.queues.items():
             if q.backlog is not None and q.backlog.count:
                 self._backlog(self.queues[name], q.backlog, ids, streams)
-        self.producers = {}
+        self.encoders: list[Encoder] = []
+        self.batchers: list[Batcher] = []
+        self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
         for i, (name, p) in enumerate(scenario.producers.items()):
+            key = f"producers.{name}"
+            dest = via(name, p.to)
+            size = streams.draw(f"{key}.size", p.size)
+            encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
+            if p.mode == "sync":
+                self.producers[name] = SyncProducer(
+                    env, i, name, dest, p.clients, streams.draw(f"{key}.think", p.think),
+                    encode, streams.draw(f"{key}.reply", p.reply), size, ids, limit,
+                    p.start, p.stop, rec,
+                )
+                continue
+            if p.batch_size is not None:
+                batcher = Batcher(env, dest, p.batch_size, p.linger, rec)
+                self.batchers.append(batcher)
+                dest = batcher
+            if encode is not None:
+                dest = Encoder(env, dest, encode, rec)
+                self.encoders.append(dest)
             stop = p.stop
-            if p.arrivals is None:
-                gap = streams.draw(f"producers.{name}.interarrival", p.interarrival)
-            else:
-                gap, end = arrivals.build(p.arrivals, env, streams, f"producers.{name}")
+            if p.arrivals is not None:
+                gap, end = arrivals.build(p.arrivals, env, streams, key)
                 if end is not None:
                     stop = end if stop is None else min(stop, end)
-            self.producers[name] = Producer(
-                env, i, name, via(name, p.to), gap,
-                streams.draw(f"producers.{name}.size", p.size),
-                ids, limit, p.start, stop, rec,
-            )
+            else:
+                # A window without an interarrival sends as fast as the window lets it.
+                gap = streams.draw(f"{key}.interarrival",
+                                   p.interarrival if p.interarrival is not None else _NO_GAP)
+            if p.mode == "window":
+                assert p.window is not None
+                self.producers[name] = WindowProducer(
+                    env, i, name, dest, gap, p.window, streams.draw(f"{key}.reply", p.reply),
+                    size, ids, limit, p.start, p.stop, rec,
+                )
+            else:
+                self.producers[name] = Producer(
+                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec
+                )
         # Links in scenario order, whatever order the wiring created them in.
         self.links = {k: self.links[k] for k in link_names if k in self.links}
+        for key, link in self.links.items():
+            spec = scenario.links[key]
+            link.retransmit = spec.retransmit
+            if spec.shares is not None and spec.shares in self.links:
+                link.wire = self.links[spec.shares]
+
+    def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
+                     decode: Callable[[], float] | None, forward: Destination | None,
+                     streams: Streams) -> None:
+        """`count` consumers, each with its own prefetch window (and its own copy of the
+        broker->consumer link, whose latency also carries the acks back)."""
+        assert c.prefetch is not None
+        key = f"{c.source}->{name}"
+        spec = self.scenario.links.get(key)
+        ack = None if spec is None else streams.draw(f"links.{key}.ack", spec.latency)
+        for k in range(c.count):
+            consumer = PrefetchConsumer(self.env, i, self.queues[c.source], c.prefetch,
+                                        service, decode, forward, ack, self.rec)
+            if spec is not None:
+                link = Link(self.env, list(self.scenario.links).index(key), key, consumer,
+                            streams.draw(f"links.{key}.latency.{k}", spec.latency),
+                            spec.bandwidth, 0.0, streams.uniform(f"links.{key}.loss.{k}"),
+                            self.rec)
+                link.retransmit = spec.retransmit
+                consumer.link = link
+                self.prefetch_links.append(link)
+            self.prefetchers.append(consumer)
 
     def _backlog(self, queue: Queue, spec: BacklogSpec, ids: itertools.count,
                  streams: Streams) -> None:
@@ -133,9 +267,27 @@ class Simulation:
             for m in q.items:
                 visit((m.id, q.index, m.arrived, math.nan, math.nan, -1))
             inside += len(q.items) + len(q.blocked)
-        for g in self.groups.values():
+        for g in [*self.groups.values(), *self.partition_workers]:
+            merged = g.queue.index < 0
             for m, start in g.holding():
-                visit((m.id, g.queue.index, m.arrived, start, math.nan, g.index))
+                qi = m.queue if merged else g.queue.index
+                visit((m.id, qi, m.arrived, start, math.nan, g.index))
                 inside += 1
         inside += sum(link.in_transit for link in self.links.values())
+        inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(link.in_transit for link in self.prefetch_links)
+        log = self.rec.batches.append  # services still running, for busy time
+        for g in [*self.groups.values(), *self.partition_workers]:
+            for held, start in zip(g.batch_held, g.started, strict=True):
+                if held:
+                    log((g.index, start, math.nan, len(held)))
+        for pc in self.prefetchers:
+            if pc.current is not None:
+                log((pc.group, pc.current[1], math.nan, 1))
+            for m, dispatched in pc.holding():
+                visit((m.id, pc.queue.index, m.arrived, dispatched, math.nan, pc.group))
+                inside += 1
+        inside += sum(len(b.pending) for b in self.batchers)
+        inside += sum(r.in_transit for r in self.repliers.values())
+        inside += sum(p.encoding for p in self.producers.values() if isinstance(p, SyncProducer))
         return inside
