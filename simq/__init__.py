@@ -2,13 +2,15 @@
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simq.analysis import compare
 from simq.errors import ScenarioError
 from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
-from simq.sweep import SweepResult, read_sweep, sweep
+
+if TYPE_CHECKING:
+    from simq.analysis import compare
+    from simq.sweep import SweepResult, read_sweep, sweep
 
 try:
     __version__ = version("simq")
@@ -32,8 +34,16 @@ __all__ = [
 ]
 
 
+# Imported on first use: these pull in pandas (and plots matplotlib), which a worker
+# process or a streaming run does not need (about 100 MB of resident memory each).
+_LAZY = {"compare": "simq.analysis", "sweep": "simq.sweep", "read_sweep": "simq.sweep",
+         "SweepResult": "simq.sweep", "plots": None}
+
+
 def __getattr__(name: str) -> Any:
-    # simq.plots pulls in matplotlib: imported on first use, not by every worker process.
-    if name == "plots":
-        return import_module("simq.plots")
-    raise AttributeError(f"module 'simq' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'simq' has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        return import_module(f"simq.{name}")
+    return getattr(import_module(module), name)

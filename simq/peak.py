@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simq.record import DELIVERED, Records, level_at
 from simq.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
+    from simq._lazy import LazyModule
+
+    pd = LazyModule("pandas")
 
 __all__ = ["has_peak_features", "lag_at", "latency_windows", "queue_peak", "timeline",
            "worker_seconds", "workers_at"]

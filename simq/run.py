@@ -7,10 +7,9 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from simq.engine import Simulation
 from simq.errors import ScenarioError
@@ -23,6 +22,13 @@ from simq.stats import mean_ci, mser, verdict
 from simq.streaming import run_full, run_streaming
 from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 from simq.theory.predict import Prediction, predict
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
+    from simq._lazy import LazyModule
+
+    pd = LazyModule("pandas")
 
 __all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
            "run_replication", "document_formulas", "theory_columns", "auto_warmup",
