@@ -63,8 +63,8 @@ def test_has_exercises_with_answers(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Exercises" in text
-    hidden = [c for c in nb.cells
-              if c.metadata.get("jupyter", {}).get("source_hidden") and "answer" in c.source.lower()]
+    hidden = [c for c in nb.cells if c.metadata.get("jupyter", {}).get("source_hidden")
+              and "answer" in c.source.lower()]
     assert hidden, f"{path.name}: no collapsed answer cell"
 
 
