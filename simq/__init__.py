@@ -4,6 +4,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from simq.analysis import compare
 from simq.errors import ScenarioError
 from simq.run import RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
@@ -21,6 +22,7 @@ __all__ = [
     "ScenarioError",
     "UnstableWarning",
     "__version__",
+    "compare",
     "load",
     "loads",
     "read_sweep",

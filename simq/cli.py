@@ -47,10 +47,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # printed with the summary
         res = simq.run(sc, seed=args.seed, replications=args.replications)
     print(format_summary(res.summary))
+    from simq.analysis import format_compare
+
+    t = res.summary["theory"]
+    print(f"\nMeasured against theory: {t['model']} ({t['kind']})"
+          if t["kind"] != "none" else f"\nTheory: none: {t['reason']}")
+    print(format_compare(simq.compare(res)))
     folder = report(res, out, messages=not args.no_messages, force=True)
     print(f"\nwrote {folder}/: summary.json, "
           + ("messages.parquet, " if not args.no_messages else "")
-          + "timeseries.csv, report.html, report.md, figures/")
+          + "timeseries.csv, comparison.csv, report.html, report.md, figures/")
     return 0
 
 
@@ -98,6 +104,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from simq.report import prepare_dir
+    from simq.validate import case_names, format_table, run_suite, write_outputs
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ScenarioError("--jobs", "must be an integer >= 1", args.jobs)
+    if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
+        raise ScenarioError("--only", "matches no validation case", args.only)
+    out = Path(args.out)
+    prepare_dir(out, "validate", force=args.force)  # refuse a foreign folder up front
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
+        suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
+                          progress=None if args.quiet else
+                          (lambda name: print(f"  done: {name}", file=sys.stderr)))
+    print(format_table(suite))
+    folder = write_outputs(suite, out, force=True)
+    print(f"\nwrote {folder}/: validation.csv, validation.md")
+    return 0 if suite.passed else 1
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="simq", description="Discrete-event simulation of message queues.")
     p.add_argument("--version", action="version", version=f"simq {simq.__version__}")
@@ -115,6 +142,18 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that simq did not write")
     r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="run the built-in suite against queueing theory")
+    v.add_argument("--thorough", action="store_true",
+                   help="longer runs and more replications, plus the Ciw referee cases")
+    v.add_argument("--out", default=str(Path("results") / "validation"),
+                   help="output folder (default results/validation/)")
+    v.add_argument("--jobs", type=int, help="worker processes (default: up to 2)")
+    v.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
+    v.add_argument("--quiet", action="store_true", help="no progress lines")
+    v.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder that simq did not write")
+    v.set_defaults(func=_cmd_validate)
 
     w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
                        "and a report")

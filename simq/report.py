@@ -216,6 +216,22 @@ def _formula_rows(s: Mapping[str, Any]) -> list[list[str]]:
 _FORMULA_HEADER = ["quantity", "formula as written", "predicted", "measured", "holds", "why"]
 
 
+_COMPARE_HEADER = ["quantity", "measured", "± 95% CI", "document formula", "theory",
+                   "error", "verdict"]
+
+
+def _comparison_rows(table: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for r in table.to_dict("records"):
+        err = float(r["error"])
+        verdict = str(r["verdict"])
+        rows.append([str(r["quantity"]), _num(float(r["measured"])), _num(float(r["ci95"])),
+                     _num(float(r["formula"])), _num(float(r["theory"])),
+                     "-" if not math.isfinite(err) else f"{100 * err:+.1f}%",
+                     "none" if verdict.startswith("none: ") else verdict])
+    return rows
+
+
 def _write_report(folder: Path, title: str, html_blocks: list[str], md_blocks: list[str],
                   figures: dict[str, bytes]) -> None:
     for name, png in figures.items():
@@ -251,7 +267,8 @@ def _run_report(folder: Path) -> Path:
         figures["latency_bands"] = _png(plots.latency_bands(
             pd.read_csv(folder / "latency_windows.csv")))
     per_rep = {k: v for k, v in s.items() if k not in {"formulas", "ci95", "window",
-                                                         "warnings", "seed", "replications"}}
+                                                         "warnings", "seed", "replications",
+                                                         "theory", "warmup"}}
     figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
     if s.get("consumers"):
         figures["utilization"] = _png(plots.utilization(per_rep))
@@ -263,13 +280,21 @@ def _run_report(folder: Path) -> Path:
         "<td>no</td>", "<td class='no'>no</td>")
     h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
     h += [f"<p class='warn'>{html.escape(w)}</p>" for w in s.get("warnings", [])]
-    h += ["<h2>The document's formulas</h2>", table,
-          "<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>",
-          "<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
+    h += ["<h2>The document's formulas</h2>", table]
     m = [description, meta, *[f"> warning: {w}" for w in s.get("warnings", [])],
-         "## The document's formulas", _md_table(_FORMULA_HEADER, _formula_rows(s)),
-         "## Summary", "```text\n" + format_summary(s) + "\n```",
-         "## Scenario", "```yaml\n" + scenario_text + "```"]
+         "## The document's formulas", _md_table(_FORMULA_HEADER, _formula_rows(s))]
+    if (folder / "comparison.csv").is_file():
+        t = s.get("theory") or {}
+        about = (f"{t.get('model', 'none')} ({t.get('kind', 'none')}): {t.get('reason', '')}"
+                 if t.get("kind") != "none" else f"none: {t.get('reason', '')}")
+        rows = _comparison_rows(pd.read_csv(folder / "comparison.csv"))
+        h += ["<h2>Measured against queueing theory</h2>", f"<p>{html.escape(about)}</p>",
+              _html_table(_COMPARE_HEADER, rows)]
+        m += ["## Measured against queueing theory", about, _md_table(_COMPARE_HEADER, rows)]
+    h += ["<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>",
+          "<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
+    m += ["## Summary", "```text\n" + format_summary(s) + "\n```",
+          "## Scenario", "```yaml\n" + scenario_text + "```"]
     _write_report(folder, title, h, m, figures)
     return folder
 
@@ -373,6 +398,12 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
         (folder / "messages.parquet").unlink(missing_ok=True)
     # Peak-load views need the records: written as small tables so that the report
     # (and `simq report` later) can draw them from the folder alone.
+    # The measured-vs-theory table needs the scenario and the replications: computed
+    # here once, kept as a file so the report can be rebuilt from the folder.
+    from simq.analysis import compare
+
+    table = compare(res)
+    write_atomic(folder / "comparison.csv", lambda p: table.to_csv(p, index=False))
     for name in ("timeline.csv", "latency_windows.csv"):
         (folder / name).unlink(missing_ok=True)
     if has_peak_features(res.scenario):

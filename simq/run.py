@@ -16,13 +16,16 @@ from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
 from simq.peak import has_peak_features
+from simq.record import DELIVERED as OUTCOMES_DELIVERED
 from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
-from simq.stats import mean_ci
+from simq.stats import mean_ci, mser, verdict
 from simq.summary import breakdown_columns, summarise, timeseries_columns
+from simq.theory.predict import Prediction, predict
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
-           "document_formulas", "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
+           "document_formulas", "theory_columns", "auto_warmup", "HOLDS_TOLERANCE",
+           "combine", "flatten", "seed_for"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
@@ -55,6 +58,21 @@ def seed_for(seed: int, replication: int, point: int | None = None) -> np.random
     return np.random.SeedSequence(seed, spawn_key=key)
 
 
+def auto_warmup(records: Records, t_stop: float) -> float:
+    """The warm-up MSER-5 picks on one replication's end-to-end latencies, in seconds.
+
+    The series is the latency of each delivered message in the order the messages were
+    sent; the warm-up ends at the send time of the first message kept.
+    """
+    delivered = (records.outcome == OUTCOMES_DELIVERED) & (records.sent < t_stop)
+    sent = records.sent[delivered]
+    lat = (records.done - records.sent)[delivered]
+    if len(sent) == 0:
+        return 0.0
+    cut = mser(lat, 5)
+    return float(sent[cut]) if cut < len(sent) else 0.0
+
+
 def run_replication(
     scenario: Scenario, seed: int, index: int, *, point: int | None = None
 ) -> Replication:
@@ -63,7 +81,11 @@ def run_replication(
     sim = Simulation(scenario, seed_for(seed, index, point))
     out = sim.run()
     records = sim.rec.arrays(out.t_end)
-    t0 = min(scenario.run.warmup, out.t_stop)
+    w = scenario.run.warmup
+    # "auto" is decided per replication, so replications stay independent (and can run
+    # in any order or in parallel); the summary reports each choice.
+    warm = auto_warmup(records, out.t_stop) if w == "auto" else float(w)
+    t0 = min(warm, out.t_stop)
     summary = summarise(records, scenario, out, t0)
     return Replication(index, records, summary, (t0, out.t_stop), out.t_end,
                        time.perf_counter() - started)
@@ -181,6 +203,56 @@ def document_formulas(f: Flows, summary: Mapping[str, Any]) -> dict[str, dict[st
             "note": f"measured at the bottleneck queue {b.name!r} (load {b.load:.3g})",
         }
     return out
+
+
+def _ci_at(ci: Any, *path: str) -> float:
+    for key in path:
+        if not isinstance(ci, Mapping) or key not in ci:
+            return math.nan
+        ci = ci[key]
+    return float(ci) if _is_number(ci) else math.nan
+
+
+def theory_columns(formulas: dict[str, dict[str, Any]], pred: Prediction,
+                   summary: Mapping[str, Any], ci: Mapping[str, Any] | None) -> None:
+    """Fill each formula's theory value, model, relative error and CI verdict (in place).
+
+    The theory value is in the units of the formula's *reading*: delivered msg/s for
+    throughput, mean end-to-end seconds for latency, and for queue length the mean
+    number waiting (Lq) at the bottleneck (its growth rate when overloaded).
+    """
+    ci = ci or {}
+    for key, f in formulas.items():
+        theory = math.nan
+        measured = math.nan
+        half = math.nan
+        if pred.applies:
+            if key == "throughput":
+                theory, measured = pred.throughput, summary["throughput"]
+                half = _ci_at(ci, "throughput")
+            elif key == "latency":
+                theory, measured = pred.latency_mean, summary["latency"]["mean"]
+                half = _ci_at(ci, "latency", "mean")
+            elif key == "queue_length":
+                q = f["queue"]
+                m = pred.queues.get(q)
+                if m is not None and not m.stable:
+                    theory = m.growth_rate
+                    measured = summary["queues"][q]["growth_rate"]
+                    half = _ci_at(ci, "queues", q, "growth_rate")
+                elif m is not None:
+                    theory = m.length_mean
+                    measured = summary["queues"][q]["length_mean"]
+                    half = _ci_at(ci, "queues", q, "length_mean")
+        has = math.isfinite(theory)
+        f["theory"] = theory if has else None
+        f["theory_measured"] = measured if has else None
+        f["theory_ci95"] = half if has and math.isfinite(half) else None
+        f["theory_model"] = pred.model
+        f["theory_kind"] = pred.kind
+        f["theory_error"] = ((measured - theory) / abs(theory)
+                             if has and theory != 0 and math.isfinite(measured) else None)
+        f["verdict"] = verdict(measured, half, theory) if has else "no theory"
 
 
 @dataclass
@@ -373,13 +445,22 @@ def run(
         warnings.warn(note, UnstableWarning, stacklevel=2)
     t0s = [r.window[0] for r in reps]
     t1s = [r.window[1] for r in reps]
+    pred = predict(sc)
+    formulas = document_formulas(f, mean)
+    theory_columns(formulas, pred, mean, ci if len(reps) > 1 else None)
     summary: dict[str, Any] = {
         "scenario": sc.name,
         "seed": root,
         "replications": len(reps),
         "window": [float(np.mean(t0s)), float(np.mean(t1s))],
+        "warmup": {
+            "method": "MSER-5" if sc.run.warmup == "auto" else "fixed",
+            "seconds": float(np.mean(t0s)),
+            "per_replication": [float(t) for t in t0s],
+        },
         **mean,
-        "formulas": document_formulas(f, mean),
+        "formulas": formulas,
+        "theory": {"model": pred.model, "kind": pred.kind, "reason": pred.reason},
         "warnings": notes,
     }
     if has_peak_features(sc):

@@ -60,16 +60,27 @@ class RunSpec(BaseModel):
 
     until: PositiveFloat | None = None
     messages: Annotated[int, Field(ge=1)] | None = None
-    warmup: NonNegFloat = 0.0
+    # Seconds, or "auto": MSER-5 on each replication's latency series (simq.stats.mser).
+    warmup: NonNegFloat | Literal["auto"] = 0.0
     seed: Annotated[int, Field(ge=0)] = 1
     replications: Annotated[int, Field(ge=1)] = 1
     timeseries_points: Annotated[int, Field(ge=2, le=1_000_000)] = 500
+
+    @field_validator("warmup", mode="before")
+    @classmethod
+    def _warmup(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"must be seconds >= 0 or auto, got {v!r}")
+        return float(v)
 
     @model_validator(mode="after")
     def _length(self) -> RunSpec:
         if self.until is None and self.messages is None:
             raise ValueError("give `until` (simulated seconds) or `messages` (stop after N)")
-        if self.until is not None and self.warmup >= self.until:
+        if (self.until is not None and isinstance(self.warmup, float)
+                and self.warmup >= self.until):
             raise ValueError(f"warmup must be < until ({self.until:g}), got {self.warmup:g}")
         return self
 

@@ -38,7 +38,7 @@ CONTRACT_FORMULA = {"text_formula", "predicted", "measured", "theory", "holds"}
 # Messaging patterns (docs/patterns.md) add `breakdown` (latency split by stage, adding up
 # to the mean latency), `producers` (per-producer rates and latency) and a link's
 # `retransmitted` count.
-EXTRA_TOP = {"warnings", "breakdown", "producers"}
+EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup"}
 EXTRA_LINK = {"retransmitted"}
 EXTRA_MESSAGES = {"lost"}
 EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time"}

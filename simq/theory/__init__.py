@@ -68,3 +68,8 @@ __all__ = [
     "throughput_as_written",
     "throughput_reading",
 ]
+
+# predict reads scenario specs (duck-typed) and so comes after the pure formulas.
+from .predict import Prediction, predict  # noqa: E402
+
+__all__ += ["Prediction", "predict"]

@@ -1,0 +1,244 @@
+"""``simq validate``: canonical cases run through simq and checked against known answers.
+
+Pass rule, for every check: with R replications, mean m, standard deviation s and theory
+θ, the check passes when
+
+    |m − θ| <= t(1 − α/(2N), R − 1) · s / √R  +  a · |θ|
+
+with α = 0.05 and N the number of checks in the suite (Bonferroni: if simq were exactly
+right, the whole suite fails by chance at most 5% of the time), and ``a`` the stated
+allowance: 1% for exact results (the bias a finite window leaves), 20% for the Kingman
+and Allen–Cunneen approximations. Referee checks (simq against Ciw) use the combined
+interval sqrt(h_simq² + h_ciw²) in place of the half-width and the 1% allowance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+
+from simq.validate.cases import EXACT, Case, cases
+from simq.validate.referee import RefereeCase, available, referee_cases
+
+__all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "format_table", "run_suite", "write_outputs"]
+
+ALPHA = 0.05
+COLUMNS = ["case", "group", "quantity", "measured", "ci95", "theory", "theory_ci95", "model",
+           "error", "tolerance", "pass"]
+
+
+@dataclass
+class Suite:
+    """The table and how it was made."""
+
+    table: pd.DataFrame
+    thorough: bool
+    checks: int
+    level: float  # per-check confidence level after Bonferroni
+    cpu_seconds: float
+    wall_seconds: float
+    skipped: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.table["pass"].all())
+
+
+def _values(reps: Sequence[Any], measure: Callable[[Any], float]) -> np.ndarray:
+    return np.array([measure(r) for r in reps], dtype=float)
+
+
+def _half(x: np.ndarray, level: float) -> float:
+    if len(x) < 2 or not np.all(np.isfinite(x)):
+        return math.nan
+    return float(_st.t.ppf(0.5 + level / 2, len(x) - 1) * np.std(x, ddof=1) / math.sqrt(len(x)))
+
+
+def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
+    import simq
+
+    started = time.process_time()
+    res = simq.run(case.scenario, replications=case.replications * scale_reps)
+    rows = []
+    for chk in case.checks:
+        rows.append({"case": case.name, "group": case.group, "quantity": chk.quantity,
+                     "values": _values(res.replications, chk.measure), "theory": chk.theory,
+                     "theory_values": None, "model": chk.model, "allowance": chk.allowance})
+    return {"rows": rows, "cpu": time.process_time() - started}
+
+
+def _run_referee(case: RefereeCase, scale_reps: int) -> dict[str, Any]:
+    import simq
+
+    started = time.process_time()
+    reps = case.replications * scale_reps
+    res = simq.run(case.scenario, replications=reps)
+    until = float(case.scenario["run"]["until"])
+    warmup = float(case.scenario["run"]["warmup"])
+    seed = int(case.scenario["run"]["seed"])
+    ciw = [case.ciw_run(seed * 1000 + r, until, warmup) for r in range(reps)]
+    rows = []
+    for q, measure in case.measures.items():
+        rows.append({"case": case.name, "group": "referee (Ciw)", "quantity": q,
+                     "values": _values(res.replications, measure), "theory": math.nan,
+                     "theory_values": np.array([c[q] for c in ciw]), "model": case.model,
+                     "allowance": EXACT})
+    return {"rows": rows, "cpu": time.process_time() - started}
+
+
+def _run_index(kind: str, index: int, scale: float, scale_reps: int) -> dict[str, Any]:
+    # Cases hold closures, which do not pickle: a worker rebuilds the list and picks one.
+    if kind == "case":
+        return _run_case(cases(scale)[index], scale_reps)
+    return _run_referee(referee_cases(scale / 2)[index], scale_reps)
+
+
+def _judge(row: dict[str, Any], level: float) -> dict[str, Any]:
+    x = row["values"]
+    m = float(np.mean(x)) if len(x) else math.nan
+    h95 = _half(x, 0.95)
+    hb = _half(x, level)
+    theory, t_h95 = row["theory"], math.nan
+    if row["theory_values"] is not None:
+        y = row["theory_values"]
+        theory = float(np.mean(y))
+        t_h95 = _half(y, 0.95)
+        hb = math.hypot(hb, _half(y, level))
+    tol = hb + row["allowance"] * abs(theory)
+    ok = bool(math.isfinite(m) and math.isfinite(theory) and abs(m - theory) <= tol)
+    if not ok and math.isfinite(m) and m == theory:
+        ok = True  # e.g. a utilization of exactly 1 in overload, with zero spread
+    err = (m - theory) / abs(theory) if theory else math.nan
+    return {"case": row["case"], "group": row["group"], "quantity": row["quantity"],
+            "measured": m, "ci95": h95, "theory": theory, "theory_ci95": t_h95,
+            "model": row["model"], "error": err, "tolerance": tol, "pass": ok}
+
+
+def case_names(thorough: bool = False) -> list[str]:
+    """Names of every case the suite would run (referee cases included)."""
+    scale = 4.0 if thorough else 1.0
+    return [c.name for c in cases(scale)] + [r.name for r in referee_cases(scale / 2)]
+
+
+def run_suite(*, thorough: bool = False, jobs: int | None = None,
+              only: str | None = None, progress: Callable[[str], None] | None = None) -> Suite:
+    """Run the built-in cases (and, if Ciw is installed, the referee cases)."""
+    scale, scale_reps = (4.0, 2) if thorough else (1.0, 1)
+    wall = time.perf_counter()
+    todo: list[tuple[str, int, Any]] = [("case", i, c) for i, c in enumerate(cases(scale))]
+    skipped: list[str] = []
+    refs = referee_cases(scale / 2)
+    if available():
+        # Short referee runs are part of the tests; the suite runs them when thorough.
+        if thorough:
+            todo += [("referee", i, r) for i, r in enumerate(refs)]
+        else:
+            skipped += [f"{r.name} (run with --thorough)" for r in refs]
+    else:
+        skipped += [f"{r.name} (Ciw is not installed: pip install -e '.[dev]')" for r in refs]
+    if only:
+        todo = [t for t in todo if only.lower() in t[2].name.lower()]
+        skipped = [x for x in skipped if only.lower() in x.lower()]
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    results: list[dict[str, Any]] = []
+    if jobs == 1:
+        for kind, i, c in todo:
+            results.append(_run_index(kind, i, scale, scale_reps))
+            if progress:
+                progress(c.name)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_run_index, k, i, scale, scale_reps) for k, i, _ in todo]
+            for (_, _, c), fut in zip(todo, futures, strict=True):
+                results.append(fut.result())
+                if progress:
+                    progress(c.name)
+    rows = [r for res in results for r in res["rows"]]
+    n = max(1, len(rows))
+    level = 1.0 - ALPHA / n
+    table = pd.DataFrame([_judge(r, level) for r in rows], columns=COLUMNS)
+    return Suite(table, thorough, n, level, sum(r["cpu"] for r in results),
+                 time.perf_counter() - wall, skipped)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if isinstance(x, bool | np.bool_):
+        return "pass" if x else "FAIL"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "-"
+        if math.isinf(x):
+            return "inf"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _rows(suite: Suite) -> list[list[str]]:
+    out = []
+    for r in suite.table.to_dict("records"):
+        meas = f"{_fmt(r['measured'])} ± {_fmt(r['ci95'], 2)}"
+        th = _fmt(r["theory"]) + (f" ± {_fmt(r['theory_ci95'], 2)}"
+                                  if math.isfinite(r["theory_ci95"]) else "")
+        err = "-" if not math.isfinite(r["error"]) else f"{100 * r['error']:+.2f}%"
+        out.append([r["case"], r["quantity"], meas, th, r["model"], err, _fmt(bool(r["pass"]))])
+    return out
+
+
+HEADER = ["case", "quantity", "measured ± 95% CI", "theory", "model", "error", "pass"]
+
+
+def footer(suite: Suite) -> list[str]:
+    fails = int((~suite.table["pass"]).sum())
+    cases_n = suite.table["case"].nunique()
+    return [
+        f"{len(suite.table)} checks in {cases_n} cases: "
+        f"{len(suite.table) - fails} pass, {fails} fail"
+        f" ({'thorough' if suite.thorough else 'default'} suite, "
+        f"{suite.cpu_seconds:.0f} s CPU, {suite.wall_seconds:.0f} s wall).",
+        f"Pass rule: |measured − theory| ≤ the {100 * suite.level:.3f}% Student-t half-width "
+        f"over the replications (Bonferroni: 5% over {suite.checks} checks) + an allowance of "
+        f"1% of theory for exact results, 20% for Kingman and Allen–Cunneen. "
+        "For Ciw referee rows the theory column is Ciw's mean ± 95% CI and the interval "
+        "combines both simulators' half-widths.",
+        *[f"Skipped: {s}" for s in suite.skipped],
+    ]
+
+
+def format_table(suite: Suite) -> str:
+    """The suite as aligned text (what ``simq validate`` prints)."""
+    rows = _rows(suite)
+    widths = [max(len(x[i]) for x in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n\n" + "\n".join(footer(suite))
+
+
+def markdown(suite: Suite) -> str:
+    """The suite as a Markdown table with the pass rule underneath."""
+    esc = [[c.replace("|", "\\|") for c in r] for r in _rows(suite)]
+    lines = ["# simq validation", "",
+             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in esc]
+    lines += ["", *[f"{x}  " for x in footer(suite)]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(suite: Suite, out: str | Path, *, force: bool = False) -> Path:
+    """Write validation.csv and validation.md into ``out`` (the folder-safety rule of run)."""
+    from simq.report import prepare_dir, write_atomic
+
+    folder = prepare_dir(out, "validate", force=force)
+    csv = suite.table.to_csv(index=False, float_format="%.6g")
+    write_atomic(folder / "validation.csv", csv)
+    write_atomic(folder / "validation.md", markdown(suite))
+    return folder

@@ -1,0 +1,80 @@
+"""simq validate: the table, the files, the exit codes, the pass rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simq.cli import main
+from simq.validate import cases as cases_module
+from simq.validate.cases import cases
+
+validate_pkg = sys.modules["simq.validate"]
+
+
+def test_the_default_suite_has_the_canonical_cases() -> None:
+    names = [c.name for c in cases()]
+    assert len(names) >= 25 and len(set(names)) == len(names)
+    groups = {c.group for c in cases()}
+    assert {"M/M/1", "M/M/c", "M/G/1", "blocking", "loss", "Jackson", "overload",
+            "links", "approximate"} <= groups
+    for c in (2, 5, 10):
+        assert any(n.startswith(f"M/M/{c} ") for n in names)
+    # Little's law is checked at every queue of every case that has waiting.
+    little = [chk for c in cases() for chk in c.checks if "Little" in chk.quantity]
+    assert len(little) >= 20
+
+
+def test_validate_writes_csv_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    out = tmp_path / "v"
+    rc = main(["validate", "--only", "M/M/1 rho=0.3", "--out", str(out), "--jobs", "1",
+               "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "M/M/1 rho=0.3" in text and "Pass rule" in text
+    table = pd.read_csv(out / "validation.csv")
+    assert set(table["case"]) == {"M/M/1 rho=0.3"}
+    assert table["pass"].all()
+    md = (out / "validation.md").read_text()
+    assert md.startswith("# simq validation") and "| case | quantity |" in md
+    assert "Bonferroni" in md
+
+
+def test_a_wrong_theory_fails_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    def wrong(scale: float = 1.0) -> list[cases_module.Case]:
+        c = cases(scale)[0]
+        bad = dataclasses.replace(c.checks[0], theory=c.checks[0].theory * 1.5)
+        return [dataclasses.replace(c, checks=[bad])]
+
+    monkeypatch.setattr(validate_pkg, "cases", wrong)
+    rc = main(["validate", "--only", "rho=0.3", "--out", str(tmp_path / "v"), "--jobs", "1",
+               "--quiet"])
+    assert rc == 1
+    table = pd.read_csv(tmp_path / "v" / "validation.csv")
+    assert not table["pass"].any()
+
+
+def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--only", "no such case", "--out", str(tmp_path / "a")]) == 2
+    assert "--only" in capsys.readouterr().err
+    assert main(["validate", "--jobs", "0", "--out", str(tmp_path / "b")]) == 2
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    assert main(["validate", "--only", "rho=0.3", "--out", str(foreign)]) == 2
+    assert (foreign / "notes.txt").read_text() == "keep"
+    assert not (foreign / "validation.csv").exists()
+
+
+def test_referee_cases_are_skipped_with_a_message_without_ciw(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validate_pkg, "available", lambda: False)
+    suite = validate_pkg.run_suite(thorough=True, jobs=1, only="G/G/2")
+    assert suite.table.empty
+    assert any("Ciw is not installed" in s for s in suite.skipped)
