@@ -56,6 +56,14 @@ def sweep(opts: Options, scenario: Any, grid: Mapping[str, Any], *, replications
           seed: int = 1) -> pd.DataFrame:
     """The aggregated table of a sweep run in a scratch folder (the per-point files of a
     sweep are not results worth keeping; the table is)."""
+    return sweep_tables(opts, scenario, grid, replications=replications,
+                        overrides=overrides, zip_paths=zip_paths, seed=seed)[0]
+
+
+def sweep_tables(opts: Options, scenario: Any, grid: Mapping[str, Any], *, replications: int,
+                 overrides: Mapping[str, Any] | None = None, zip_paths: bool = False,
+                 seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The aggregated and the tidy (one row per replication) tables of a sweep."""
     with tempfile.TemporaryDirectory() as tmp:
         res = simq.sweep(scenario, grid, replications=replications, seed=seed,
                          overrides=overrides, executor=opts.executor, workers=opts.workers,
@@ -63,7 +71,7 @@ def sweep(opts: Options, scenario: Any, grid: Mapping[str, Any], *, replications
         errors = res.tidy["error"].dropna()
         if len(errors):
             raise RuntimeError(f"{len(errors)} sweep runs failed: {errors.iloc[0]}")
-        return res.aggregated.copy()
+        return res.aggregated.copy(), res.tidy.copy()
 
 
 def fmt(x: Any, digits: int = 4) -> str:

@@ -32,7 +32,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     loads = [0.2, 0.5, 0.8] if opts.quick else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
                                                   0.85, 0.9, 0.95]
     reps = 2 if opts.quick else 10
-    until = 2000 if opts.quick else 40000
+    until = 1000 if opts.quick else 40000
     rows = []
     for model, (file, c) in MODELS.items():
         rates = [round(rho * c, 6) for rho in loads]

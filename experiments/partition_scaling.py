@@ -50,8 +50,8 @@ def theory_latency(share: np.ndarray, consumers: int) -> tuple[float, float, flo
 def run(argv: Sequence[str] | None = None) -> int:
     opts = common.options(NAME, argv, __doc__)
     reps = 2 if opts.quick else 8
-    until = 1000 if opts.quick else 20000
-    counts = [3, 6, 12] if opts.quick else [1, 2, 3, 4, 6, 8, 12, 16]
+    until = 600 if opts.quick else 20000
+    counts = [3, 12] if opts.quick else [1, 2, 3, 4, 6, 8, 12, 16]
     scenario = {
         "name": "partition-scaling",
         "run": {"until": until, "warmup": until / 10, "seed": 1},
