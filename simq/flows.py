@@ -116,6 +116,8 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     if topic is None:
         # A schedule reads as its time-average count, autoscaling as its maximum.
         count = nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
+        if c.slow is not None:  # slow workers (docs/reliability.md) count for less
+            return (count - c.slow.workers + c.slow.workers / c.slow.factor) * rate, round(count)
         return count * rate, round(count)
     # A consumer owning several partitions serves them as one line: on paper each gets
     # the consumer's time in proportion to its key share, so every partition it owns is
@@ -152,12 +154,28 @@ def _network(sc: Scenario) -> _Network:
             share = per_group[(q, g)] / cap[i]
             groups[q].append((g, share))
             service[i] += share * service_mean(c)
+            ok = 1.0 - c.failure  # a failed processing (docs/reliability.md) goes back...
+            if c.failure and c.ack == "manual":
+                f, k = c.failure, c.max_attempts
+                # (poison messages are left out of these nominal rates)
+                # ...to the queue, but after k attempts to the dead-letter queue: per
+                # processing p^k (1 - p) / (1 - p^k), so a message makes (1 - p^k)/(1 - p)
+                # visits and p^k of them are dead-lettered.
+                dead = 0.0 if k is None else f**k * (1 - f) / (1 - f**k)
+                P[i, i] += share * (f - dead)
+                dlq = sc.queues[q].dead_letter
+                if dlq is not None and drains.get(dlq):
+                    P[i, idx[dlq]] += share * dead
+                else:
+                    leave[i] += share * dead
+            else:
+                leave[i] += share * c.failure  # auto ack: lost
             for dest, p in c.routes:
                 if dest is None:
-                    leave[i] += share * p
+                    leave[i] += share * p * ok
                 else:
                     for q2, copies in sc.resolve(dest):
-                        P[i, idx[q2]] += share * p * copies
+                        P[i, idx[q2]] += share * p * copies * ok
     return _Network(names, cap, servers, P, service, leave, groups)
 
 

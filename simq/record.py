@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "FETCH", "LOST",
-           "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records"]
+__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
+           "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
@@ -29,9 +29,32 @@ OUTCOMES = {
 }
 
 # Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT = 0, 1, 2, 3, 4, 5, 6
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE = range(9)
 STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
-          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit"}
+          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit", PERSIST: "persist",
+          REPLICATE: "replicate"}
+
+# Reliability event codes (docs/reliability.md), logged only when those features are on.
+# The component is a consumer group for ATTEMPT, FAILED, DUPLICATE, DISCARDED, CRASH,
+# RESTART and CRASH_LOST, a queue for REQUEUED, EXPIRED_AT and DEAD_LETTER.
+# For a producer with a send timeout, the component is the producer and the id the
+# message's first send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran
+# out), RETRIED (a new send; the copy's own id is in `copies`), GAVE_UP (no send left).
+# Faults of a queue (OUTAGE, BACK, OUTAGE_LOST: a message an in-memory queue lost) and of
+# a link (CUT, HEALED), with id -1 except for OUTAGE_LOST.
+(ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART,
+ CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT,
+ HEALED) = range(18)
+EVENTS = {ATTEMPT: "attempt", REQUEUED: "requeued", FAILED: "failed", DUPLICATE: "duplicate",
+          DISCARDED: "discarded", DEAD_LETTER: "dead_letter", CRASH: "crash",
+          RESTART: "restart", CRASH_LOST: "crash_lost", ACKED: "acked",
+          TIMED_OUT: "timed_out", RETRIED: "retried", GAVE_UP: "gave_up", OUTAGE: "outage",
+          BACK: "back", OUTAGE_LOST: "outage_lost", CUT: "cut", HEALED: "healed"}
+# A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
+REAPED = -2
+# A finished row's component for a message lost outside any link (a consumer crash, or a
+# failure under auto ack): links own indices >= 0.
+NOWHERE = -2
 
 
 @dataclass
@@ -60,6 +83,10 @@ class Recorder:
     workers: list[tuple[float, int, int, int]] = field(default_factory=list)
     # (id, link index, time): a message lost on a link that resends after a timeout.
     retransmits: list[tuple[int, int, float]] = field(default_factory=list)
+    # (id, event code, component index, time): see EVENTS; id -1 for a crash or restart.
+    events: list[tuple[int, int, int, float]] = field(default_factory=list)
+    # (producer index, start, end): a producer held up by backpressure (end NaN: still).
+    blocked: list[tuple[int, float, float]] = field(default_factory=list)
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
@@ -91,6 +118,24 @@ class Records:
     parent: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     batches: dict[str, np.ndarray] = field(default_factory=dict)
     retransmits: dict[str, np.ndarray] = field(default_factory=dict)
+    events: dict[str, np.ndarray] = field(default_factory=dict)
+    blocked: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def count(self, code: int, where: int | None = None, t0: float = -np.inf,
+              t1: float = np.inf) -> int:
+        """How many reliability events of a kind (at one component, in [t0, t1])."""
+        e = self.events
+        at = (e["kind"] == code) & (e["t"] >= t0) & (e["t"] <= t1)
+        if where is not None:
+            at &= e["where"] == where
+        return int(at.sum())
+
+    def per_message(self, code: int) -> np.ndarray:
+        """For each message, how many events of a kind it had."""
+        e = self.events
+        ids = e["id"][e["kind"] == code]
+        return np.bincount(ids, minlength=len(self.sent)) if len(ids) else np.zeros(
+            len(self.sent), dtype=np.int64)
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
@@ -114,8 +159,11 @@ class Records:
         parent[copies["id"]] = copies["parent"]
         batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
         retransmits = _cols(rec.retransmits, ("id", "link", "t"), "iif")
+        events = _cols(rec.events, ("id", "kind", "where", "t"), "iiif")
+        blocked = _cols(rec.blocked, ("producer", "start", "end"), "iff")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, workers, stages, parent, batches, retransmits)
+                   outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
+                   events, blocked)
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -16,11 +16,11 @@ from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
 from simq.peak import has_peak_features
+from simq.record import ATTEMPT, OUTCOMES, REQUEUED, Records
 from simq.record import DELIVERED as OUTCOMES_DELIVERED
-from simq.record import OUTCOMES, Records
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci, mser, verdict
-from simq.summary import breakdown_columns, summarise, timeseries_columns
+from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 from simq.theory.predict import Prediction, predict
 
 __all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
@@ -321,6 +321,35 @@ class RunResult:
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
+    @property
+    def faults(self) -> pd.DataFrame:
+        """One row per fault (outage, partition, crash spell) and replication: component,
+        kind, start, end, and recovery (seconds from the end until the messages in the
+        system are back to their number at the start; docs/reliability.md)."""
+        rows = [(r.index, *row) for r in self.replications
+                for row in fault_rows(r.records, self.scenario)]
+        return pd.DataFrame(rows, columns=["replication", "component", "kind", "start", "end",
+                                           "recovery"])
+
+    def around_faults(self, before: float = 60.0, after: float | None = None) -> pd.DataFrame:
+        """The time series around each fault: rows from ``before`` seconds before it
+        starts until ``after`` seconds after it ends (default: its recovery, or as long as
+        the fault), with the fault's row number in `fault` and the time since its start."""
+        ts = self.timeseries
+        frames = []
+        for k, f in self.faults.iterrows():
+            tail = after if after is not None else (
+                f["recovery"] if f["recovery"] == f["recovery"] else f["end"] - f["start"])
+            mine = ts[(ts["replication"] == f["replication"])
+                      & (ts["time"] >= f["start"] - before)
+                      & (ts["time"] <= f["end"] + tail)].copy()
+            mine.insert(0, "fault", k)
+            mine.insert(2, "since_start", mine["time"] - f["start"])
+            frames.append(mine)
+        if not frames:
+            return ts.iloc[0:0].assign(fault=[], since_start=[])
+        return pd.concat(frames, ignore_index=True)
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
@@ -348,6 +377,9 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
         "parent": rec.parent,  # -1, or the message a fan-out copy was made from
+        # Reliability (docs/reliability.md): times a consumer started on it, times given back.
+        "attempts": rec.per_message(ATTEMPT),
+        "redeliveries": rec.per_message(REQUEUED),
     })
     for col, values in breakdown_columns(rec).items():
         frame[col] = values
@@ -401,12 +433,29 @@ def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
             # held back (at exactly capacity it is stable, with some drops).
             if q.effective_arrival > q.capacity and not fits:
                 policy = sc.queues[q.name].overflow
-                fate = "holds back its senders" if policy == "block" else "drops messages"
+                if policy == "block":
+                    fate, see = "holds back its senders", "producers.NAME.blocked_fraction"
+                else:
+                    fate, see = "drops messages", f"queues.{q.name}.drop_fraction"
                 out.append(
                     f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
                     f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
-                    f"(about {q.growth:.4g} msg/s; see queues.{q.name}.drop_fraction)"
+                    f"(about {q.growth:.4g} msg/s; see {see})"
                 )
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and (
+                sc.queues[q.name].ttl is not None
+                or any(p.ttl is not None for p in sc.producers.values())):
+            # Expiry sheds the excess (docs/reliability.md): the line stays bounded.
+            out.append(
+                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                f"consumers serve {q.capacity:.4g} msg/s: about {q.growth:.4g} msg/s "
+                f"expire (ttl; see messages.expired)")
+        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and any(
+                p.credits is not None and p.to == q.name for p in sc.producers.values()):
+            out.append(
+                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
+                f"consumers serve {q.capacity:.4g} msg/s: credits hold its senders back "
+                f"(see producers.NAME.blocked_fraction)")
         elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
             out.append(
                 f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "

@@ -36,6 +36,14 @@ from simq.peakspec import (
     mean_interarrival,
 )
 from simq.peakspec import prepare as _prepare_peak
+from simq.relspec import (
+    BackoffSpec,
+    CrashSpec,
+    DurabilitySpec,
+    FaultSpec,
+    SendRetrySpec,
+    SlowSpec,
+)
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -105,6 +113,10 @@ class ProducerSpec(BaseModel):
     batch_size: PositiveFloat | None = None
     linger: NonNegFloat = 0.0
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
+    ttl: PositiveFloat | None = None  # per-message time-to-live from sending (reliability)
+    timeout: PositiveFloat | None = None  # give up waiting for the ack after this long
+    credits: Annotated[int, Field(ge=1)] | None = None  # flow control: messages not yet taken
+    retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
 
     _parse_dists = field_validator(
         "interarrival", "size", "think", "encode", "reply", mode="before"
@@ -150,9 +162,23 @@ class ProducerSpec(BaseModel):
                              "(`batch_size` needs mode async or window)")
         if "linger" in given and self.batch_size is None:
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
-        if "reply" in given and self.mode == "async":
-            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window")
+        if "reply" in given and self.mode == "async" and self.timeout is None:
+            raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window "
+                             "(or a send `timeout`)")
+        if self.timeout is not None and (self.mode != "async" or self.batch_size is not None):
+            raise ValueError("a send `timeout` needs mode: async without batch_size")
+        if self.credits is not None and (self.mode != "async" or self.timeout is not None
+                                         or self.batch_size is not None):
+            raise ValueError("`credits` (flow control) needs mode: async, without timeout or "
+                             "batch_size")
+        if self.retry is not None and self.timeout is None:
+            raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
         return self
+
+    @property
+    def wants_ack(self) -> bool:
+        """Senders that learn when their message was processed (waiting or timing out)."""
+        return self.mode != "async" or self.timeout is not None
 
     @property
     def waits_for_reply(self) -> bool:
@@ -169,13 +195,35 @@ class QueueSpec(BaseModel):
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
     discipline: Literal["fifo", "priority"] = "fifo"
     backlog: BacklogSpec | None = None  # messages waiting at time 0 (docs/peak.md)
+    # Reliability (docs/reliability.md): time-to-live and where failed messages go.
+    ttl: PositiveFloat | None = None
+    expiry: Literal["head", "anywhere"] = "head"
+    dead_letter: str | None = None
+    outages: FaultSpec | None = None  # the broker (this queue) unavailable for a while
+    persistent: bool = True  # an outage keeps the messages (False: in memory, lost)
+    when_down: Literal["block", "drop"] = "block"  # what senders meet during an outage
+    durability: DurabilitySpec | None = None  # disk writes and replication per enqueue
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
         if self.discipline == "priority" and self.overflow == "drop-oldest":
             raise ValueError("drop-oldest would evict the message served next in a priority "
                              "queue; use drop-new or block")
+        for key in ("persistent", "when_down"):
+            if key in self.model_fields_set and self.outages is None:
+                raise ValueError(f"`{key}` needs `outages` (when the broker is down)")
+        if "expiry" in self.model_fields_set and self.ttl is None:
+            raise ValueError("`expiry` needs `ttl` (seconds a message may wait)")
+        if self.expiry == "anywhere" and self.discipline == "priority":
+            raise ValueError("expiry: anywhere needs a FIFO queue (the oldest message expires "
+                             "first); use expiry: head with a priority queue")
         return self
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the queue needs the reliability machinery (expiry, dead letters)."""
+        return (self.ttl is not None or self.dead_letter is not None
+                or self.outages is not None)
 
     @field_validator("capacity", mode="before")
     @classmethod
@@ -206,12 +254,41 @@ class ConsumerSpec(BaseModel):
     decode: Distribution | None = None
     batch: Annotated[int, Field(ge=1)] = 1
     prefetch: Annotated[int, Field(ge=1)] | None = None
+    # Reliability (docs/reliability.md): acks, failures, retries, duplicates, crashes.
+    ack: Literal["auto", "manual"] = "auto"
+    visibility_timeout: PositiveFloat | None = None
+    failure: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    poison: Annotated[float, Field(ge=0, le=1)] = 0.0
+    slow: SlowSpec | None = None
+    max_attempts: Annotated[int, Field(ge=1)] | None = None
+    backoff: BackoffSpec | None = None
+    dedup: bool = False
+    crashes: CrashSpec | None = None
 
     @model_validator(mode="after")
     def _fetching(self) -> ConsumerSpec:
         if self.prefetch is not None and self.batch > 1:
             raise ValueError("give `prefetch` or `batch`, not both")
+        if self.visibility_timeout is not None and self.ack != "manual":
+            raise ValueError("`visibility_timeout` needs ack: manual (an auto-acked message "
+                             "is gone from the broker when delivered)")
+        if self.slow is not None and self.slow.workers > self.count:
+            raise ValueError(f"slow.workers must be <= count ({self.count}), got "
+                             f"{self.slow.workers}")
+        if self.poison > 0 and self.ack == "manual" and self.max_attempts is None:
+            raise ValueError("a poison message fails every time: with ack: manual it needs "
+                             "`max_attempts`, or it would be retried forever")
+        for key in ("max_attempts", "backoff"):
+            if key in self.model_fields_set and self.ack != "manual":
+                raise ValueError(f"`{key}` needs ack: manual (with auto ack a failed message "
+                                 "is lost, never retried)")
         return self
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the group needs the reliability machinery (a slower worker loop)."""
+        return (self.ack != "auto" or self.failure > 0 or self.dedup
+                or self.crashes is not None or self.poison > 0 or self.slow is not None)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -265,6 +342,8 @@ class LinkSpec(BaseModel):
     loss: Annotated[float, Field(ge=0, lt=1)] = 0.0
     retransmit: PositiveFloat | None = None
     shares: str | None = None
+    partitions: FaultSpec | None = None  # the link down for a while (docs/reliability.md)
+    when_cut: Literal["hold", "lose"] = "hold"  # messages sent while it is down
 
     _parse_dists = field_validator("latency", mode="before")(_dist)
 
@@ -272,6 +351,8 @@ class LinkSpec(BaseModel):
     def _shared(self) -> LinkSpec:
         if self.shares is not None and "bandwidth" in self.model_fields_set:
             raise ValueError("a link that `shares` another's bandwidth has none of its own")
+        if "when_cut" in self.model_fields_set and self.partitions is None:
+            raise ValueError("`when_cut` needs `partitions` (when the link is down)")
         return self
 
     @field_validator("bandwidth", mode="before")
@@ -478,7 +559,7 @@ def _check_references(m: Model) -> None:
     for n, p in m.producers.items():
         need_dest(f"producers.{n}.to", p.to)
         fanout = m.topics.get(p.to)
-        if p.waits_for_reply and fanout is not None and fanout.subscribers is not None:
+        if p.wants_ack and fanout is not None and fanout.subscribers is not None:
             raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
                                 f"fan-out topic {p.to!r} makes several copies", p.to)
     for n, c in m.consumers.items():
@@ -547,8 +628,54 @@ def _check_references(m: Model) -> None:
             raise ScenarioError(
                 f"links.{key}", f"a link from a queue to its consumers needs "
                 f"consumers.{b}.prefetch (how many unacknowledged messages it may hold)")
+    _check_reliability(m)
     _check_no_cycle(m)
     _check_replies(m)
+
+
+def _check_reliability(m: Model) -> None:
+    """Dead-letter names, and the groups the reliability features work with."""
+    for n, p in m.producers.items():
+        if p.credits is None:
+            continue
+        q = m.queues.get(p.to)
+        link = m.links.get(f"{n}->{p.to}")
+        if (q is None or q.ttl is not None or q.dead_letter is not None or p.ttl is not None
+                or (q.outages is not None and not q.persistent)
+                or (q.outages is not None and q.when_down == "drop")
+                or (math.isfinite(q.capacity) and q.overflow != "block")
+                or (link is not None and (link.loss > 0 and link.retransmit is None
+                                          or link.partitions is not None
+                                          and link.when_cut == "lose"))):
+            raise ScenarioError(
+                f"producers.{n}.credits", "a credit comes back when a consumer takes the "
+                "message: the producer must send to a queue that never drops, expires or "
+                "loses (capacity .inf or overflow: block; no ttl, dead_letter, in-memory "
+                "outage; no lossy link)", p.credits)
+    for key, link in m.links.items():
+        if link.partitions is not None and key.partition("->")[0] in m.queues:
+            raise ScenarioError(f"links.{key}.partitions", "a queue->consumer (prefetch) "
+                                "link cannot be partitioned; partition the sender's link")
+        if link.partitions is not None and link.when_cut == "lose":
+            for n, p in m.producers.items():
+                if p.waits_for_reply:
+                    raise ScenarioError(f"links.{key}.when_cut", f"producer {n!r} (mode "
+                                        f"{p.mode}) waits for every reply; a partition that "
+                                        "loses messages would stall it", "lose")
+    for n, q in m.queues.items():
+        if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
+            others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"
+            raise ScenarioError(f"queues.{n}.dead_letter",
+                                f"names another queue (queues: {others})", q.dead_letter)
+    for n, c in m.consumers.items():
+        if not c.reliable and not m.queues.get(c.source, QueueSpec()).reliable:
+            continue
+        if c.source not in m.queues or c.prefetch is not None or c.batch > 1 or (
+                c.schedule is not None or c.autoscale is not None):
+            raise ScenarioError(
+                f"consumers.{n}", "acks, failures, crashes, dedup and queue ttl/dead_letter "
+                "work with plain groups reading a queue (not with a partitioned topic, "
+                "prefetch, batch, schedule or autoscale)")
 
 
 def _check_replies(m: Model) -> None:
@@ -578,6 +705,16 @@ def _check_replies(m: Model) -> None:
                     continue
                 seen.add(q)
                 spec = all_queues[q]
+                if spec.reliable or p.ttl is not None:
+                    raise ScenarioError(
+                        f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
+                        f"messages that expire or are dead-lettered (queue {q!r}) would stall "
+                        "it", p.mode)
+                for g in drains[q]:
+                    if m.consumers[g].reliable:
+                        raise ScenarioError(
+                            f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
+                            f"consumer {g!r} may fail, crash or duplicate messages", p.mode)
                 if math.isfinite(spec.capacity) and spec.overflow != "block":
                     where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
                     raise ScenarioError(

@@ -16,12 +16,28 @@ import numpy as np
 from simq.engine import Outcome
 from simq.peak import queue_peak, worker_seconds, workers_at
 from simq.record import (
+    ACKED,
+    ATTEMPT,
+    BACK,
+    CRASH,
+    CRASH_LOST,
+    CUT,
+    DEAD_LETTER,
     DEAD_LETTERED,
     DELIVERED,
+    DISCARDED,
     DROPPED,
+    DUPLICATE,
     EXPIRED,
+    FAILED,
+    GAVE_UP,
+    HEALED,
     LOST,
+    OUTAGE,
+    REQUEUED,
+    RETRIED,
     STAGES,
+    TIMED_OUT,
     Records,
     level_at,
     level_max,
@@ -30,13 +46,13 @@ from simq.record import (
 from simq.scenario import Scenario
 from simq.stats import slope
 
-__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "summarise",
+__all__ = ["BREAKDOWN", "ConservationError", "breakdown_columns", "fault_rows", "summarise",
            "timeseries_columns"]
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
-BREAKDOWN = ("encode", "batch", "link", "retransmit", "wait", "buffer", "service", "decode",
-             "reply", "other")
+BREAKDOWN = ("encode", "batch", "link", "retransmit", "persist", "replicate", "wait", "buffer",
+             "service", "decode", "reply", "other")
 
 
 class ConservationError(RuntimeError):
@@ -91,7 +107,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         "lost": int((o == LOST).sum()),
         "expired": int((o == EXPIRED).sum()),
         "dead_lettered": int((o == DEAD_LETTERED).sum()),
-        "duplicates": 0,
+        "duplicates": rec.count(DUPLICATE) + _resent_twice(rec, sc),
         "in_flight": int(out.in_flight),
     }
     accounted = sum(v for k, v in counts.items() if k not in {"produced", "duplicates"})
@@ -121,6 +137,11 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     # (only where a fan-out topic exists, so plain summaries keep their shape).
     if any(t.subscribers is not None for t in sc.topics.values()):
         counts["copies"] = int((rec.parent >= 0).sum())
+    # Not outcomes (a message may have several): requeues, and dedup's discarded copies.
+    counts["redelivered"] = rec.count(REQUEUED)
+    counts["discarded"] = rec.count(DISCARDED)
+    if any(p.timeout is not None for p in sc.producers.values()):
+        counts["retries"] = rec.count(RETRIED)
     summary: dict[str, Any] = {
         "messages": counts,
         "throughput": float((delivered & done_in_window).sum() / span),
@@ -149,6 +170,21 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "latency_mean": lat[0],
             "latency_p95": lat[1],
         }
+        b = rec.blocked
+        mine_b = b["producer"] == pi
+        ends = np.where(np.isnan(b["end"][mine_b]), rec.t_end, b["end"][mine_b])
+        held = float(overlap(b["start"][mine_b], ends, t0, t1).sum())
+        # Backpressure: seconds this producer (summed over its sync clients) was held up.
+        summary["producers"][name]["blocked_time"] = held
+        summary["producers"][name]["blocked_fraction"] = held / span
+        if prod.timeout is not None:
+            # Goodput: messages whose ack reached the sender in time, per second.
+            summary["producers"][name].update({
+                "goodput": rec.count(ACKED, pi, t0, t1) / span,
+                "timed_out": rec.count(TIMED_OUT, pi, t0, t1),
+                "retries": rec.count(RETRIED, pi, t0, t1),
+                "gave_up": rec.count(GAVE_UP, pi, t0, t1),
+            })
 
     v = rec.visits
     left = np.where(np.isnan(v["left"]), rec.t_end, v["left"])
@@ -163,7 +199,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         wait = (lft - arrived)[served]
         dropped_here = (o == DROPPED) & (rec.where == qi)
         dropped_win = int((dropped_here & done_in_window).sum())
-        evicted_win = int(((group < 0) & ~np.isnan(v["left"][at]) & (lft >= t0)
+        evicted_win = int(((group == -1) & ~np.isnan(v["left"][at]) & (lft >= t0)
                            & (lft <= t1)).sum())
         # Offered = entered the line + turned away at the door (drop-new); an evicted
         # message (drop-oldest) had entered, so it is not counted twice.
@@ -183,7 +219,22 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "peak_length": peak,
             "peak_time": peak_time,
             "drain_time": drain,
+            # Whole-window counts (docs/reliability.md): taken out by ttl, moved to the
+            # dead-letter queue (or dead-lettered without one), given back to the line.
+            "expired": int(((o == EXPIRED) & (rec.where == qi) & done_in_window).sum()),
+            "dead_lettered": rec.count(DEAD_LETTER, qi, t0, t1),
+            "redelivered": rec.count(REQUEUED, qi, t0, t1),
         }
+        spells = _fault_spells(rec, sc, name)
+        if spells is not None:
+            inside = [(a, b) for a, b in spells if t0 <= a <= t1]
+            rec_times = [_recovery(rec.sent, rec.done, a, b) for a, b in inside]
+            summary["queues"][name].update({
+                "faults": len(inside),
+                "down_time": float(sum(min(b, t1) - a for a, b in inside)),
+                "recovery_mean": float(np.mean(rec_times)) if rec_times else math.nan,
+                "recovery_max": float(np.max(rec_times)) if rec_times else math.nan,
+            })
 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
@@ -208,6 +259,15 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
             "service_mean": _stats(end[started_in] - start[started_in])[0],
             "worker_seconds": ws,
         }
+        if spec.reliable:
+            summary["consumers"][name].update({
+                "attempts": rec.count(ATTEMPT, gi, t0, t1),
+                "failures": rec.count(FAILED, gi, t0, t1),
+                "duplicates": rec.count(DUPLICATE, gi, t0, t1),
+                "discarded": rec.count(DISCARDED, gi, t0, t1),
+                "crashes": rec.count(CRASH, gi, t0, t1),
+                "lost": rec.count(CRASH_LOST, gi, t0, t1),
+            })
 
     h = rec.hops
     for li, name in enumerate(sc.links):
@@ -228,6 +288,98 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
                                   & (rec.retransmits["t"] <= t1)).sum()),
         }
     return summary
+
+
+def _spells(rec: Records, down: int, up: int, where: int) -> list[tuple[float, float]]:
+    """[start, end) of each period a component was down (end = t_end if never back)."""
+    e = rec.events
+    starts = e["t"][(e["kind"] == down) & (e["where"] == where)]
+    ends = e["t"][(e["kind"] == up) & (e["where"] == where)]
+    ends = np.r_[ends, [rec.t_end] * (len(starts) - len(ends))]
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float, float]]:
+    """Every fault of a replication: (component, kind, start, end, recovery seconds).
+
+    Kinds: `outage` (queues.NAME), `partition` (links.NAME), `crash` (consumers.NAME: a
+    spell with fewer workers up than the group has). Recovery is measured for faults that
+    stop a queue (outages, partitions, a group with no worker up), else NaN.
+    """
+    rows: list[tuple[str, str, float, float, float]] = []
+    for qi, (name, q) in enumerate(sc.queues.items()):
+        if q.outages is not None:
+            for a, b in _spells(rec, OUTAGE, BACK, qi):
+                rows.append((f"queues.{name}", "outage", a, b,
+                             _recovery(rec.sent, rec.done, a, b)))
+    for li, (name, lk) in enumerate(sc.links.items()):
+        if lk.partitions is not None:
+            for a, b in _spells(rec, CUT, HEALED, li):
+                rows.append((f"links.{name}", "partition", a, b,
+                             _recovery(rec.sent, rec.done, a, b)))
+    w = rec.workers
+    for gi, (name, c) in enumerate(sc.consumers.items()):
+        if c.crashes is None:
+            continue
+        at = w["group"] == gi
+        t, n = w["t"][at], w["online"][at]
+        short = n < c.count
+        for k in np.flatnonzero(short & np.r_[True, ~short[:-1]]):
+            later = np.flatnonzero((t > t[k]) & ~short)
+            end = float(t[later[0]]) if len(later) else rec.t_end
+            whole = bool((n[(t >= t[k]) & (t < end)] == 0).any())
+            rows.append((f"consumers.{name}", "crash", float(t[k]), end,
+                         _recovery(rec.sent, rec.done, float(t[k]), end) if whole
+                         else math.nan))
+    return sorted(rows, key=lambda r: r[2])
+
+
+def _fault_spells(rec: Records, sc: Scenario, queue: str) -> list[tuple[float, float]] | None:
+    """Periods in which `queue` could not take in or give out messages: its outages, its
+    inbound links cut, every worker of a group reading it down. None: no faults modelled."""
+    names = list(sc.queues)
+    spec = sc.queues[queue]
+    links = [i for i, k in enumerate(sc.links)
+             if k.partition("->")[2] == queue and sc.links[k].partitions is not None]
+    groups = [i for i, (g, c) in enumerate(sc.consumers.items())
+              if c.source == queue and c.crashes is not None]
+    if spec.outages is None and not links and not groups:
+        return None
+    out = _spells(rec, OUTAGE, BACK, names.index(queue)) if spec.outages is not None else []
+    for li in links:
+        out += _spells(rec, CUT, HEALED, li)
+    w = rec.workers
+    for gi in groups:
+        at = w["group"] == gi
+        t, n = w["t"][at], w["online"][at]
+        for k in np.flatnonzero((n == 0) & np.r_[True, n[:-1] > 0]):
+            later = np.flatnonzero((t > t[k]) & (n > 0))
+            out.append((float(t[k]), float(t[later[0]]) if len(later) else rec.t_end))
+    return sorted(out)
+
+
+def _recovery(arrived: np.ndarray, left: np.ndarray, start: float, end: float) -> float:
+    """Seconds from the end of a fault until the backlog (the intervals [arrived, left)
+    open: messages in the system) is back to its level when the fault began (NaN: not by
+    the end of the run). Messages held at a door or by a cut link count."""
+    before = level_at(arrived, left, np.array([start]))[0]
+    # The level only falls at departures: check the end of the fault, then each of them.
+    ends = np.where(np.isnan(left), np.inf, left)
+    times = np.r_[end, np.sort(ends[(ends > end) & np.isfinite(ends)])]
+    levels = level_at(arrived, left, times)
+    ok = np.flatnonzero(levels <= before)
+    return float(times[ok[0]] - end) if len(ok) else math.nan
+
+
+def _resent_twice(rec: Records, sc: Scenario) -> int:
+    """Messages of producers with a send timeout that more than one send delivered."""
+    timed = [i for i, p in enumerate(sc.producers.values()) if p.timeout is not None]
+    if not timed:
+        return 0
+    root = np.where(rec.parent >= 0, rec.parent, np.arange(len(rec.parent)))
+    hit = (rec.outcome == DELIVERED) & np.isin(rec.producer, timed)
+    per_root = np.bincount(root[hit], minlength=len(root)) if hit.any() else np.zeros(1)
+    return int((per_root > 1).sum())
 
 
 def _busy(rec: Records, gi: int, batch: bool, start: np.ndarray, end: np.ndarray,
@@ -267,4 +419,18 @@ def timeseries_columns(
     for li, name in enumerate(sc.links):
         at = h["link"] == li
         cols[f"link.{name}.in_transit"] = level_at(h["entered"][at], h["out"][at], times)
+    # Faults, as 1 (up) or 0 (down), for the components that can fail.
+    for qi, (name, qspec) in enumerate(sc.queues.items()):
+        if qspec.outages is not None:
+            cols[f"queue.{name}.up"] = _up_at(_spells(rec, OUTAGE, BACK, qi), times)
+    for li, (name, lspec) in enumerate(sc.links.items()):
+        if lspec.partitions is not None:
+            cols[f"link.{name}.up"] = _up_at(_spells(rec, CUT, HEALED, li), times)
     return cols
+
+
+def _up_at(spells: list[tuple[float, float]], times: np.ndarray) -> np.ndarray:
+    up = np.ones(len(times), dtype=np.int64)
+    for a, b in spells:
+        up[(times >= a) & (times < b)] = 0
+    return up

@@ -40,8 +40,9 @@ CONTRACT_FORMULA = {"text_formula", "predicted", "measured", "theory", "holds"}
 # `retransmitted` count.
 EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup"}
 EXTRA_LINK = {"retransmitted"}
-EXTRA_MESSAGES = {"lost"}
-EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time"}
+EXTRA_MESSAGES = {"lost", "redelivered", "discarded"}
+EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time",
+               "expired", "dead_lettered", "redelivered"}
 EXTRA_CONSUMER = {"worker_seconds"}  # online workers integrated over the window
 
 

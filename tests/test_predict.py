@@ -38,14 +38,27 @@ BUNDLED = {
     "autoscale.yaml": ("none", "none"),
     # Feedback with a constant-time retry stage: traffic equations, M/G/c per station.
     "routing.yaml": ("network with routing (M/G/c per station)", "approximate"),
+    # Two independent parts: a synchronous caller (a closed loop, MVA; its decode makes
+    # the station non-exponential) and an async poster behind an encoder (G/G/1).
+    "sync_vs_async.yaml": ("closed network (MVA) + encode/decode: G/G/1 (Kingman, "
+                           "approximate)", "approximate"),
+    # Poisson classes, one exponential worker, non-preemptive priorities: Cobham.
+    "priorities.yaml": ("M/G/1 non-preemptive priority (Cobham)", "exact"),
     # Semantics whose theory is not matched here (yet): none, naming the keys.
-    "sync_vs_async.yaml": ("none", "none"),
     "pubsub.yaml": ("none", "none"),
     "partitions.yaml": ("none", "none"),
-    "priorities.yaml": ("none", "none"),
     "batching.yaml": ("none", "none"),
     "prefetch.yaml": ("none", "none"),
     "shared_link.yaml": ("none", "none"),
+    # Reliability semantics (acks, retries, expiry, faults, durability, held senders).
+    "at_least_once.yaml": ("none", "none"),
+    "retries_dlq.yaml": ("none", "none"),
+    "consumer_crash.yaml": ("none", "none"),
+    "retry_storm.yaml": ("none", "none"),
+    "retry_storm_jitter.yaml": ("none", "none"),
+    "broker_outage.yaml": ("none", "none"),
+    "durability.yaml": ("none", "none"),
+    "backpressure.yaml": ("none", "none"),
 }
 
 
@@ -268,3 +281,68 @@ def test_a_crashing_matcher_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(predict_module, "MATCHERS", [Matcher("boom", boom)])
     p = predict(_base())
     assert p.kind == "none" and "boom" in p.reason
+
+
+def _sync(clients: int, count: int = 2, service: str = "exponential(mean=0.5)",
+          **extra: object) -> simq.Scenario:
+    return simq.load({
+        "run": {"until": 100},
+        "producers": {"app": {"to": "q", "mode": "sync", "clients": clients,
+                              "think": "exponential(mean=2)", **extra}},
+        "queues": {"q": {}},
+        "consumers": {"w": {"from": "q", "count": count, "service": service}},
+    })
+
+
+@pytest.mark.parametrize("clients", [1, 5, 20])
+def test_sync_clients_are_the_closed_network_of_mva(clients: int) -> None:
+    p = predict(_sync(clients))
+    m = theory.mva(clients, [0.5], think=2.0, servers=[2])
+    assert (p.model, p.kind) == ("closed network (MVA)", "exact")
+    assert p.throughput == pytest.approx(m.throughput)
+    assert p.latency_mean == pytest.approx(m.response_time)
+    q = p.queues["q"]
+    # What the queue's wait means in simq: residence at the group minus the service.
+    assert q.wait_mean == pytest.approx(m.residence_times[0] - 0.5)
+    assert q.length_mean == pytest.approx(m.throughput * q.wait_mean)
+
+
+def test_sync_delays_outside_the_queue_count_in_the_response_not_the_think() -> None:
+    p = predict(_sync(5, encode="constant(0.1)", reply="constant(0.2)"))
+    m = theory.mva(5, [0.5, 0.3], think=2.0, kinds=["queue", "delay"], servers=[2, 1])
+    assert p.latency_mean == pytest.approx(m.response_time)
+    # Non-exponential service: MVA's mean-value recursion is then an approximation.
+    assert predict(_sync(5, service="constant(0.5)")).kind == "approximate"
+
+
+def test_priority_classes_follow_cobham_per_class() -> None:
+    sc = simq.load(MODELS / "priorities.yaml")
+    p = predict(sc)
+    m = theory.priority_mg1([0.2, 0.4, 0.3], [1.0] * 3, [1.0] * 3)
+    assert p.queues["broker"].wait_mean == pytest.approx(m.wait_mean)
+    for w in m.wait_means:
+        assert f"{w:.4g}" in p.reason
+    # The same classes FIFO: the overall mean wait is the M/M/1 one (conservation law).
+    fifo = predict(sc.with_overrides({"queues.broker.discipline": "fifo",
+                                      "producers.payments.priority": 0,
+                                      "producers.notifications.priority": 0}))
+    assert fifo.queues["broker"].wait_mean == pytest.approx(m.wait_mean)
+
+
+def test_independent_parts_are_matched_one_by_one() -> None:
+    raw = {
+        "run": {"until": 100},
+        "producers": {"a": {"to": "qa", "rate": 0.5}, "b": {"to": "qb", "rate": 1.5}},
+        "queues": {"qa": {}, "qb": {}},
+        "consumers": {"wa": {"from": "qa", "rate": 1.0},
+                      "wb": {"from": "qb", "count": 2, "rate": 1.0}},
+    }
+    p = predict(simq.load(raw))
+    a, b = theory.mm1(0.5, 1.0), theory.mmc(1.5, 1.0, 2)
+    assert p.kind == "exact" and p.queues["qa"] == a and p.queues["qb"] == b
+    assert p.throughput == pytest.approx(2.0)
+    # Latency of a delivered message: the parts weighted by what each delivers.
+    assert p.latency_mean == pytest.approx((0.5 * a.sojourn_mean + 1.5 * b.sojourn_mean) / 2)
+    # One part without a model makes the whole "none", naming the part.
+    raw["consumers"]["wb"]["batch"] = 2
+    assert predict(simq.load(raw)).reason.startswith("part b:")

@@ -47,23 +47,25 @@ class ConsumerGroup:
         self.batch = batch
         self.batch_held: list[list[Message]] = [[] for _ in range(count)]
         self._batch_log = rec.batches.append
-        # Chosen once: the plain loop carries no per-message test for optional steps.
-        if batch > 1:
-            work = self._work_batch
-        elif decode is None and queue.index >= 0:
-            work = self._work
-        else:
-            work = self._work_general
+        work = self._choose_loop()
         self._loop = work
-        for slot in range(count):
-            env.process(work(slot))
+        self.procs = [env.process(work(slot)) for slot in range(count)]
+
+    def _choose_loop(self):  # type: ignore[no-untyped-def]
+        """The worker loop, chosen once: the plain loop carries no per-message test for
+        optional steps (a variant overrides this method)."""
+        if self.batch > 1:
+            return self._work_batch
+        if self.decode is None and self.queue.index >= 0:
+            return self._work
+        return self._work_general
 
     def add_worker(self) -> None:
         """Start one more worker (scaling up)."""
         self.in_service.append(None)
         self.started.append(math.nan)
         self.batch_held.append([])
-        self.env.process(self._loop(len(self.in_service) - 1))
+        self.procs.append(self.env.process(self._loop(len(self.in_service) - 1)))
 
     def _work(self, slot: int):  # type: ignore[no-untyped-def]
         env = self.env

@@ -17,9 +17,13 @@ __all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    # `queue` is only set by partitions (see engine.topic); plain messages never touch it.
-    __slots__ = ("id", "sent", "size", "arrived", "queue")
+    # `queue` is only set by partitions (see engine.topic), `deadline` only by a producer
+    # with a per-message ttl and `gate` by one with credits (engine.reliable); plain
+    # messages never touch them.
+    __slots__ = ("id", "sent", "size", "arrived", "queue", "deadline", "gate")
     queue: int
+    deadline: float
+    gate: Credits
 
     def __init__(self, id: int, sent: float, size: float) -> None:
         self.id = id
@@ -47,6 +51,12 @@ class Request(Message):
         super().__init__(id, sent, size)
         self.reply_to = reply_to
         self.waiter = waiter  # the sync client's event, None for a window
+
+
+class Credits(Protocol):
+    """A sender's flow-control credits: one comes back when its message is taken."""
+
+    def release(self) -> None: ...
 
 
 class Destination(Protocol):

@@ -9,9 +9,9 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import LOST, RETRANSMIT, Recorder
+from simq.record import CUT, HEALED, LOST, RETRANSMIT, Recorder
 
-__all__ = ["Link"]
+__all__ = ["CutLink", "Link"]
 
 
 class Link:
@@ -109,3 +109,49 @@ class Link:
         # A link cannot be blocked: when the queue is full and blocks, the message waits
         # at the queue's door and nobody waits for the event.
         self.dest.put(ev.value)  # type: ignore[arg-type]  # the timeout's value
+
+
+class CutLink(Link):
+    """A link that can be partitioned (engine.faults): while it is down, what is sent is
+    held by the sender and goes out when it heals (``hold``), or is lost (``lose``).
+    Messages already on the wire arrive."""
+
+    def __init__(
+        self, env: simpy.Environment, index: int, name: str, dest: Destination,
+        latency: Callable[[], float], bandwidth: float, loss: float,
+        coin: Callable[[], float], rec: Recorder, when_cut: str = "hold",
+    ) -> None:
+        super().__init__(env, index, name, dest, latency, bandwidth, loss, coin, rec)
+        self.down = False
+        self.lose = when_cut == "lose"
+        self.held: list[Message] = []
+        self._event = rec.events.append
+
+    def fail(self) -> None:
+        self.down = True
+        self._event((-1, CUT, self.index, self.env.now))
+
+    def heal(self) -> None:
+        self.down = False
+        self._event((-1, HEALED, self.index, self.env.now))
+        held, self.held = self.held, []
+        self.in_transit -= len(held)
+        for m in held:
+            self.put(m)
+
+    def put(self, msg: Message) -> Event | None:
+        if not self.down:
+            return super().put(msg)
+        if self.lose:
+            self._finished((msg.id, self.env.now, LOST, self.index))
+        else:
+            self.held.append(msg)
+            self.in_transit += 1
+        return None
+
+    def put_batch(self, msgs: list[Message]) -> None:
+        if not self.down:
+            super().put_batch(msgs)
+            return
+        for m in msgs:
+            self.put(m)

@@ -35,13 +35,16 @@ class Producer:
         self.start = start
         self.stop = math.inf if stop is None else stop
         self.last_sent = math.nan
+        self.blocked_since = math.nan
         self._created = rec.created.append
+        self._blocked = rec.blocked.append
         env.process(self._send())
 
     def _send(self):  # type: ignore[no-untyped-def]
         env = self.env
         gap, size, put = self.interarrival, self.size, self.dest.put
         created, ids, index = self._created, self.ids, self.index
+        log = self._blocked
         limit, stop = self.limit, self.stop
         if self.start > 0:
             yield env.timeout(self.start)
@@ -58,7 +61,10 @@ class Producer:
             self.last_sent = now
             blocked = put(msg)
             if blocked is not None:  # backpressure: wait until the queue has room
+                self.blocked_since = now
                 yield blocked
+                self.blocked_since = math.nan
+                log((index, now, env.now))
 
 
 class Encoder:
@@ -114,6 +120,7 @@ class SyncProducer:
         self.last_sent = math.nan
         self.encoding = 0  # messages being encoded by a client right now
         self._created = rec.created.append
+        self._blocked = rec.blocked.append
         self._stage = rec.stages.append
         for _ in range(clients):
             env.process(self._client())
@@ -145,7 +152,9 @@ class SyncProducer:
                 self.encoding -= 1
             blocked = put(msg)
             if blocked is not None:
+                t = env.now
                 yield blocked
+                self._blocked((index, t, env.now))
             yield waiter
 
     def acked(self, msg: Request) -> None:
@@ -179,6 +188,7 @@ class WindowProducer:
         self.outstanding = 0
         self._space: Event | None = None
         self._created = rec.created.append
+        self._blocked = rec.blocked.append
         env.process(self._send())
 
     def _send(self):  # type: ignore[no-untyped-def]
@@ -205,7 +215,9 @@ class WindowProducer:
             self.outstanding += 1
             blocked = put(msg)
             if blocked is not None:
+                t = env.now
                 yield blocked
+                self._blocked((index, t, env.now))
 
     def acked(self, msg: Request) -> None:
         self.outstanding -= 1

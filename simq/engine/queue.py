@@ -83,6 +83,10 @@ class Queue:
         self.items.append(msg)
         ev.succeed()
 
+    def count_inside(self) -> int:
+        """How many messages this queue holds (in line or at the door), for conservation."""
+        return len(self.items) + len(self.blocked)
+
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""
         return list(self.items) + [m for m, _ in self.blocked]

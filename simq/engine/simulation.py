@@ -14,15 +14,20 @@ from simq.dists import parse
 from simq.engine import arrivals
 from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
-from simq.engine.link import Link
+from simq.engine.durability import Persister
+from simq.engine.faults import Crasher, Faults
+from simq.engine.link import CutLink, Link
 from simq.engine.prefetch import PrefetchConsumer
 from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
 from simq.engine.queue import Levels, Queue
+from simq.engine.reliable import CreditGate, ReliableGroup, ReliableQueue, Stamp
+from simq.engine.retry import Backoff, RetryingProducer
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
 from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
 from simq.peakspec import BacklogSpec
 from simq.record import Recorder
+from simq.relspec import CrashSpec
 from simq.scenario import ConsumerSpec, Scenario
 
 __all__ = ["Simulation", "Outcome"]
@@ -49,11 +54,35 @@ class Simulation:
         streams = Streams(seed)
         partitions = {q for t, spec in scenario.topics.items()
                       for q in spec.partition_names(t)}
-        self.queues = {
-            name: (Partition if name in partitions else Queue)(
-                env, i, name, q.capacity, q.overflow, rec)
-            for i, (name, q) in enumerate(scenario.queues.items())
-        }
+        # Reliability is chosen per queue when the model is built: the others stay plain.
+        any_ttl = any(p.ttl is not None for p in scenario.producers.values())
+        reliable = {c.source for c in scenario.consumers.values() if c.reliable}
+        reliable |= {n for n, q in scenario.queues.items()
+                     if (q.reliable or any_ttl) and n not in partitions}
+        reliable |= {p.to for p in scenario.producers.values() if p.credits is not None}
+        self.queues: dict[str, Queue] = {}
+        for i, (name, q) in enumerate(scenario.queues.items()):
+            if name in reliable:
+                self.queues[name] = ReliableQueue(env, i, name, q.capacity, q.overflow, rec,
+                                                  q.ttl, q.expiry)
+            else:
+                self.queues[name] = (Partition if name in partitions else Queue)(
+                    env, i, name, q.capacity, q.overflow, rec)
+        drains = scenario.drains()
+        for name, q in scenario.queues.items():
+            if q.dead_letter is not None:
+                rq = self.queues[name]
+                assert isinstance(rq, ReliableQueue)
+                rq.dlq_named = True
+                if drains[q.dead_letter]:  # a DLQ with consumers: messages live on there
+                    rq.dead_letter = self.queues[q.dead_letter]
+        self.faults: list[Faults] = []
+        for name, q in scenario.queues.items():
+            if q.outages is not None:
+                rq = self.queues[name]
+                assert isinstance(rq, ReliableQueue)
+                rq.persistent, rq.when_down = q.persistent, q.when_down
+                self._faults(rq, f"queues.{name}.outages", q.outages, streams)
         # Priority queues look a message's class up by its producer (copies keep theirs).
         classes = [p.priority for p in scenario.producers.values()]
         created = rec.created
@@ -70,8 +99,24 @@ class Simulation:
         ids = itertools.count()
         self.topics: dict[str, Destination] = {}
 
+        self.persisters: dict[str, Persister] = {}
+        for name, q in scenario.queues.items():
+            d = q.durability
+            if d is None:
+                continue
+            key = f"queues.{name}.durability"
+            gc = d.group_commit
+            self.persisters[name] = Persister(
+                env, self.queues[name], streams.draw(f"{key}.fsync", d.fsync),
+                1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
+                streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
+                d.acks == "all", rec)
+
         def target(name: str) -> Destination:
-            """A queue, or the topic that spreads messages over its queues."""
+            """A queue (behind its disk when it has one), or the topic that spreads
+            messages over its queues."""
+            if name in self.persisters:
+                return self.persisters[name]
             if name in self.queues:
                 return self.queues[name]
             if name not in self.topics:
@@ -92,21 +137,26 @@ class Simulation:
                 return target(dst)
             if key not in self.links:
                 spec = scenario.links[key]
-                self.links[key] = Link(
-                    env, link_names.index(key), key, target(dst),
-                    streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
-                    spec.loss, streams.uniform(f"links.{key}.loss"), rec,
-                )
+                args = (env, link_names.index(key), key, target(dst),
+                        streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
+                        spec.loss, streams.uniform(f"links.{key}.loss"), rec)
+                if spec.partitions is None:
+                    self.links[key] = Link(*args)
+                else:
+                    link = CutLink(*args, when_cut=spec.when_cut)
+                    self._faults(link, f"links.{key}.partitions", spec.partitions, streams)
+                    self.links[key] = link
             return self.links[key]
 
         # Replies are only possible when some sender waits for them: otherwise the end of
         # the line stays the plain "delivered" record, with nothing added per message.
-        replies = any(p.waits_for_reply for p in scenario.producers.values())
+        replies = any(p.wants_ack for p in scenario.producers.values())
         self.repliers: dict[str, Replier] = {}
         self.groups: dict[str, ConsumerGroup] = {}
         self.partition_workers: list[ConsumerGroup] = []
         self.prefetchers: list[PrefetchConsumer] = []
         self.prefetch_links: list[Link] = []
+        self.crashers: list[Crasher] = []
         for i, (name, c) in enumerate(scenario.consumers.items()):
 
             def way_out(name: str = name, i: int = i) -> Destination:
@@ -135,6 +185,9 @@ class Simulation:
             if c.prefetch is not None:
                 self._prefetching(i, name, c, service, decode, forward, streams)
                 continue
+            if topic is None and c.reliable:
+                self.groups[name] = self._reliable(i, name, c, service, forward, streams)
+                continue
             if topic is None:
                 self.groups[name] = ConsumerGroup(
                     env, i, name, self.queues[c.source], c.count, service, forward, rec, decode,
@@ -161,10 +214,15 @@ class Simulation:
                 self._backlog(self.queues[name], q.backlog, ids, streams)
         self.encoders: list[Encoder] = []
         self.batchers: list[Batcher] = []
-        self.producers: dict[str, Producer | SyncProducer | WindowProducer] = {}
+        self.producers: dict[str, Producer | SyncProducer | WindowProducer
+                             | RetryingProducer] = {}
         for i, (name, p) in enumerate(scenario.producers.items()):
             key = f"producers.{name}"
             dest = via(name, p.to)
+            if p.ttl is not None:
+                dest = Stamp(env, dest, p.ttl)
+            if p.credits is not None:
+                dest = CreditGate(env, dest, p.credits)
             size = streams.draw(f"{key}.size", p.size)
             encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
             if p.mode == "sync":
@@ -196,6 +254,18 @@ class Simulation:
                     env, i, name, dest, gap, p.window, streams.draw(f"{key}.reply", p.reply),
                     size, ids, limit, p.start, p.stop, rec,
                 )
+            elif p.timeout is not None:
+                r = p.retry
+                b = None if r is None else r.backoff
+                self.producers[name] = RetryingProducer(
+                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec,
+                    timeout=p.timeout, reply=streams.draw(f"{key}.reply", p.reply),
+                    max_attempts=1 if r is None else r.max_attempts,
+                    backoff=None if b is None else Backoff(
+                        b.policy, b.delay, b.multiplier, b.cap,
+                        streams.uniform(f"{key}.retry.backoff")),
+                    budget=None if r is None else r.budget,
+                    budget_floor=0 if r is None else r.budget_floor)
             else:
                 self.producers[name] = Producer(
                     env, i, name, dest, gap, size, ids, limit, p.start, stop, rec
@@ -207,6 +277,39 @@ class Simulation:
             link.retransmit = spec.retransmit
             if spec.shares is not None and spec.shares in self.links:
                 link.wire = self.links[spec.shares]
+
+    def _faults(self, target: CutLink | ReliableQueue, key: str, spec: CrashSpec,
+                streams: Streams) -> None:
+        self.faults.append(Faults(
+            self.env, target,
+            None if spec.mtbf is None else streams.draw(f"{key}.mtbf", spec.mtbf),
+            None if spec.mttr is None else streams.draw(f"{key}.mttr", spec.mttr),
+            spec.at))
+
+    def _reliable(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
+                  forward: Destination | None, streams: Streams) -> ReliableGroup:
+        """A group with acks, failures, retries, dedup and crashes (docs/reliability.md)."""
+        key = f"consumers.{name}"
+        b = c.backoff
+        backoff = None if b is None else Backoff(b.policy, b.delay, b.multiplier, b.cap,
+                                                 streams.uniform(f"{key}.backoff"))
+        queue = self.queues[c.source]
+        assert isinstance(queue, ReliableQueue)
+        group = ReliableGroup(
+            self.env, i, name, queue, c.count, service, forward, self.rec,
+            manual=c.ack == "manual", visibility=c.visibility_timeout, failure=c.failure,
+            coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
+            backoff=backoff, dedup=c.dedup, crash_log=c.crashes is not None,
+            poison=c.poison,
+            slow=None if c.slow is None else (c.slow.workers, c.slow.factor))
+        if c.crashes is not None:
+            cr = c.crashes
+            self.crashers.append(Crasher(
+                self.env, group, c.count,
+                None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
+                None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
+                cr.at))
+        return group
 
     def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
                      decode: Callable[[], float] | None, forward: Destination | None,
@@ -266,15 +369,22 @@ class Simulation:
         for q in self.queues.values():
             for m in q.items:
                 visit((m.id, q.index, m.arrived, math.nan, math.nan, -1))
-            inside += len(q.items) + len(q.blocked)
+            inside += q.count_inside()
         for g in [*self.groups.values(), *self.partition_workers]:
             merged = g.queue.index < 0
             for m, start in g.holding():
                 qi = m.queue if merged else g.queue.index
                 visit((m.id, qi, m.arrived, start, math.nan, g.index))
                 inside += 1
+        inside += sum(g.count_backing_off() for g in self.groups.values()
+                      if isinstance(g, ReliableGroup))
         inside += sum(link.in_transit for link in self.links.values())
         inside += sum(e.in_transit for e in self.encoders)
+        inside += sum(p.in_transit for p in self.persisters.values())
+        for p in self.producers.values():  # a sender still held up by backpressure
+            since = getattr(p, "blocked_since", math.nan)
+            if since == since:
+                self.rec.blocked.append((p.index, since, math.nan))
         inside += sum(link.in_transit for link in self.prefetch_links)
         log = self.rec.batches.append  # services still running, for busy time
         for g in [*self.groups.values(), *self.partition_workers]:

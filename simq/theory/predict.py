@@ -654,12 +654,36 @@ _WHY = {
 }
 
 
+def _parts(scenario: Any) -> list[Any]:
+    """Independent subsystems of a scenario (no message passes between them), each a
+    scenario of its own, so each can be matched to its own model."""
+    from simq.theory.predict_patterns import split
+
+    to_dict = getattr(scenario, "to_dict", None)
+    if to_dict is None:
+        return [scenario]
+    raws = split(to_dict())
+    if len(raws) < 2:
+        return [scenario]
+    try:
+        return [type(scenario)(raw, base_dir=scenario.base_dir, source=scenario.source)
+                for raw in raws]
+    except Exception:  # a part that is not a valid scenario alone: match the whole
+        return [scenario]
+
+
 def predict(scenario: Any) -> Prediction:
     """The analytic model that applies to ``scenario`` and its predictions.
 
     Never raises for a valid scenario: an unrecognised feature or an unsupported
     combination gives ``Prediction.none(reason)``.
     """
+    parts = _parts(scenario)
+    if len(parts) > 1:
+        from simq.theory.predict_patterns import combine
+
+        return combine([(", ".join(sorted(part.producers)) or "(no producers)", predict(part))
+                        for part in parts])
     found = features(scenario)
     first_unknown: list[str] = []
     for m in MATCHERS:

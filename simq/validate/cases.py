@@ -322,4 +322,44 @@ def cases(scale: float = 1.0) -> list[Case]:
                    {"w": {"from": "q", "count": 3, "service": "constant(1.0)"}})
     out.append(Case("M/D/3 rho=0.8 (Allen-Cunneen)", "approximate", sc,
                     _station_checks("q", "w", m, APPROX)))
+    out.extend(_pattern_cases(n))
+    return out
+
+
+def _pattern_cases(n: float) -> list[Case]:
+    """Messaging patterns whose theory is exact: synchronous clients are a closed network
+    (MVA), priority classes on one worker follow Cobham, random-key partitions are
+    independent M/M/1 queues."""
+    out: list[Case] = []
+    # N synchronous clients, think time 2 s, on 2 exponential workers (mean 0.5 s).
+    for clients in (1, 5, 20):
+        m = theory.mva(clients, [0.5], think=2.0, servers=[2])
+        sc = _scenario(f"sync-{clients}", _until(n / 2, m.throughput),
+                       {"app": {"to": "q", "mode": "sync", "clients": clients,
+                                "think": "exponential(mean=2.0)"}},
+                       {"q": {}}, {"w": {"from": "q", "count": 2, "rate": 2.0}})
+        out.append(Case(f"sync clients N={clients} on M/M/2 (MVA)", "patterns", sc, [
+            Check("throughput X(N)", at("throughput"), m.throughput, m.model),
+            Check("response time R(N)", at("latency.mean"), m.response_time, m.model),
+        ]))
+    # Two Poisson classes on one exponential worker, non-preemptive priorities.
+    pm = theory.priority_mg1([0.3, 0.5], [1.0, 1.0], [1.0, 1.0])
+    sc = _scenario("cobham", _until(2 * n, 0.8),
+                   {"high": {"to": "q", "rate": 0.3, "priority": 1},
+                    "low": {"to": "q", "rate": 0.5, "priority": 0}},
+                   {"q": {"discipline": "priority"}}, {"w": {"from": "q", "rate": 1.0}})
+    out.append(Case("two priority classes on M/M/1 (Cobham)", "patterns", sc, [
+        Check(f"{cls} class wait_mean", at(f"producers.{cls}.wait_mean"), w,
+              "M/G/1 non-preemptive priority (Cobham)")
+        for cls, w in (("high", pm.wait_means[0]), ("low", pm.wait_means[1]))
+    ]))
+    # Four partitions fed by uniformly random keys: each an M/M/1 at lambda / 4.
+    mm = theory.mm1(0.6, 1.0)
+    sc = _scenario("partitions", _until(n, 2.4), {"app": {"to": "log", "rate": 2.4}}, {},
+                   {"w": {"from": "log", "count": 4, "rate": 1.0}})
+    sc["topics"] = {"log": {"partitions": 4, "key": "uniform"}}
+    out.append(Case("4 random-key partitions = 4 x M/M/1", "patterns", sc, [
+        Check(f"log[{p}] wait_mean", at(f"queues.log[{p}].wait_mean"), mm.wait_mean, mm.model)
+        for p in range(4)
+    ]))
     return out
