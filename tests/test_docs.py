@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import shutil
 import typing
 import warnings
@@ -27,13 +28,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import simq  # noqa: E402
-from simq.cli import _build_parser  # noqa: E402
+from simq.cli import _build_parser, main  # noqa: E402
 from simq.scenario import Model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNNABLE = [DOCS / "tutorial.md", *sorted((DOCS / "howto").glob("*.md"))]
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)\n```", re.S)
+BASH = re.compile(r"(?P<before>[^\n]*)\n```bash\n(?P<code>.*?)\n```", re.S)
 SECTION_KEY = {"producers": "NAME", "queues": "NAME", "consumers": "NAME", "topics": "NAME",
                "links": "A->B"}
 # Keys that are not fields: shorthands the loader expands before validation.
@@ -44,6 +46,19 @@ def python_blocks(page: Path) -> list[str]:
     text = page.read_text(encoding="utf-8")
     return [m.group("code") for m in BLOCK.finditer(text)
             if not m.group("before").strip().startswith("<!-- not run")]
+
+
+def simq_commands(page: Path) -> list[list[str]]:
+    """The `simq ...` command lines of a page's ```bash blocks (continuations joined)."""
+    out = []
+    for m in BASH.finditer(page.read_text(encoding="utf-8")):
+        if m.group("before").strip().startswith("<!-- not run"):
+            continue
+        for line in m.group("code").replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("simq "):
+                out.append(shlex.split(line)[1:])
+    return out
 
 
 def test_every_guide_has_runnable_code() -> None:
@@ -69,6 +84,18 @@ def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
                     raise AssertionError(f"{page.name} block {i} failed: {err!r}\n{code}") from err
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("page", RUNNABLE, ids=[p.stem for p in RUNNABLE])
+def test_command_lines_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(ROOT / "models", tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    for args in simq_commands(page):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", simq.UnstableWarning)
+            assert main(args) == 0, f"{page.name}: simq {' '.join(args)}"
+    capsys.readouterr()
 
 
 def _models(annotation: typing.Any) -> list[type[BaseModel]]:
