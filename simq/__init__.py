@@ -6,7 +6,7 @@ from typing import Any
 
 from simq.analysis import compare
 from simq.errors import ScenarioError
-from simq.run import RunResult, UnstableWarning, run
+from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
 from simq.sweep import SweepResult, read_sweep, sweep
 
@@ -16,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0"
 
 __all__ = [
+    "RecordsUnavailableError",
     "RunResult",
     "Scenario",
     "SweepResult",

@@ -76,7 +76,7 @@ def batch_means_ci(res: RunResult, quantity: str = "latency", batches: int = 20,
     """
     rep = res.replications[replication]
     t0, t1 = rep.window
-    rec = rep.records
+    rec = rep.require_records("batch_means_ci")
     if quantity == "latency":
         ok = (rec.outcome == 0) & (rec.sent >= t0) & (rec.sent < t1)
         x = (rec.done - rec.sent)[ok]

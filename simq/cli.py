@@ -38,6 +38,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     sc = simq.load(args.scenario)
     sc = sc.with_overrides(_overrides(args.set))
+    if args.stream:
+        sc = sc.with_overrides({"run.records": "summary"})
     out = Path(args.out) if args.out else Path("results") / sc.name
     # Refuse a foreign folder before spending time on the simulation.
     from simq.report import prepare_dir
@@ -53,9 +55,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"\nMeasured against theory: {t['model']} ({t['kind']})"
           if t["kind"] != "none" else f"\nTheory: none: {t['reason']}")
     print(format_compare(simq.compare(res)))
-    folder = report(res, out, messages=not args.no_messages, force=True)
+    wrote_messages = res.has_messages and not args.no_messages
+    folder = report(res, out, messages=wrote_messages, force=True)
     print(f"\nwrote {folder}/: summary.json, "
-          + ("messages.parquet, " if not args.no_messages else "")
+          + ("messages.parquet, " if wrote_messages else "")
           + "timeseries.csv, comparison.csv, report.html, report.md, figures/")
     return 0
 
@@ -139,6 +142,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="override a scenario value, e.g. --set consumers.worker.count=3")
     r.add_argument("--no-messages", action="store_true",
                    help="do not write messages.parquet")
+    r.add_argument("--stream", action="store_true",
+                   help="keep only running statistics (run.records: summary): flat memory "
+                        "for long runs, no messages.parquet")
     r.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that simq did not write")
     r.set_defaults(func=_cmd_run)

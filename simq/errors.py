@@ -11,10 +11,15 @@ class ScenarioError(ValueError):
     """
 
     def __init__(self, path: str, rule: str, value: object = ...) -> None:
+        # The three parts are the exception's args, so that it can be rebuilt from them
+        # (pickling across processes, SimPy re-raising an error from inside a run).
+        super().__init__(path, rule, value)
         self.path = path
         self.rule = rule
         self.value = value
-        text = f"{path}: {rule}" if path else rule
-        if value is not ...:
-            text += f", got {value!r}"
-        super().__init__(text)
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.rule}" if self.path else self.rule
+        if self.value is not ...:
+            text += f", got {self.value!r}"
+        return text

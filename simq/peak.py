@@ -62,27 +62,30 @@ def queue_peak(arrived: np.ndarray, left: np.ndarray, t0: float,
     The peak is over [t0, t1]; the drain may end later. Drain time is NaN when the line
     never emptied before the records end, 0 when the peak is 0.
     """
-    down = np.where(np.isnan(left), np.inf, left)
-    times = np.concatenate([arrived, down])
-    steps = np.concatenate([np.ones(len(arrived)), -np.ones(len(down))])
-    keep = np.isfinite(times)
-    times, steps = times[keep], steps[keep]
-    # At equal times departures first: a hand-over never counts as waiting.
-    order = np.lexsort((steps, times))
-    times, level = times[order], np.cumsum(steps[order])
-    start = int(level_at(arrived, left, np.array([t0]))[0])
-    inside = np.flatnonzero((times > t0) & (times <= t1))
-    peak, peak_time, k = start, t0, np.searchsorted(times, t0, side="right") - 1
-    if len(inside):
-        j = inside[np.argmax(level[inside])]
-        if level[j] > peak:
-            peak, peak_time, k = int(level[j]), float(times[j]), j
+    # Events in time order, departures first at equal times (a hand-over never counts as
+    # waiting). The level peaks just after an arrival and first returns to 0 just after a
+    # departure, so each kind is swept against the other sorted kind: no merged copy.
+    ups = np.sort(arrived)
+    downs = np.sort(left[~np.isnan(left)])
+    peak = int(np.searchsorted(ups, t0, side="right") - np.searchsorted(downs, t0, side="right"))
+    peak_time = t0
+    lo, hi = np.searchsorted(ups, [t0, t1], side="right")
+    if hi > lo:
+        # Level after the i-th arrival: i + 1 arrivals minus the departures up to its time.
+        after = np.arange(lo + 1, hi + 1) - np.searchsorted(downs, ups[lo:hi], side="right")
+        j = int(np.argmax(after))
+        if after[j] > peak:
+            peak, peak_time = int(after[j]), float(ups[lo + j])
     if peak == 0:
         return 0, peak_time, 0.0
-    after = np.flatnonzero(level[k + 1:] == 0) if k + 1 < len(level) else np.array([])
-    if len(after) == 0:
+    # Level after the j-th departure: arrivals strictly before it minus j + 1 departures.
+    first = int(np.searchsorted(downs, peak_time, side="right"))
+    later = downs[first:]
+    level = np.searchsorted(ups, later, side="left") - np.arange(first + 1, len(downs) + 1)
+    empty = np.flatnonzero(level == 0)
+    if len(empty) == 0:
         return peak, peak_time, math.nan
-    return peak, peak_time, float(times[k + 1 + after[0]] - peak_time)
+    return peak, peak_time, float(later[empty[0]] - peak_time)
 
 
 def lag_at(arrived: np.ndarray, left: np.ndarray, times: np.ndarray) -> np.ndarray:

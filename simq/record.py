@@ -1,7 +1,9 @@
 """What a run remembers: a columnar log of every message, visit and hop.
 
 The engine appends plain tuples to lists (one append per event, nothing else on the hot
-path); :meth:`Recorder.arrays` turns them into numpy columns once, at the end. Every
+path); :meth:`Recorder.compact` moves them into numpy columns a chunk at a time while the
+run goes (a tuple row costs about four times its numpy columns), and
+:meth:`Recorder.arrays` joins the columns once, at the end. Every
 time-weighted statistic is computed afterwards from these intervals, exactly: the area
 under a queue's length is the sum of the time its messages spent waiting.
 """
@@ -14,7 +16,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
-           "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records"]
+           "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records",
+           "to_columns"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
@@ -87,13 +90,59 @@ class Recorder:
     events: list[tuple[int, int, int, float]] = field(default_factory=list)
     # (producer index, start, end): a producer held up by backpressure (end NaN: still).
     blocked: list[tuple[int, float, float]] = field(default_factory=list)
+    # Rows already moved into columns by compact(), per log, in order.
+    chunks: dict[str, list[dict[str, np.ndarray]]] = field(
+        default_factory=lambda: {name: [] for name in LAYOUT})
+
+    def compact(self) -> None:
+        """Move the rows logged so far into numpy columns and empty the lists.
+
+        The lists are emptied in place: the engine holds their bound ``append``.
+        """
+        for name, (cols, kinds) in LAYOUT.items():
+            rows = getattr(self, name)
+            if rows:
+                self.chunks[name].append(to_columns(rows, cols, kinds))
+                rows.clear()
+
+    def columns(self, name: str) -> dict[str, np.ndarray]:
+        """All rows of one log as columns: the compacted chunks, then the list."""
+        self.compact()
+        cols, kinds = LAYOUT[name]
+        parts = self.chunks[name]
+        if not parts:
+            return to_columns([], cols, kinds)
+        out = {}
+        for c in cols:  # one column at a time, freeing the chunk's copy as it goes
+            out[c] = np.concatenate([p.pop(c) for p in parts])
+        parts[:] = [dict(out)]  # joined once; asking again is free
+        return out
 
     def arrays(self, t_end: float) -> Records:
         """Columns of the logs, built once."""
         return Records.from_lists(self, t_end)
 
 
-def _cols(rows: list[tuple[Any, ...]], names: tuple[str, ...], kinds: str) -> dict[str, np.ndarray]:
+# Column names and kinds (i: integer, f: float) of each log, in tuple order.
+LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
+    "created": (("producer", "sent", "size"), "iff"),
+    "finished": (("id", "t", "outcome", "where"), "ifii"),
+    "visits": (("id", "queue", "arrived", "left", "end", "group"), "iifffi"),
+    "hops": (("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff"),
+    "workers": (("t", "group", "online", "pending"), "fiii"),
+    "stages": (("id", "stage", "start", "end"), "iiff"),
+    "copies": (("id", "parent"), "ii"),
+    "batches": (("group", "start", "end", "n"), "iffi"),
+    "retransmits": (("id", "link", "t"), "iif"),
+    "events": (("id", "kind", "where", "t"), "iiif"),
+    "blocked": (("producer", "start", "end"), "iff"),
+}
+
+
+def to_columns(
+    rows: list[tuple[Any, ...]], names: tuple[str, ...], kinds: str
+) -> dict[str, np.ndarray]:
+    """Tuple rows as named numpy columns (kinds: ``i`` integer, ``f`` float)."""
     # One pass through a structured dtype is several times faster than zip(*rows).
     dtype = np.dtype([(n, "i8" if k == "i" else "f8") for n, k in zip(names, kinds, strict=True)])
     table = np.fromiter(rows, dtype=dtype, count=len(rows))
@@ -139,28 +188,26 @@ class Records:
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
-        created = _cols(rec.created, ("producer", "sent", "size"), "iff")
+        created = rec.columns("created")
         n = len(created["sent"])
         done = np.full(n, np.nan)
         outcome = np.full(n, IN_FLIGHT, dtype=np.int64)
         where = np.full(n, -1, dtype=np.int64)
-        fin = _cols(rec.finished, ("id", "t", "outcome", "where"), "ifii")
+        fin = rec.columns("finished")
         done[fin["id"]] = fin["t"]
         outcome[fin["id"]] = fin["outcome"]
         where[fin["id"]] = fin["where"]
-        visits = _cols(
-            rec.visits, ("id", "queue", "arrived", "left", "end", "group"), "iifffi"
-        )
-        hops = _cols(rec.hops, ("id", "link", "entered", "tx_start", "tx_end", "out"), "iiffff")
-        workers = _cols(rec.workers, ("t", "group", "online", "pending"), "fiii")
-        stages = _cols(rec.stages, ("id", "stage", "start", "end"), "iiff")
+        visits = rec.columns("visits")
+        hops = rec.columns("hops")
+        workers = rec.columns("workers")
+        stages = rec.columns("stages")
         parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
-        copies = _cols(rec.copies, ("id", "parent"), "ii")
+        copies = rec.columns("copies")
         parent[copies["id"]] = copies["parent"]
-        batches = _cols(rec.batches, ("group", "start", "end", "n"), "iffi")
-        retransmits = _cols(rec.retransmits, ("id", "link", "t"), "iif")
-        events = _cols(rec.events, ("id", "kind", "where", "t"), "iiif")
-        blocked = _cols(rec.blocked, ("producer", "start", "end"), "iff")
+        batches = rec.columns("batches")
+        retransmits = rec.columns("retransmits")
+        events = rec.columns("events")
+        blocked = rec.columns("blocked")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
                    events, blocked)
@@ -183,13 +230,14 @@ def level_at(up: np.ndarray, down: np.ndarray, times: np.ndarray) -> np.ndarray:
 def level_max(up: np.ndarray, down: np.ndarray, t0: float, t1: float) -> int:
     """The largest number of intervals open at once during [t0, t1]."""
     down = np.where(np.isnan(down), np.inf, down)
-    start_level = int(level_at(up, down, np.array([t0]))[0])
-    inside_up = up[(up > t0) & (up <= t1)]
-    inside_down = down[(down > t0) & (down <= t1)]
-    if len(inside_up) == 0:
+    start_level = int((up <= t0).sum() - (down <= t0).sum())
+    ups = np.sort(up[(up > t0) & (up <= t1)])
+    if len(ups) == 0:
         return start_level
-    times = np.concatenate([inside_up, inside_down])
-    # At equal times departures come first: a hand-over never counts as waiting.
-    steps = np.concatenate([np.ones(len(inside_up)), -np.ones(len(inside_down))])
-    order = np.lexsort((steps, times))
-    return int(start_level + max(0, np.cumsum(steps[order]).max()))
+    downs = np.sort(down[(down > t0) & (down <= t1)])
+    # The level peaks just after an arrival: the k-th arrival (from 1) finds start + k
+    # arrivals minus the departures up to its time (a departure at the same time counts
+    # first, so a hand-over never counts as waiting).
+    after = np.arange(start_level + 1, start_level + 1 + len(ups))
+    after -= np.searchsorted(downs, ups, side="right")
+    return int(max(start_level, after.max()))

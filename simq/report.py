@@ -391,7 +391,8 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     write_atomic(folder / "scenario.yaml", res.scenario.to_yaml())
     ts = res.timeseries
     write_atomic(folder / "timeseries.csv", lambda p: ts.to_csv(p, index=False))
-    if messages:
+    # A streaming run (run.records: summary) has no per-message log to write or plot.
+    if messages and res.has_messages:
         msgs = res.messages
         write_atomic(folder / "messages.parquet", lambda p: msgs.to_parquet(p, index=False))
     else:
@@ -406,7 +407,7 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     write_atomic(folder / "comparison.csv", lambda p: table.to_csv(p, index=False))
     for name in ("timeline.csv", "latency_windows.csv"):
         (folder / name).unlink(missing_ok=True)
-    if has_peak_features(res.scenario):
+    if res.has_messages and has_peak_features(res.scenario):
         t_end = max(r.t_end for r in res.replications)
         tl = res.timeline()
         lw = res.latency_windows(_window_width(t_end))

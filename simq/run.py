@@ -20,15 +20,20 @@ from simq.record import ATTEMPT, OUTCOMES, REQUEUED, Records
 from simq.record import DELIVERED as OUTCOMES_DELIVERED
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci, mser, verdict
+from simq.streaming import run_full, run_streaming
 from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 from simq.theory.predict import Prediction, predict
 
-__all__ = ["RunResult", "Replication", "UnstableWarning", "run", "run_replication",
-           "document_formulas", "theory_columns", "auto_warmup", "HOLDS_TOLERANCE",
-           "combine", "flatten", "seed_for"]
+__all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
+           "run_replication", "document_formulas", "theory_columns", "auto_warmup",
+           "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
+
+
+class RecordsUnavailableError(RuntimeError):
+    """Per-message tables were asked of a run that kept only accumulators."""
 
 
 class UnstableWarning(UserWarning):
@@ -40,11 +45,20 @@ class Replication:
     """One independent replication: its records and its summary."""
 
     index: int
-    records: Records
+    records: Records | None  # None with run.records: summary
     summary: dict[str, Any]
     window: tuple[float, float]
     t_end: float
     wall_seconds: float
+    samples: dict[str, np.ndarray] | None = None  # sampled levels (run.records: summary)
+
+    def require_records(self, what: str) -> Records:
+        """The per-message records, or a clear error when the run kept only accumulators."""
+        if self.records is None:
+            raise RecordsUnavailableError(
+                f"{what} needs the per-message records, but this run used "
+                "run.records: summary (streaming); run it with run.records: full")
+        return self.records
 
 
 def seed_for(seed: int, replication: int, point: int | None = None) -> np.random.SeedSequence:
@@ -79,7 +93,13 @@ def run_replication(
     """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for)."""
     started = time.perf_counter()
     sim = Simulation(scenario, seed_for(seed, index, point))
-    out = sim.run()
+    if scenario.run.records == "summary":
+        streamed = run_streaming(sim)
+        out = streamed.outcome
+        return Replication(index, None, streamed.summary,
+                           (min(float(scenario.run.warmup), out.t_stop), out.t_stop), out.t_end,
+                           time.perf_counter() - started, streamed.timeseries)
+    out = run_full(sim)
     records = sim.rec.arrays(out.t_end)
     w = scenario.run.warmup
     # "auto" is decided per replication, so replications stay independent (and can run
@@ -266,14 +286,28 @@ class RunResult:
     wall_seconds: float = 0.0
 
     @property
+    def has_messages(self) -> bool:
+        """False when the run kept only accumulators (``run.records: summary``)."""
+        return self.scenario.run.records == "full"
+
+    def _need_records(self, what: str) -> None:
+        if not self.has_messages:
+            raise RecordsUnavailableError(
+                f"res.{what} needs per-message records, but this run used "
+                "run.records: summary (streaming statistics, no per-message log); "
+                "run again with run.records: full (the default) to get them")
+
+    @property
     def messages(self) -> pd.DataFrame:
         """One row per message: ids, per-hop timestamps, outcome."""
+        self._need_records("messages")
         return pd.concat([_messages_frame(self.scenario, r) for r in self.replications],
                          ignore_index=True)
 
     @property
     def visits(self) -> pd.DataFrame:
         """One row per message per queue visit (long form of the per-hop timestamps)."""
+        self._need_records("visits")
         return pd.concat([_visits_frame(self.scenario, r) for r in self.replications],
                          ignore_index=True)
 
@@ -283,8 +317,11 @@ class RunResult:
         points = self.scenario.run.timeseries_points
         frames = []
         for r in self.replications:
-            times = np.linspace(0.0, r.t_end, points)
-            cols = timeseries_columns(r.records, self.scenario, times)
+            if r.records is None:  # streaming: the levels sampled during the run
+                cols = dict(r.samples or {})
+            else:
+                times = np.linspace(0.0, r.t_end, points)
+                cols = timeseries_columns(r.records, self.scenario, times)
             frame = pd.DataFrame(cols)
             frame.insert(0, "replication", r.index)
             frames.append(frame)
@@ -301,9 +338,10 @@ class RunResult:
         (see :func:`simq.peak.latency_windows`)."""
         from simq.peak import latency_windows
 
+        self._need_records("latency_windows()")
         frames = []
         for r in self.replications:
-            frame = latency_windows(r.records, width, quantiles=quantiles, by=by)
+            frame = latency_windows(_records(r), width, quantiles=quantiles, by=by)
             frame.insert(0, "replication", r.index)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -313,10 +351,11 @@ class RunResult:
         one block of rows per replication (see :func:`simq.peak.timeline`)."""
         from simq.peak import timeline
 
+        self._need_records("timeline()")
         frames = []
         for r in self.replications:
             w = width if width is not None else max(r.t_end, 1e-9) / 200
-            frame = timeline(r.records, self.scenario, w)
+            frame = timeline(_records(r), self.scenario, w)
             frame.insert(0, "replication", r.index)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
@@ -327,7 +366,7 @@ class RunResult:
         kind, start, end, and recovery (seconds from the end until the messages in the
         system are back to their number at the start; docs/reliability.md)."""
         rows = [(r.index, *row) for r in self.replications
-                for row in fault_rows(r.records, self.scenario)]
+                for row in fault_rows(r.require_records("res.faults"), self.scenario)]
         return pd.DataFrame(rows, columns=["replication", "component", "kind", "start", "end",
                                            "recovery"])
 
@@ -361,8 +400,14 @@ def _names(sc: Scenario, section: str) -> list[str]:
     return list(getattr(sc, section))
 
 
+def _records(r: Replication) -> Records:
+    if r.records is None:  # RunResult checks first and says why
+        raise RecordsUnavailableError("this replication kept no per-message records")
+    return r.records
+
+
 def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
-    rec = r.records
+    rec = _records(r)
     n = len(rec.sent)
     producers = _names(sc, "producers")
     frame = pd.DataFrame({
@@ -406,7 +451,7 @@ def _messages_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
 
 
 def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
-    v = r.records.visits
+    v = _records(r).visits
     queues = _names(sc, "queues")
     groups = ["(none)", *_names(sc, "consumers")]
     return pd.DataFrame({

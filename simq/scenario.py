@@ -73,6 +73,8 @@ class RunSpec(BaseModel):
     seed: Annotated[int, Field(ge=0)] = 1
     replications: Annotated[int, Field(ge=1)] = 1
     timeseries_points: Annotated[int, Field(ge=2, le=1_000_000)] = 500
+    # full: one record per message (res.messages); summary: accumulators only, flat memory
+    records: Literal["full", "summary"] = "full"
 
     @field_validator("warmup", mode="before")
     @classmethod
@@ -90,6 +92,10 @@ class RunSpec(BaseModel):
         if (self.until is not None and isinstance(self.warmup, float)
                 and self.warmup >= self.until):
             raise ValueError(f"warmup must be < until ({self.until:g}), got {self.warmup:g}")
+        if self.warmup == "auto" and self.records == "summary":
+            # MSER-5 reads the per-message latencies, which summary mode does not keep.
+            raise ValueError("warmup: auto needs the message records; with records: summary "
+                             "give the warm-up in seconds")
         return self
 
 

@@ -30,6 +30,8 @@ BUNDLED = {
     # queue behind it is approximate.
     "network.yaml": ("link M/D/1, G/G/1 (Kingman, approximate)", "approximate"),
     "warmup.yaml": ("M/M/1", "exact"),
+    # Lognormal service, streaming statistics (how it is recorded changes no model).
+    "long-run.yaml": ("M/G/1 (Pollaczek-Khinchine)", "exact"),
     # Time-varying load, a backlog at time 0, autoscaling: no steady-state model.
     "spike.yaml": ("none", "none"),
     "diurnal.yaml": ("none", "none"),

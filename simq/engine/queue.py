@@ -37,6 +37,13 @@ class Queue:
         self.items: deque[Message] | Levels = deque()
         self.idle: deque[Event] = deque()  # parked workers
         self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
+        # Each time the line reaches a new length: [time, length, when it was next empty
+        # (NaN until then)]. Increasing in time and length, so the longest line up to any
+        # time t is the last entry at or before t; streaming statistics read this instead
+        # of keeping every visit.
+        self.peaks: list[list[float]] = [[0.0, 0, 0.0]]
+        self.peak = 0
+        self._draining = False  # some entry waits for the line to empty
         self._finished = rec.finished.append
         self._visit = rec.visits.append
 
@@ -46,8 +53,13 @@ class Queue:
         if self.idle:
             self.idle.popleft().succeed(msg)
             return None
-        if len(self.items) < self.capacity:
-            self.items.append(msg)
+        items = self.items
+        if len(items) < self.capacity:
+            items.append(msg)
+            if len(items) > self.peak:
+                self.peak = len(items)
+                self.peaks.append([now, self.peak, NAN])
+                self._draining = True
             return None
         if self.overflow == "block":
             ev = Event(self.env)
@@ -69,6 +81,8 @@ class Queue:
             msg = items.popleft()
             if self.blocked:
                 self._admit()
+            elif not items and self._draining:
+                self._drained()
             return msg
         if self.blocked:  # capacity 0: the blocked sender hands over directly
             msg, ev = self.blocked.popleft()
@@ -86,6 +100,21 @@ class Queue:
     def count_inside(self) -> int:
         """How many messages this queue holds (in line or at the door), for conservation."""
         return len(self.items) + len(self.blocked)
+
+    def _drained(self) -> None:
+        now = self.env.now
+        for entry in reversed(self.peaks):
+            if entry[2] == entry[2]:  # already drained (not NaN): so is everything before
+                break
+            entry[2] = now
+        self._draining = False
+
+    def reset_peak(self) -> None:
+        """Start the record of new lengths again from the length now (the window opens)."""
+        now = self.env.now
+        self.peak = len(self.items)
+        self.peaks = [[now, self.peak, NAN if self.peak else now]]
+        self._draining = self.peak > 0
 
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""

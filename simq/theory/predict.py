@@ -103,7 +103,8 @@ def register(matcher: Matcher, *, before: str | None = None) -> None:
 # Keys of each section the base matchers understand; anything else set away from its
 # default is an unknown feature.
 _KNOWN: dict[str, set[str]] = {
-    "run": {"until", "messages", "warmup", "seed", "replications", "timeseries_points"},
+    "run": {"until", "messages", "warmup", "seed", "replications", "timeseries_points",
+            "records"},
     "producers": {"to", "interarrival", "size", "start", "stop"},
     "queues": {"capacity", "overflow"},
     "consumers": {"source", "count", "service", "to"},

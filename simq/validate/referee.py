@@ -110,7 +110,7 @@ def ciw_blocking_tandem(lam: float, mu1: float, mu2: float, buffer: int
 def _blocked_mean(rep: Replication) -> float:
     # Time a stage-1 worker holds a finished message, waiting for room downstream:
     # from the end of its service to its arrival in the second queue.
-    rec = rep.records
+    rec = rep.require_records("the blocking-tandem referee")
     v = rec.visits
     t0, t1 = rep.window
     first = (v["queue"] == 0) & (v["arrived"] >= t0) & (v["arrived"] < t1)

@@ -1,0 +1,341 @@
+"""Speed and memory of simq against a hand-written SimPy model and Ciw, on the same models.
+
+    python benchmarks/run.py                  # 200,000 messages per model, 3 repeats
+    python benchmarks/run.py --quick          # 5,000 messages, 1 repeat (a smoke run)
+    python benchmarks/run.py --scaling        # how simq's run time grows (messages, ...)
+    python benchmarks/run.py --stream-check 10000000   # flat memory in streaming mode
+
+Every model runs through every tool in this one process. Times are medians of repeated
+runs with no tracing; peak memory comes from a separate pass under ``tracemalloc``, which
+counts exactly what each call allocates (Python objects and numpy buffers) and can be
+reset between calls. The process's maximum RSS (``resource.getrusage``) cannot: it is a
+high-water mark for the whole process, about 175 MB of which is the imported libraries
+(pandas, scipy, numpy). The streaming check is run alone in its own process for that
+reason and reports the RSS it adds over what the imports already hold.
+
+Results go to results/benchmarks/*.csv (see benchmarks/README.md for how to read them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import itertools
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import simq  # noqa: E402
+
+# The three models: arrival rate, and per station (servers, service rate). rho = 0.8 at
+# the busiest station of each; the tandem is models/tandem.yaml.
+MODELS: dict[str, tuple[float, list[tuple[int, float]]]] = {
+    "mm1": (0.8, [(1, 1.0)]),
+    "mm4": (3.2, [(4, 1.0)]),
+    "tandem3": (0.8, [(1, 2.0), (1, 1.0), (1, 1.6)]),
+}
+BLOCK = 4096  # variates drawn per numpy call, in every tool that lets us choose
+
+
+# simq ----------------------------------------------------------------------------------
+def simq_scenario(model: str, n: int, records: str = "full", seed: int = 1) -> simq.Scenario:
+    lam, stations = MODELS[model]
+    queues = {f"q{i}": {} for i in range(len(stations))}
+    consumers: dict[str, Any] = {}
+    for i, (c, mu) in enumerate(stations):
+        consumers[f"s{i}"] = {"from": f"q{i}", "count": c, "rate": mu}
+        if i + 1 < len(stations):
+            consumers[f"s{i}"]["to"] = f"q{i + 1}"
+    return simq.Scenario({
+        "name": f"bench-{model}",
+        "run": {"messages": n, "seed": seed, "records": records},
+        "producers": {"app": {"to": "q0", "rate": lam}},
+        "queues": queues,
+        "consumers": consumers,
+    })
+
+
+def run_simq(model: str, n: int, seed: int = 1) -> Any:
+    """simq end to end: build, simulate, per-message records, the summary."""
+    res = simq.run(simq_scenario(model, n, "full", seed))
+    assert res.summary["messages"]["delivered"] == n
+    return res
+
+
+def run_simq_stream(model: str, n: int, seed: int = 1) -> Any:
+    res = simq.run(simq_scenario(model, n, "summary", seed))
+    assert res.summary["messages"]["delivered"] == n
+    return res
+
+
+# A careful hand-written SimPy model ----------------------------------------------------
+def _variates(rng: np.random.Generator, mean: float) -> Callable[[], float]:
+    """Exponential variates drawn BLOCK at a time, handed out one by one from C."""
+    return itertools.chain.from_iterable(
+        iter(lambda: rng.exponential(mean, BLOCK).tolist(), None)).__next__
+
+
+def run_simpy(model: str, n: int, seed: int = 1) -> dict[str, list[float]]:
+    """One generator process, a simpy.Store per station, one process per server.
+
+    Records each message's wait at every station and its end-to-end latency, the least
+    a user needs for the same statistics.
+    """
+    lam, stations = MODELS[model]
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    stores = [simpy.Store(env) for _ in stations]
+    waits: list[list[float]] = [[] for _ in stations]
+    latency: list[float] = []
+
+    def source() -> Any:
+        gap = _variates(rng, 1 / lam)
+        put = stores[0].put
+        for i in range(n):
+            yield env.timeout(gap())
+            now = env.now
+            put([i, now, now])  # id, sent, arrived at this station
+
+    def server(k: int, service: Callable[[], float]) -> Any:
+        get = stores[k].get
+        nxt = stores[k + 1].put if k + 1 < len(stores) else None
+        wait, done = waits[k].append, latency.append
+        while True:
+            msg = yield get()
+            wait(env.now - msg[2])
+            yield env.timeout(service())
+            if nxt is None:
+                done(env.now - msg[1])
+            else:
+                msg[2] = env.now
+                nxt(msg)
+
+    env.process(source())
+    for k, (c, mu) in enumerate(stations):
+        for _ in range(c):
+            env.process(server(k, _variates(rng, 1 / mu)))
+    env.run()
+    assert len(latency) == n
+    return {"latency": latency, "waits": [x for w in waits for x in w]}
+
+
+# Ciw -----------------------------------------------------------------------------------
+def run_ciw(model: str, n: int, seed: int = 1) -> list[Any]:
+    """Ciw's standard API, run until n customers have finished; all records collected."""
+    import ciw
+
+    lam, stations = MODELS[model]
+    k = len(stations)
+    routing = [[1.0 if j == i + 1 else 0.0 for j in range(k)] for i in range(k)]
+    net = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(lam)] + [None] * (k - 1),
+        service_distributions=[ciw.dists.Exponential(mu) for _, mu in stations],
+        number_of_servers=[c for c, _ in stations],
+        routing=routing,
+    )
+    ciw.seed(seed)
+    q = ciw.Simulation(net)
+    q.simulate_until_max_customers(n, method="Finish")
+    return q.get_all_records()
+
+
+TOOLS: dict[str, Callable[[str, int], Any]] = {
+    "simq": run_simq,
+    "simq-stream": run_simq_stream,
+    "simpy": run_simpy,
+    "ciw": run_ciw,
+}
+
+
+# Measuring -----------------------------------------------------------------------------
+def timed(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - started
+    del result
+    return seconds
+
+
+def traced_peak_mb(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak / 2**20
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"simpy {simpy.__version__}")
+
+
+def compare(n: int, repeats: int, tools: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for model in MODELS:
+        times: dict[str, list[float]] = {t: [] for t in tools}
+        for r in range(repeats):  # interleaved, so a noisy moment hits every tool alike
+            for t in tools:
+                times[t].append(timed(lambda t=t, m=model: TOOLS[t](m, n)))
+                print(f"  {model:8s} {t:12s} repeat {r + 1}: {times[t][-1]:.2f} s",
+                      file=sys.stderr)
+        peaks = {t: traced_peak_mb(lambda t=t, m=model: TOOLS[t](m, n)) for t in tools}
+        med = {t: statistics.median(v) for t, v in times.items()}
+        for t in tools:
+            rows.append({
+                "model": model, "tool": t, "messages": n, "repeats": repeats,
+                "seconds": round(med[t], 4),
+                "best_seconds": round(min(times[t]), 4),
+                "msgs_per_s": round(n / med[t]),
+                "peak_mb": round(peaks[t], 2),
+                "time_vs_simpy": round(med[t] / med["simpy"], 3) if "simpy" in med else "",
+                "time_vs_ciw": round(med[t] / med["ciw"], 3) if "ciw" in med else "",
+                "mem_vs_ciw": round(peaks[t] / peaks["ciw"], 3) if "ciw" in peaks else "",
+            })
+    return rows
+
+
+def scaling(n: int, repeats: int) -> list[dict[str, Any]]:
+    """simq's run time as one thing grows: messages, workers, queues in series, links."""
+    def scenario(kind: str, size: int) -> simq.Scenario:
+        msgs, stages, count, links = n, 1, 1, 0
+        if kind == "messages":
+            msgs = size
+        elif kind == "workers":
+            count = size
+        elif kind == "queues":
+            stages = size
+        else:
+            stages, links = size, size
+        queues = {f"q{i}": {} for i in range(stages)}
+        consumers: dict[str, Any] = {}
+        for i in range(stages):
+            consumers[f"s{i}"] = {"from": f"q{i}", "count": count, "rate": 1.0 / count}
+            if i + 1 < stages:
+                consumers[f"s{i}"]["to"] = f"q{i + 1}"
+        link_map = {("app->q0" if i == 0 else f"s{i - 1}->q{i}"): {"latency": "constant(0.01)"}
+                    for i in range(links)}
+        return simq.Scenario({
+            "name": "scaling", "run": {"messages": msgs, "seed": 1},
+            "producers": {"app": {"to": "q0", "rate": 0.8}},
+            "queues": queues, "consumers": consumers, "links": link_map,
+        })
+
+    grid = {"messages": [n // 4, n // 2, n, 2 * n], "workers": [1, 4, 16, 64],
+            "queues": [1, 2, 4, 8], "links": [1, 2, 4, 8]}
+    rows = []
+    for kind, sizes in grid.items():
+        for size in sizes:
+            sc = scenario(kind, size)
+            secs = statistics.median(timed(lambda sc=sc: simq.run(sc)) for _ in range(repeats))
+            msgs = sc.run.messages or n
+            rows.append({"grows": kind, "size": size, "messages": msgs,
+                         "seconds": round(secs, 3),
+                         "us_per_message": round(1e6 * secs / msgs, 2)})
+            print(f"  {kind:8s} {size:>7} {secs:.2f} s", file=sys.stderr)
+    return rows
+
+
+def stream_check(n: int) -> dict[str, Any]:
+    """M/M/1 with n messages in streaming mode: time and the memory the run adds."""
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+    before = rss_mb()
+    started = time.perf_counter()
+    res = run_simq_stream("mm1", n)
+    seconds = time.perf_counter() - started
+    after = rss_mb()
+    s = res.summary
+    return {"messages": n, "seconds": round(seconds, 1), "msgs_per_s": round(n / seconds),
+            "rss_before_mb": round(before, 1), "rss_peak_mb": round(after, 1),
+            "rss_added_mb": round(after - before, 1),
+            "latency_mean": round(s["latency"]["mean"], 4),
+            "latency_p99": round(s["latency"]["p99"], 4)}
+
+
+# Output --------------------------------------------------------------------------------
+def table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], host: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, [*rows[0], "machine"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "machine": host})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="5,000 messages, 1 repeat (a smoke run)")
+    p.add_argument("--messages", type=int, help="messages per model (default 200,000)")
+    p.add_argument("--repeats", type=int, help="timed runs per tool (default 3)")
+    p.add_argument("--out", default=str(ROOT / "results" / "benchmarks"),
+                   help="folder for the CSV files")
+    p.add_argument("--no-ciw", action="store_true", help="leave Ciw out")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time simq as messages, workers, queues and links grow")
+    p.add_argument("--stream-check", type=int, metavar="N",
+                   help="only run N M/M/1 messages in streaming mode and report memory")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    host = machine()
+    print(f"machine: {host}")
+
+    if args.stream_check:
+        row = stream_check(args.stream_check)
+        print(table([row]))
+        write_csv(out / "stream_check.csv", [row], host)
+        return 0
+
+    n = args.messages or (5_000 if args.quick else 200_000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    tools = [t for t in TOOLS if not (args.no_ciw and t == "ciw")]
+    rows = compare(n, repeats, tools)
+    print(f"\n{n:,} messages per model, median of {repeats} run(s); peak memory by "
+          "tracemalloc in a separate pass")
+    print(table(rows))
+    write_csv(out / ("benchmarks-quick.csv" if args.quick else "benchmarks.csv"), rows, host)
+    if args.scaling:
+        srows = scaling(n // 2, repeats)
+        print("\nsimq run time as one thing grows (others fixed: M/M/1-like stations, "
+              "rho 0.8, full records)")
+        print(table(srows))
+        write_csv(out / "scaling.csv", srows, host)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""A watcher beside the model: empties the logs a chunk at a time, samples levels.
+
+It reads the engine's state and never changes it, so a run with or without it follows the
+same path (its own events only interleave with the model's; random streams are per
+component).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from simq.engine import Simulation
+from simq.flows import flows
+
+__all__ = ["CHUNK", "Monitor", "sample_interval"]
+
+CHUNK = 65_536  # log rows held before they are compacted or folded: about 6 MB of tuples
+
+
+def sample_interval(sim: Simulation, points: int) -> float:
+    """About ``points`` regular times over the run: `until`, or the time N messages take
+    at the nominal rate (a guess; :class:`Monitor` halves its rate if the run is longer)."""
+    spec = sim.scenario.run
+    span = spec.until
+    if span is None:
+        rate = flows(sim.scenario).generation_rate
+        assert spec.messages is not None  # the schema asks for until or messages
+        span = spec.messages / rate if rate > 0 and math.isfinite(rate) else 1.0
+    return span / (points - 1)
+
+
+class Monitor:
+    """One process that wakes at regular times: calls ``on_full()`` when the logs hold
+    ``chunk`` rows; with ``sample=True`` also records queue lengths, busy workers and
+    messages in flight; at time ``mark`` calls ``on_mark()`` once.
+
+    It must never extend the run: without ``until``, ``env.run()`` ends at the model's last
+    event. So in a run that stops after N messages, the monitor stops once no producer
+    can send any more; what the drain logs stays in the lists (it is bounded by what is
+    inside the system then, which is in memory anyway).
+    """
+
+    def __init__(self, sim: Simulation, interval: float, on_full: Callable[[], None], *,
+                 produced: Callable[[], int], finished: Callable[[], int],
+                 chunk: int = CHUNK, sample: bool = False, points: int = 1000,
+                 mark: float | None = None, on_mark: Callable[[], None] | None = None) -> None:
+        self.sim = sim
+        self.interval = interval
+        self.on_full = on_full
+        self.produced = produced
+        self.finished = finished
+        self.chunk = chunk
+        self.sampling = sample
+        self.points = points
+        self.mark = mark
+        self.on_mark = on_mark
+        self.next_sample = 0.0
+        self.samples: list[list[float]] = []
+        self.columns = (["time", "in_flight"]
+                        + [f"queue.{n}.length" for n in sim.queues]
+                        + [f"consumer.{n}.busy" for n in sim.groups]
+                        + [f"link.{n}.in_transit" for n in sim.links])
+        sim.env.process(self._run())
+
+    def sample(self) -> None:
+        """Record the levels now; past 2 x points samples, keep every other one."""
+        sim = self.sim
+        row = [float(sim.env.now), float(self.produced() - self.finished())]
+        row += [float(len(q.items)) for q in sim.queues.values()]
+        row += [float(g.busy()) for g in sim.groups.values()]
+        row += [float(lk.in_transit) for lk in sim.links.values()]
+        self.samples.append(row)
+        if len(self.samples) >= 2 * self.points:  # run longer than guessed: halve the rate
+            self.samples = self.samples[::2]
+            self.interval *= 2
+        # The next point of the regular grid the kept samples lie on.
+        self.next_sample = max(self.samples[-1][0] + self.interval, float(sim.env.now))
+
+    def _sending_over(self) -> bool:
+        """True when the run has no `until` and no producer will send again."""
+        spec = self.sim.scenario.run
+        if spec.until is not None:
+            return False  # env.run(until) ends at `until` whatever is scheduled
+        now = self.sim.env.now
+        return (self.produced() >= (spec.messages or 0)
+                or all(now >= p.stop for p in self.sim.producers.values()))
+
+    def _run(self):  # type: ignore[no-untyped-def]
+        env = self.sim.env
+        rec = self.sim.rec
+        while True:
+            now = env.now
+            if self.mark is not None and now >= self.mark:
+                if self.on_mark is not None:
+                    self.on_mark()
+                self.mark = None
+            if now >= self.next_sample:
+                if self.sampling:
+                    self.sample()
+                else:
+                    self.next_sample = now + self.interval
+            if len(rec.created) + len(rec.finished) + len(rec.visits) + len(rec.hops) \
+                    >= self.chunk:
+                self.on_full()
+            # Nothing else scheduled: the model has ended (e.g. its producers wait on
+            # replies that never come). SimPy has no public view of its schedule.
+            if self._sending_over() or not env._queue:
+                return
+            wake = self.next_sample if self.mark is None else min(self.next_sample, self.mark)
+            yield env.timeout(wake - now)
+
+    def timeseries(self) -> dict[str, np.ndarray]:
+        """The samples as columns (the names of :func:`simq.summary.timeseries_columns`)."""
+        table = np.array(self.samples, dtype=float).reshape(-1, len(self.columns))
+        return {c: table[:, i] for i, c in enumerate(self.columns)}
