@@ -1,0 +1,56 @@
+"""The experiments: each runs in its --quick mode and leaves its CSV, PNG and report; the
+committed results/ are listed in results/README.md and small."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
+                     if not p.stem.startswith("_"))
+
+
+def _module(name: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module(f"experiments.{name}")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_run_writes_tables_figures_and_report(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mod = _module(name, monkeypatch)
+    out = tmp_path / name
+    assert mod.run(["--quick", "--executor", "serial", "--out", str(out)]) == 0
+    csvs, pngs = sorted(out.glob("*.csv")), sorted(out.glob("*.png"))
+    assert csvs and pngs
+    for csv in csvs:
+        assert len(pd.read_csv(csv)) > 0, csv.name
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# ")
+    for f in csvs + pngs:
+        assert f.name in report, f"report.md does not mention {f.name}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_committed_results_match_the_script(name: str) -> None:
+    folder = ROOT / "results" / name
+    assert (folder / "report.md").is_file(), f"run python experiments/{name}.py"
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    assert "--quick" not in report, "the committed results come from a full run"
+    for f in re.findall(r"`([\w.-]+\.(?:csv|png))`", report):
+        assert (folder / f).is_file(), f"{name}: {f} is listed but missing"
+    listing = (ROOT / "results" / "README.md").read_text(encoding="utf-8")
+    assert f"{name}/" in listing, f"results/README.md does not list {name}"
+
+
+def test_committed_results_are_small() -> None:
+    total = sum(p.stat().st_size for p in (ROOT / "results").rglob("*") if p.is_file())
+    assert total < 5_000_000, f"results/ holds {total / 1e6:.1f} MB"
