@@ -445,7 +445,10 @@ def sweep(
 
 
 def _drive(folder: Path, tasks: list[Task], total: int, ex: Executor, quiet: bool) -> None:
-    from tqdm.auto import tqdm
+    if quiet:  # tqdm.auto would still probe for notebook widgets and warn about them
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=total - len(tasks), unit="run", disable=quiet,
                desc="sweep", dynamic_ncols=True)
