@@ -20,16 +20,19 @@ class Message:
     # `queue` is only set by partitions (see engine.topic), `deadline` only by a producer
     # with a per-message ttl and `gate` by one with credits (engine.reliable); plain
     # messages never touch them.
-    __slots__ = ("id", "sent", "size", "arrived", "queue", "deadline", "gate")
+    __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "deadline", "gate")
     queue: int
     deadline: float
     gate: Credits
 
-    def __init__(self, id: int, sent: float, size: float) -> None:
+    def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
         self.id = id
         self.sent = sent
         self.size = size
         self.arrived = sent  # when it entered the waiting line it is in now
+        # The producer's index (-1: a queue's starting backlog). Carried by the message
+        # because the log it also went to is compacted or folded as the run goes.
+        self.origin = origin
 
 
 class Requester(Protocol):
@@ -47,8 +50,8 @@ class Request(Message):
     __slots__ = ("reply_to", "waiter")
 
     def __init__(self, id: int, sent: float, size: float, reply_to: Requester,
-                 waiter: Event | None) -> None:
-        super().__init__(id, sent, size)
+                 waiter: Event | None, origin: int = -1) -> None:
+        super().__init__(id, sent, size, origin)
         self.reply_to = reply_to
         self.waiter = waiter  # the sync client's event, None for a window
 

@@ -56,7 +56,7 @@ class Producer:
             mid = next(ids)
             if mid >= limit:
                 return
-            msg = Message(mid, now, size())
+            msg = Message(mid, now, size(), index)
             created((index, now, msg.size))
             self.last_sent = now
             blocked = put(msg)
@@ -141,7 +141,7 @@ class SyncProducer:
             if mid >= limit:
                 return
             waiter = Event(env)
-            msg = Request(mid, now, size(), self, waiter)
+            msg = Request(mid, now, size(), self, waiter, index)
             created((index, now, msg.size))
             self.last_sent = now
             if encode is not None:  # the client's own CPU: no queue in front of it
@@ -209,7 +209,7 @@ class WindowProducer:
             mid = next(ids)
             if mid >= limit:
                 return
-            msg = Request(mid, now, size(), self, None)
+            msg = Request(mid, now, size(), self, None, index)
             created((index, now, msg.size))
             self.last_sent = now
             self.outstanding += 1

@@ -21,8 +21,8 @@ class Attempt(Request):
     __slots__ = ("root", "n")
 
     def __init__(self, id: int, sent: float, size: float, reply_to: Requester, root: int,
-                 n: int) -> None:
-        super().__init__(id, sent, size, reply_to, None)
+                 n: int, origin: int = -1) -> None:
+        super().__init__(id, sent, size, reply_to, None, origin)
         self.root = root
         self.n = n
 
@@ -122,7 +122,7 @@ class RetryingProducer:
             self._out(mid, mid, 1, now, size())
 
     def _out(self, mid: int, first: int, n: int, now: float, size: float) -> None:
-        msg = Attempt(mid, now, size, self, first, n)
+        msg = Attempt(mid, now, size, self, first, n, self.index)
         self._created((self.index, now, size))
         self.last_sent = now
         timer = self.env.timeout(self.timeout, msg)

@@ -85,10 +85,9 @@ class Simulation:
                 self._faults(rq, f"queues.{name}.outages", q.outages, streams)
         # Priority queues look a message's class up by its producer (copies keep theirs).
         classes = [p.priority for p in scenario.producers.values()]
-        created = rec.created
 
         def priority_of(msg: Message) -> int:
-            origin = created[msg.id][0]
+            origin = msg.origin
             return classes[origin] if origin >= 0 else 0  # -1: a queue's starting backlog
 
         for name, q in scenario.queues.items():

@@ -35,11 +35,11 @@ class FanOut:
         self._copy = rec.copies.append
 
     def put(self, msg: Message) -> Event | None:
-        origin = self._created[msg.id][0]
+        origin = msg.origin
         blocked = []
         first, *rest = self.subscribers
         for dest in rest:
-            copy = Message(next(self.ids), msg.sent, msg.size)
+            copy = Message(next(self.ids), msg.sent, msg.size, origin)
             self._created.append((origin, msg.sent, msg.size))
             self._copy((copy.id, msg.id))
             ev = dest.put(copy)
