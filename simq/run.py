@@ -32,7 +32,7 @@ else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
 
 __all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
            "run_replication", "document_formulas", "theory_columns", "auto_warmup",
-           "HOLDS_TOLERANCE", "combine", "flatten", "seed_for"]
+           "HOLDS_TOLERANCE", "combine", "flatten", "resolve", "seed_for"]
 
 # A formula "holds" when it is within this fraction of its scale (documented in docs/).
 HOLDS_TOLERANCE = 0.10
@@ -518,6 +518,19 @@ def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
     return out
 
 
+def resolve(scenario: Scenario | str | Mapping[str, Any], *,
+            overrides: Mapping[str, Any] | None = None, seed: int | None = None) -> Scenario:
+    """The scenario a run or a sweep starts from: loaded, overridden, with its root seed."""
+    sc = load(scenario)
+    if overrides:
+        sc = sc.with_overrides(overrides)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ScenarioError("seed", "must be an integer >= 0", seed)
+        sc = sc.with_overrides({"run.seed": seed})
+    return sc
+
+
 def run(
     scenario: Scenario | str | Mapping[str, Any],
     *,
@@ -526,13 +539,7 @@ def run(
     overrides: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a scenario (a Scenario, a file path or a mapping) and summarise it."""
-    sc = load(scenario)
-    if overrides:
-        sc = sc.with_overrides(overrides)
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ScenarioError("seed", "must be an integer >= 0", seed)
-        sc = sc.with_overrides({"run.seed": seed})
+    sc = resolve(scenario, overrides=overrides, seed=seed)
     if replications is not None:
         sc = sc.with_overrides({"run.replications": replications})
     started = time.perf_counter()

@@ -32,8 +32,8 @@ from simq.dists import Exponential
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.flows import flows
-from simq.run import combine, flatten, run_replication
-from simq.scenario import Scenario, load
+from simq.run import combine, flatten, resolve, run_replication
+from simq.scenario import Scenario
 
 __all__ = [
     "EXECUTORS",
@@ -385,13 +385,7 @@ def sweep(
     ``results/<name>-sweep/``) keeps each finished point x replication, so rerunning the
     same sweep skips what is done; ``force`` discards a different sweep found there.
     """
-    sc = load(scenario)
-    if overrides:
-        sc = sc.with_overrides(overrides)
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ScenarioError("seed", "must be an integer >= 0", seed)
-        sc = sc.with_overrides({"run.seed": seed})
+    sc = resolve(scenario, overrides=overrides, seed=seed)
     reps = sc.run.replications if replications is None else replications
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise ScenarioError("replications", "must be an integer >= 1", reps)
