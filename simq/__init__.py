@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from simq.errors import ScenarioError
 from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
 from simq.scenario import Scenario, load, loads
+from simq.sweep import SweepResult, read_sweep, sweep
 
 if TYPE_CHECKING:
     from simq.analysis import compare
-    from simq.sweep import SweepResult, read_sweep, sweep
 
 try:
     __version__ = version("simq")
@@ -36,8 +36,9 @@ __all__ = [
 
 # Imported on first use: these pull in pandas (and plots matplotlib), which a worker
 # process or a streaming run does not need (about 100 MB of resident memory each).
-_LAZY = {"compare": "simq.analysis", "sweep": "simq.sweep", "read_sweep": "simq.sweep",
-         "SweepResult": "simq.sweep", "plots": None}
+# (A lazy name must differ from its module's: importing simq.sweep binds the module
+# to the package attribute `sweep`, which is why sweep itself is imported above.)
+_LAZY = {"compare": "simq.analysis", "plots": None}
 
 
 def __getattr__(name: str) -> Any:

@@ -57,6 +57,8 @@ def _num(x: Any, digits: int = 4) -> str:
             return "-"
         if math.isinf(x):
             return "inf" if x > 0 else "-inf"
+        if 1e4 <= abs(x) < 1e12:  # counts averaged over replications, long windows
+            return f"{x:,.0f}"
         return f"{x:.{digits}g}"
     return str(x)
 

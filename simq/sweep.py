@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from simq import theory
 from simq.dists import Exponential
@@ -34,6 +33,13 @@ from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.flows import flows
 from simq.run import combine, flatten, resolve, run_replication
 from simq.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # built on first use: sweep workers only return dicts (simq/_lazy.py)
+    from simq._lazy import LazyModule
+
+    pd = LazyModule("pandas")
 
 __all__ = [
     "EXECUTORS",

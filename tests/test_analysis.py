@@ -110,7 +110,7 @@ def test_auto_warmup_is_reported_per_replication() -> None:
     assert w["method"] == "MSER-5" and len(w["per_replication"]) == 3
     assert all(0 <= t <= 3000 for t in w["per_replication"])  # at most half the run
     assert res.summary["window"][0] == pytest.approx(w["seconds"])
-    fixed = simq.run(_short("mm1.yaml")).summary["warmup"]
+    fixed = simq.run(_short("mm1.yaml"), replications=1).summary["warmup"]
     assert fixed == {"method": "fixed", "seconds": 600.0, "per_replication": [600.0]}
 
 

@@ -165,8 +165,11 @@ def test_seed_and_replications(tmp_path: Path) -> None:
     assert a["seed"] == 5 and a["replications"] == 2 and "ci95" in a
     assert a == b
     assert a["latency"] != c["latency"]
-    one = summary("one")
+    one = summary("one", "--replications", "1")
     assert one["replications"] == 1 and "ci95" not in one and one["seed"] == 1
+    # Without the options, the file's own run.seed and run.replications hold.
+    default = summary("default")
+    assert default["replications"] == 5 and "ci95" in default and default["seed"] == 1
 
 
 @pytest.mark.parametrize(
