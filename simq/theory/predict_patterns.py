@@ -48,6 +48,19 @@ def _pure_delay_links(sc: Any) -> float | None:
     return total
 
 
+def _fifo_station(sc: Any) -> tuple[str, str, float] | None:
+    """(queue, its consumer group's name, mean link delay) for one FIFO station reached
+    over pure-delay links; None otherwise."""
+    station = _single_station(sc)
+    delay_links = _pure_delay_links(sc)
+    if station is None or delay_links is None:
+        return None
+    qname, gname = station
+    if sc.queues[qname].discipline != "fifo":
+        return None
+    return qname, gname, delay_links
+
+
 def _closed_loop(sc: Any) -> Prediction | None:
     """Synchronous clients on one consumer group: a closed network solved by exact MVA.
 
@@ -61,14 +74,11 @@ def _closed_loop(sc: Any) -> Prediction | None:
     pname, p = next(iter(sc.producers.items()))
     if p.mode != "sync":
         return None
-    station = _single_station(sc)
-    delay_links = _pure_delay_links(sc)
-    if station is None or delay_links is None:
+    fifo = _fifo_station(sc)
+    if fifo is None:
         return None
-    qname, gname = station
+    qname, gname, delay_links = fifo
     g = sc.consumers[gname]
-    if sc.queues[qname].discipline != "fifo":
-        return None
     service = g.service.mean
     demand = service + _mean(g.decode)
     delay = _mean(p.encode) + delay_links + _mean(p.reply)
@@ -149,14 +159,11 @@ def _open_station(sc: Any) -> Prediction | None:
     station. Each encoder is a FIFO M/G/1 of its own (exact); the station serves decode +
     service: M/G/1 (exact) when no encoder reshapes the stream, otherwise G/G/c with the
     encoders' departure variability (Kingman / Allen-Cunneen, approximate)."""
-    station = _single_station(sc)
-    delay_links = _pure_delay_links(sc)
-    if station is None or delay_links is None:
+    fifo = _fifo_station(sc)
+    if fifo is None:
         return None
-    qname, gname = station
+    qname, gname, delay_links = fifo
     g = sc.consumers[gname]
-    if sc.queues[qname].discipline != "fifo":
-        return None
     if g.decode is None and all(p.encode is None for p in sc.producers.values()):
         return None  # a plain station: the base matchers name it exactly
     lam = 0.0
