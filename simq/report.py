@@ -148,11 +148,20 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _cell(c: str) -> str:
+    # Numbers line up on the right; words (formulas, notes, names) read from the left.
+    if c in {"", "-"}:
+        return f"<td>{html.escape(c)}</td>"
+    try:
+        float(c.replace(",", "").replace("%", "").replace("+", "").replace("inf", "1"))
+        return f"<td>{html.escape(c)}</td>"
+    except ValueError:
+        return f"<td class='t'>{html.escape(c)}</td>"
+
+
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -160,7 +169,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:980px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.6em 0 1.2em}th,td{border:1px solid #ccc;
-padding:.25em .6em;text-align:right}th:first-child,td:first-child{text-align:left}
+padding:.25em .6em;text-align:right}th:first-child,td:first-child,td.t{text-align:left}
 th{background:#f3f3f3}pre{background:#f7f7f7;padding:.8em;overflow-x:auto}
 .no{color:#b00020;font-weight:600}.yes{color:#08700e;font-weight:600}
 img{max-width:100%}.warn{background:#fff4e0;border-left:4px solid #f0a020;padding:.5em 1em}
@@ -278,8 +287,8 @@ def _run_report(folder: Path) -> Path:
     meta = (f"seed {s['seed']}, {s['replications']} replication(s), measured window "
             f"{_num(window[0])} to {_num(window[1])} s, simq {simq.__version__}")
     table = _html_table(_FORMULA_HEADER, _formula_rows(s))
-    table = table.replace("<td>yes</td>", "<td class='yes'>yes</td>").replace(
-        "<td>no</td>", "<td class='no'>no</td>")
+    table = table.replace("<td class='t'>yes</td>", "<td class='yes'>yes</td>").replace(
+        "<td class='t'>no</td>", "<td class='no'>no</td>")
     h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
     h += [f"<p class='warn'>{html.escape(w)}</p>" for w in s.get("warnings", [])]
     h += ["<h2>The document's formulas</h2>", table]
