@@ -191,26 +191,36 @@ def compare(res: RunResult, prediction: Prediction | None = None) -> pd.DataFram
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 
+def format_number(x: Any, digits: int = 4) -> str:
+    """A number as tables print it: NaN "-", thousands separators, else 4 digits."""
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "-"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if 1e4 <= abs(x) < 1e12:  # counts averaged over replications, long windows
+            return f"{x:,.0f}"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
 def format_compare(table: pd.DataFrame) -> str:
     """The compare table as aligned text (what ``simq run`` prints)."""
-
-    def num(x: Any) -> str:
-        if isinstance(x, float):
-            if math.isnan(x):
-                return "-"
-            if math.isinf(x):
-                return "inf" if x > 0 else "-inf"
-            return f"{x:.4g}"
-        return str(x)
-
     header = ["quantity", "measured", "± 95% CI", "formula", "theory", "model", "error",
               "verdict"]
     rows: list[list[str]] = []
     for r in table.to_dict("records"):
         err = float(r["error"])
         model = str(r["model"]) if r["kind"] == "none" else f"{r['model']} ({r['kind']})"
-        rows.append([str(r["quantity"]), num(r["measured"]), num(r["ci95"]), num(r["formula"]),
-                     num(r["theory"]), model,
+        rows.append([str(r["quantity"]), format_number(r["measured"]), format_number(r["ci95"]),
+                     format_number(r["formula"]),
+                     format_number(r["theory"]), model,
                      "-" if not math.isfinite(err) else f"{100 * err:+.1f}%",
                      # the reason is printed once, above the table
                      "none" if str(r["verdict"]).startswith("none: ") else str(r["verdict"])])

@@ -17,6 +17,7 @@ import yaml
 
 import simq
 from simq import plots
+from simq.analysis import format_number as _num
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.peak import has_peak_features
@@ -45,22 +46,8 @@ def summary_json(summary: Mapping[str, Any]) -> str:
 
 # Text ---------------------------------------------------------------------------------
 
-def _num(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "-"
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        if 1e4 <= abs(x) < 1e12:  # counts averaged over replications, long windows
-            return f"{x:,.0f}"
-        return f"{x:.{digits}g}"
-    return str(x)
+
+
 
 
 def _pm(value: Any, ci: Any) -> str:
