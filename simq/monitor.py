@@ -105,9 +105,9 @@ class Monitor:
             if len(rec.created) + len(rec.finished) + len(rec.visits) + len(rec.hops) \
                     >= self.chunk:
                 self.on_full()
-            # Nothing else scheduled: the model has ended (e.g. its producers wait on
-            # replies that never come). SimPy has no public view of its schedule.
-            if self._sending_over() or not env._queue:
+            # Nothing else scheduled but background sleeps: the model has ended (e.g. its
+            # producers wait on replies that never come).
+            if self._sending_over() or self.sim.daemons.only_left():
                 return
             wake = self.next_sample if self.mark is None else min(self.next_sample, self.mark)
             yield env.timeout(wake - now)

@@ -11,48 +11,85 @@ under a queue's length is the sum of the time its messages spent waiting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
+__all__ = ["Fate", "Kind", "Stage", "BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
            "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records",
            "to_columns"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
-DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = 0, 1, 2, 3, 4
-IN_FLIGHT = -1
-OUTCOMES = {
-    DELIVERED: "delivered",
-    DROPPED: "dropped",
-    LOST: "lost",
-    EXPIRED: "expired",
-    DEAD_LETTERED: "dead_lettered",
-    IN_FLIGHT: "in_flight",
-}
+class Fate(IntEnum):
+    """How a message ended: each message ends exactly once (or is still in flight)."""
 
-# Stage codes of the per-message steps that are neither a queue visit nor a link hop.
-ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE = range(9)
-STAGES = {ENCODE: "encode", DECODE: "decode", REPLY: "reply", BATCH: "batch",
-          BUFFER: "buffer", FETCH: "fetch", RETRANSMIT: "retransmit", PERSIST: "persist",
-          REPLICATE: "replicate"}
+    IN_FLIGHT = -1
+    DELIVERED = 0
+    DROPPED = 1
+    LOST = 2
+    EXPIRED = 3
+    DEAD_LETTERED = 4
 
-# Reliability event codes (docs/reliability.md), logged only when those features are on.
-# The component is a consumer group for ATTEMPT, FAILED, DUPLICATE, DISCARDED, CRASH,
-# RESTART and CRASH_LOST, a queue for REQUEUED, EXPIRED_AT and DEAD_LETTER.
-# For a producer with a send timeout, the component is the producer and the id the
-# message's first send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran
-# out), RETRIED (a new send; the copy's own id is in `copies`), GAVE_UP (no send left).
-# Faults of a queue (OUTAGE, BACK, OUTAGE_LOST: a message an in-memory queue lost) and of
-# a link (CUT, HEALED), with id -1 except for OUTAGE_LOST.
+
+DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = (
+    Fate.DELIVERED, Fate.DROPPED, Fate.LOST, Fate.EXPIRED, Fate.DEAD_LETTERED)
+IN_FLIGHT = Fate.IN_FLIGHT
+OUTCOMES = {int(f): f.name.lower() for f in Fate if f >= 0} | {int(IN_FLIGHT): "in_flight"}
+
+
+class Stage(IntEnum):
+    """The per-message steps that are neither a queue visit nor a link hop."""
+
+    ENCODE = 0
+    DECODE = 1
+    REPLY = 2
+    BATCH = 3
+    BUFFER = 4
+    FETCH = 5
+    RETRANSMIT = 6
+    PERSIST = 7
+    REPLICATE = 8
+
+
+ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE = (*Stage,)
+STAGES = {int(s): s.name.lower() for s in Stage}
+
+
+class Kind(IntEnum):
+    """Reliability and fault events (docs/reliability.md), logged only when those features
+    are on. The component is a consumer group for ATTEMPT, FAILED, DUPLICATE, DISCARDED,
+    CRASH, RESTART and CRASH_LOST, a queue for REQUEUED and DEAD_LETTER. For a producer
+    with a send timeout, the component is the producer and the id the message's first
+    send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran out), RETRIED
+    (a new send; the copy's own id is in `copies`), GAVE_UP (no send left). Faults of a
+    queue (OUTAGE, BACK, OUTAGE_LOST: a message an in-memory queue lost) and of a link
+    (CUT, HEALED), with id -1 except for OUTAGE_LOST."""
+
+    ATTEMPT = 0
+    REQUEUED = 1
+    FAILED = 2
+    DUPLICATE = 3
+    DISCARDED = 4
+    DEAD_LETTER = 5
+    CRASH = 6
+    RESTART = 7
+    CRASH_LOST = 8
+    ACKED = 9
+    TIMED_OUT = 10
+    RETRIED = 11
+    GAVE_UP = 12
+    OUTAGE = 13
+    BACK = 14
+    OUTAGE_LOST = 15
+    CUT = 16
+    HEALED = 17
+
+
 (ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART,
  CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT,
- HEALED) = range(18)
-EVENTS = {ATTEMPT: "attempt", REQUEUED: "requeued", FAILED: "failed", DUPLICATE: "duplicate",
-          DISCARDED: "discarded", DEAD_LETTER: "dead_letter", CRASH: "crash",
-          RESTART: "restart", CRASH_LOST: "crash_lost", ACKED: "acked",
-          TIMED_OUT: "timed_out", RETRIED: "retried", GAVE_UP: "gave_up", OUTAGE: "outage",
-          BACK: "back", OUTAGE_LOST: "outage_lost", CUT: "cut", HEALED: "healed"}
+ HEALED) = (*Kind,)
+EVENTS = {int(k): k.name.lower() for k in Kind}
 # A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
 REAPED = -2
 # A finished row's component for a message lost outside any link (a consumer crash, or a

@@ -17,27 +17,27 @@ __all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    # `queue` is only set by partitions (see engine.topic), `deadline` only by a producer
-    # with a per-message ttl and `gate` by one with credits (engine.reliable); plain
-    # messages never touch them.
-    __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "deadline", "gate")
-    queue: int
+    # `queue` and `left` are stamped by every queue a message passes (where it waits now,
+    # and when it left that line for a worker or a consumer's prefetch buffer); `deadline`
+    # is only set by a producer with a per-message ttl.
+    __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline")
     deadline: float
-    gate: Credits
 
     def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
         self.id = id
         self.sent = sent
         self.size = size
         self.arrived = sent  # when it entered the waiting line it is in now
+        self.queue = -1
+        self.left = sent
         # The producer's index (-1: a queue's starting backlog). Carried by the message
         # because the log it also went to is compacted or folded as the run goes.
         self.origin = origin
 
 
 class Requester(Protocol):
-    """A sender that waits for replies (sync clients, windows): how long a reply takes to
-    travel back, and what to do when it arrives."""
+    """A sender that learns when its message was processed (sync clients, windows, send
+    timeouts): how long the reply takes to travel back, and what to do when it arrives."""
 
     reply_latency: Callable[[], float]
 
@@ -45,21 +45,17 @@ class Requester(Protocol):
 
 
 class Request(Message):
-    """A message whose sender waits for its reply; plain messages carry no such fields."""
+    """A message whose sender learns of its processing: which sender, which message it is
+    a send of (``root``: the first send's id; a retry is a new message) and which send."""
 
-    __slots__ = ("reply_to", "waiter")
+    __slots__ = ("reply_to", "root", "n")
 
     def __init__(self, id: int, sent: float, size: float, reply_to: Requester,
-                 waiter: Event | None, origin: int = -1) -> None:
+                 origin: int = -1, root: int | None = None, n: int = 1) -> None:
         super().__init__(id, sent, size, origin)
         self.reply_to = reply_to
-        self.waiter = waiter  # the sync client's event, None for a window
-
-
-class Credits(Protocol):
-    """A sender's flow-control credits: one comes back when its message is taken."""
-
-    def release(self) -> None: ...
+        self.root = id if root is None else root
+        self.n = n
 
 
 class Destination(Protocol):
@@ -70,6 +66,13 @@ class Destination(Protocol):
     """
 
     def put(self, msg: Message) -> Event | None: ...
+
+
+class Holder(Protocol):
+    """A component that can hold messages: at the end of a run it says how many it holds
+    (for conservation) and logs the intervals still open (waits, services)."""
+
+    def inside(self) -> int: ...
 
 
 class Streams:

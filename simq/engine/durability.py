@@ -83,3 +83,7 @@ class Persister:
         self.in_transit -= len(batch)
         for m, _ in batch:
             self.dest.put(m)
+
+    def inside(self) -> int:
+        """Messages being written (or replicated) before the queue takes them in."""
+        return self.in_transit

@@ -1,4 +1,5 @@
-"""Fault injection: consumer crashes, at random (MTBF/MTTR) or at scheduled times."""
+"""Fault injection for components that go down and come back: a queue's broker (an
+outage), a link (a partition). Consumer crashes are the group's own (engine.worker)."""
 
 from __future__ import annotations
 
@@ -7,51 +8,9 @@ from typing import Protocol
 
 import simpy
 
-__all__ = ["Crasher", "Faults"]
+from simq.engine.worker import Daemons
 
-
-class Crashable(Protocol):
-    """What a crasher needs from a group: which workers are up, and a way to crash one."""
-
-    up: list[bool]
-
-    def crash(self, slot: int, down: float) -> None: ...
-
-
-class Crasher:
-    """One long-lived process per worker for random crashes (up-time ``mtbf``, then down
-    for ``mttr``), one for the scheduled crashes of the whole group."""
-
-    def __init__(self, env: simpy.Environment, group: Crashable, slots: int,
-                 mtbf: Callable[[], float] | None, mttr: Callable[[], float] | None,
-                 at: Sequence[tuple[float, float]] | None) -> None:
-        self.env = env
-        self.group = group
-        if mtbf is not None and mttr is not None:
-            for slot in range(slots):
-                env.process(self._random(slot, mtbf, mttr))
-        if at:
-            env.process(self._scheduled(list(at)))
-
-    def _random(self, slot: int, mtbf: Callable[[], float],
-                mttr: Callable[[], float]):  # type: ignore[no-untyped-def]
-        env, group = self.env, self.group
-        while True:
-            yield env.timeout(mtbf())
-            down = mttr()
-            if group.up[slot]:
-                group.crash(slot, down)
-                # Up-time counts from the restart: wait the repair out first.
-                yield env.timeout(down)
-
-    def _scheduled(self, at: list[tuple[float, float]]):  # type: ignore[no-untyped-def]
-        env, group = self.env, self.group
-        for t, down in at:
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            for slot, up in enumerate(group.up):
-                if up:
-                    group.crash(slot, down)
+__all__ = ["Faults"]
 
 
 class Breakable(Protocol):
@@ -68,10 +27,10 @@ class Faults:
 
     def __init__(self, env: simpy.Environment, target: Breakable,
                  mtbf: Callable[[], float] | None, mttr: Callable[[], float] | None,
-                 at: Sequence[tuple[float, float]] | None) -> None:
+                 at: Sequence[tuple[float, float]] | None, daemons: Daemons) -> None:
         self.env = env
         self.target = target
-        self.down_until = -1.0
+        self.daemons = daemons
         self.downs = 0
         if mtbf is not None and mttr is not None:
             env.process(self._random(mtbf, mttr))
@@ -90,7 +49,10 @@ class Faults:
     def _random(self, mtbf: Callable[[], float],
                 mttr: Callable[[], float]):  # type: ignore[no-untyped-def]
         while True:
-            yield self.env.timeout(mtbf())
+            # The up-time is background: it never keeps a finished run going.
+            yield self.daemons.sleep(mtbf())
+            if self.daemons.over():
+                return
             yield from self._down(mttr())
 
     def _scheduled(self, at: list[tuple[float, float]]):  # type: ignore[no-untyped-def]

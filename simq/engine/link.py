@@ -20,7 +20,8 @@ class Link:
     def __init__(
         self, env: simpy.Environment, index: int, name: str, dest: Destination,
         latency: Callable[[], float], bandwidth: float, loss: float,
-        coin: Callable[[], float], rec: Recorder,
+        coin: Callable[[], float], rec: Recorder, *, retransmit: float | None = None,
+        wire: Link | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -32,8 +33,8 @@ class Link:
         self.coin = coin
         self.free_at = 0.0  # when the serializer finishes what it already has
         # The serializer: this link's own, or another link's when they share bandwidth.
-        self.wire: Link = self
-        self.retransmit: float | None = None  # resend a lost message after this long
+        self.wire: Link = self if wire is None else wire
+        self.retransmit = retransmit  # resend a lost message after this long
         self.in_transit = 0
         self._hop = rec.hops.append
         self._finished = rec.finished.append
@@ -110,6 +111,10 @@ class Link:
         # at the queue's door and nobody waits for the event.
         self.dest.put(ev.value)  # type: ignore[arg-type]  # the timeout's value
 
+    def inside(self) -> int:
+        """Messages on the wire, or waiting out a retransmission (or a partition)."""
+        return self.in_transit
+
 
 class CutLink(Link):
     """A link that can be partitioned (engine.faults): while it is down, what is sent is
@@ -119,9 +124,11 @@ class CutLink(Link):
     def __init__(
         self, env: simpy.Environment, index: int, name: str, dest: Destination,
         latency: Callable[[], float], bandwidth: float, loss: float,
-        coin: Callable[[], float], rec: Recorder, when_cut: str = "hold",
+        coin: Callable[[], float], rec: Recorder, *, retransmit: float | None = None,
+        wire: Link | None = None, when_cut: str = "hold",
     ) -> None:
-        super().__init__(env, index, name, dest, latency, bandwidth, loss, coin, rec)
+        super().__init__(env, index, name, dest, latency, bandwidth, loss, coin, rec,
+                         retransmit=retransmit, wire=wire)
         self.down = False
         self.lose = when_cut == "lose"
         self.held: list[Message] = []

@@ -1,4 +1,6 @@
-"""A broker queue: FIFO waiting line, optional bound, an overflow policy."""
+"""A broker queue: a waiting line (FIFO or by priority), an optional bound and its overflow
+policy; and the broker's reliability semantics on top (expiry, dead letters, outages,
+messages given back by consumers)."""
 
 from __future__ import annotations
 
@@ -9,34 +11,54 @@ from collections.abc import Callable, Iterator
 import simpy
 from simpy.events import Event
 
-from simq.engine.core import Message
-from simq.record import DROPPED, Recorder
+from simq.engine.core import Destination, Message
+from simq.record import (
+    BACK,
+    DEAD_LETTER,
+    DEAD_LETTERED,
+    DROPPED,
+    EXPIRED,
+    LOST,
+    NOWHERE,
+    OUTAGE,
+    OUTAGE_LOST,
+    REAPED,
+    REQUEUED,
+    Recorder,
+)
 
-__all__ = ["Levels", "Queue"]
+__all__ = ["DeadLetter", "Levels", "Queue", "ReliableQueue"]
 
 NAN = math.nan
+INF = math.inf
 
 
 class Queue:
-    """Messages wait in a deque; idle workers park on a bare event.
+    """Messages wait in a line; idle workers park on a bare event.
 
     An arriving message is handed straight to a parked worker when there is one (two heap
     events per message per station, about twice as fast as ``simpy.Store``); otherwise it
     waits in line, or meets the overflow policy when the line is full.
+
+    ``line`` is the waiting line (a deque, or :class:`Levels` for priorities); ``on_take``
+    is told of every message a worker takes (a sender's flow-control credit comes back).
     """
 
     def __init__(
-        self, env: simpy.Environment, index: int, name: str, capacity: float, overflow: str,
-        rec: Recorder,
+        self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
+        capacity: float = INF, overflow: str = "drop-new",
+        line: deque[Message] | Levels | None = None,
+        on_take: Callable[[Message], None] | None = None,
     ) -> None:
         self.env = env
         self.index = index
         self.name = name
         self.capacity = capacity
         self.overflow = overflow
-        self.items: deque[Message] | Levels = deque()
-        self.idle: deque[Event] = deque()  # parked workers
+        self.items: deque[Message] | Levels = deque() if line is None else line
+        self.idle: deque[Event] = deque()  # parked workers (or prefetch credits)
         self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
+        self.on_take = on_take
         # Each time the line reaches a new length: [time, length, when it was next empty
         # (NaN until then)]. Increasing in time and length, so the longest line up to any
         # time t is the last entry at or before t; streaming statistics read this instead
@@ -50,7 +72,11 @@ class Queue:
     def put(self, msg: Message) -> Event | None:
         now = self.env.now
         msg.arrived = now
+        msg.queue = self.index
         if self.idle:
+            msg.left = now
+            if self.on_take is not None:
+                self.on_take(msg)
             self.idle.popleft().succeed(msg)
             return None
         items = self.items
@@ -68,11 +94,14 @@ class Queue:
         if self.overflow == "drop-oldest" and self.items:
             old = self.items.popleft()
             self._visit((old.id, self.index, old.arrived, now, NAN, -1))
-            self._finished((old.id, now, DROPPED, self.index))
+            self._drop(old, now)
             self.items.append(msg)
             return None
-        self._finished((msg.id, now, DROPPED, self.index))
+        self._drop(msg, now)
         return None
+
+    def _drop(self, msg: Message, now: float) -> None:
+        self._finished((msg.id, now, DROPPED, self.index))
 
     def take(self) -> Message | None:
         """The next message for a free worker, or None when there is none."""
@@ -83,23 +112,41 @@ class Queue:
                 self._admit()
             elif not items and self._draining:
                 self._drained()
-            return msg
-        if self.blocked:  # capacity 0: the blocked sender hands over directly
+        elif self.blocked:  # capacity 0: the blocked sender hands over directly
             msg, ev = self.blocked.popleft()
             msg.arrived = self.env.now
+            msg.queue = self.index
             ev.succeed()
-            return msg
-        return None
+        else:
+            return None
+        msg.left = self.env.now
+        if self.on_take is not None:
+            self.on_take(msg)
+        return msg
 
     def _admit(self) -> None:
         msg, ev = self.blocked.popleft()
         msg.arrived = self.env.now
+        msg.queue = self.index
         self.items.append(msg)
         ev.succeed()
 
-    def count_inside(self) -> int:
+    def wake_all(self) -> None:
+        """Wake every parked worker with nothing (so that one asked to leave can)."""
+        parked = list(self.idle)
+        self.idle.clear()
+        for ev in parked:
+            ev.succeed(None)
+
+    def inside(self) -> int:
         """How many messages this queue holds (in line or at the door), for conservation."""
         return len(self.items) + len(self.blocked)
+
+    def close(self) -> int:
+        """Log the waits still open at the end of the run; how many messages are here."""
+        for m in self.items:
+            self._visit((m.id, self.index, m.arrived, NAN, NAN, -1))
+        return self.inside()
 
     def _drained(self) -> None:
         now = self.env.now
@@ -119,6 +166,205 @@ class Queue:
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""
         return list(self.items) + [m for m, _ in self.blocked]
+
+
+class DeadLetter:
+    """Where a queue's dead letters go: ``named`` when the scenario gives a dead-letter
+    queue; ``dest`` is that queue when it has consumers (messages live on there),
+    ``None`` when dead-lettering is the message's final outcome."""
+
+    __slots__ = ("named", "dest")
+
+    def __init__(self, named: bool = False, dest: Destination | None = None) -> None:
+        self.named = named
+        self.dest = dest
+
+
+class ReliableQueue(Queue):
+    """A queue with the broker's reliability semantics (docs/reliability.md).
+
+    Messages may expire (``ttl``: at the head, as RabbitMQ does, or ``anywhere``: exactly
+    when their time is up, their own per-message deadline included) and be dead-lettered;
+    consumers give messages back (``requeue``) and decide outcomes (``settle``); during an
+    outage senders are held (or turned away) and workers find nothing to take, and an
+    in-memory (not ``persistent``) queue loses what waits in it.
+
+    The bookkeeping rests on one rule: at any time a message that has not reached its
+    final outcome has exactly one *live* place. ``settled`` holds the ids whose outcome
+    here is decided; a copy of a settled message still in a line (a *phantom*, left by a
+    worker whose visibility timeout ran out) is processed like any other, which is how
+    duplicates arise, but it is not counted inside.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
+        capacity: float = INF, overflow: str = "drop-new",
+        line: deque[Message] | Levels | None = None,
+        on_take: Callable[[Message], None] | None = None,
+        ttl: float | None = None, expiry: str = "head",
+        dead_letter: DeadLetter | None = None,
+        persistent: bool = True, when_down: str = "block", deadlines: bool = False,
+    ) -> None:
+        super().__init__(env, index, name, rec, capacity=capacity, overflow=overflow,
+                         line=line, on_take=on_take)
+        self.ttl = INF if ttl is None else ttl
+        self.dead_letter = DeadLetter() if dead_letter is None else dead_letter
+        self.settled: set[int] = set()
+        self.persistent = persistent
+        self.when_down = when_down
+        self.down = False
+        self.held: list[tuple[Message, Event]] = []  # senders held during an outage
+        self._event = rec.events.append
+        self._wake: Event | None = None
+        # Per-message deadlines come from a producer's ttl (``deadlines``: some producer
+        # has one); without either, a take never checks.
+        self._expires = ttl is not None or deadlines
+        if ttl is not None and expiry == "anywhere":
+            env.process(self._reap())
+
+    # Faults ----------------------------------------------------------------------------
+    def fail(self) -> None:
+        """The broker goes down: an in-memory queue loses what waits in it."""
+        now = self.env.now
+        self.down = True
+        self._event((-1, OUTAGE, self.index, now))
+        if self.persistent:
+            return
+        lost = list(self.items)
+        while self.items:
+            self.items.popleft()
+        for m in lost:
+            self._visit((m.id, self.index, m.arrived, now, NAN, REAPED))
+            if self.settle(m, LOST, NOWHERE):
+                self._event((m.id, OUTAGE_LOST, self.index, now))
+
+    def heal(self) -> None:
+        """The broker is back: held senders get in, idle workers get what waits."""
+        self.down = False
+        self._event((-1, BACK, self.index, self.env.now))
+        held, self.held = self.held, []
+        for msg, ev in held:
+            if not ev.triggered:
+                ev.succeed()
+            self.put(msg)
+        while self.idle and self.items:
+            nxt = self.take()
+            if nxt is None:
+                break
+            self.idle.popleft().succeed(nxt)
+
+    # The line --------------------------------------------------------------------------
+    def put(self, msg: Message) -> Event | None:
+        if self.down:
+            if self.when_down == "drop":
+                self._drop(msg, self.env.now)
+                return None
+            ev = Event(self.env)
+            self.held.append((msg, ev))
+            return ev
+        out = super().put(msg)
+        if self._wake is not None and self.items:
+            self._wake.succeed()
+            self._wake = None
+        return out
+
+    def _drop(self, msg: Message, now: float) -> None:
+        if msg.id not in self.settled:
+            self.settled.add(msg.id)
+            self._finished((msg.id, now, DROPPED, self.index))
+
+    def requeue(self, msg: Message) -> None:
+        """A message given back (nack, crash, visibility timeout): to the tail of the
+        line, whatever the capacity (a broker never refuses its own message back)."""
+        now = self.env.now
+        self._event((msg.id, REQUEUED, self.index, now))
+        msg.arrived = now
+        msg.queue = self.index
+        if self.down:  # offered again when the broker is back
+            self.held.append((msg, Event(self.env)))
+            return
+        if self.idle:
+            msg.left = now
+            if self.on_take is not None:
+                self.on_take(msg)
+            self.idle.popleft().succeed(msg)
+            return
+        self.items.append(msg)
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+
+    def _deadline(self, msg: Message) -> float:
+        own = getattr(msg, "deadline", INF)
+        return min(msg.arrived + self.ttl, own)
+
+    def take(self) -> Message | None:
+        if self.down:
+            return None
+        while True:
+            msg = super().take()
+            if msg is None:
+                return None
+            if not self._expires or self.env.now < self._deadline(msg):
+                return msg
+            self._expire(msg)
+
+    def _reap(self):  # type: ignore[no-untyped-def]
+        """Expiry anywhere: with one ttl and a FIFO line the head is always the first to
+        expire, so one process sleeping until the head's deadline does it."""
+        env, ttl = self.env, self.ttl
+        while True:
+            items = self.items
+            if not items:
+                self._wake = Event(env)
+                yield self._wake
+                continue
+            due = items[0].arrived + ttl
+            if due > env.now:
+                yield env.timeout(due - env.now)
+                continue
+            msg = items.popleft()
+            if self.blocked:
+                self._admit()
+            self._expire(msg)
+
+    def _expire(self, msg: Message) -> None:
+        now = self.env.now
+        self._visit((msg.id, self.index, msg.arrived, now, NAN, REAPED))
+        if msg.id in self.settled:  # a phantom copy: its outcome is decided already
+            return
+        if self.dead_letter.named:
+            self.to_dead_letter(msg)
+        else:
+            self.settle(msg, EXPIRED, self.index)
+
+    def to_dead_letter(self, msg: Message) -> None:
+        """Move a message to the dead-letter queue: it lives on there when the DLQ has
+        consumers; otherwise dead-lettering is its final outcome."""
+        now = self.env.now
+        self.settled.add(msg.id)
+        self._event((msg.id, DEAD_LETTER, self.index, now))
+        dest = self.dead_letter.dest
+        if dest is None:
+            self._finished((msg.id, now, DEAD_LETTERED, self.index))
+            return
+        msg.arrived = now
+        if hasattr(msg, "deadline"):  # a fresh start: the DLQ's own ttl applies
+            del msg.deadline
+        dest.put(msg)
+
+    def settle(self, msg: Message, code: int, where: int) -> bool:
+        """Decide a message's outcome (False when it was decided already)."""
+        if msg.id in self.settled:
+            return False
+        self.settled.add(msg.id)
+        self._finished((msg.id, self.env.now, code, where))
+        return True
+
+    def inside(self) -> int:
+        settled = self.settled
+        return (sum(m.id not in settled for m in self.items) + len(self.blocked)
+                + sum(m.id not in settled for m, _ in self.held))
 
 
 class Levels:

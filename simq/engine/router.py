@@ -26,6 +26,9 @@ class Sink:
         self._finished((msg.id, self.env.now, DELIVERED, self.group))
         return None
 
+    def inside(self) -> int:
+        return 0
+
 
 class Router:
     """Probabilistic routing: each message picks one destination by its probability.

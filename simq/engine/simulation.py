@@ -1,4 +1,12 @@
-"""Build the SimPy model of a scenario and run one replication."""
+"""Build the SimPy model of a scenario and run one replication.
+
+Each component is built complete, with the parts its scenario keys ask for, in an order
+where whatever it hands messages to already exists: queues (dead-letter queues first),
+their disks and faults; the starting backlogs; topics and links as they are first needed;
+consumer groups and their scalers; producers with their outbound chains. At the end each
+component says what it still holds (``close``/``inside``), which is how conservation is
+checked.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +14,42 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import Event
 
 from simq.dists import parse
 from simq.engine import arrivals
-from simq.engine.consumer import ConsumerGroup, Replier
 from simq.engine.core import Destination, Message, Streams
 from simq.engine.durability import Persister
-from simq.engine.faults import Crasher, Faults
+from simq.engine.faults import Faults
 from simq.engine.link import CutLink, Link
-from simq.engine.prefetch import PrefetchConsumer
-from simq.engine.producer import Batcher, Encoder, Producer, SyncProducer, WindowProducer
-from simq.engine.queue import Levels, Queue
-from simq.engine.reliable import CreditGate, ReliableGroup, ReliableQueue, Stamp
-from simq.engine.retry import Backoff, RetryingProducer
+from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
+from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
+from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
-from simq.engine.topic import FanOut, MergedPartitions, Partition, Partitioner, key_picker
+from simq.engine.source import Pacer, Source, Tracker
+from simq.engine.topic import FanOut, Partitioner, key_picker
+from simq.engine.worker import (
+    Acks,
+    AutoAck,
+    CrashPlan,
+    Group,
+    Partitioned,
+    Prefetch,
+    Replier,
+    Server,
+    SharedQueue,
+)
 from simq.peakspec import BacklogSpec
 from simq.record import Recorder
-from simq.relspec import CrashSpec
-from simq.scenario import ConsumerSpec, Scenario
+from simq.relspec import BackoffSpec, CrashSpec
+from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
 
-__all__ = ["Simulation", "Outcome"]
+__all__ = ["Daemons", "Outcome", "Simulation"]
 
 _NO_GAP = parse("constant(0)")
 
@@ -44,307 +63,379 @@ class Outcome:
     in_flight: int  # messages found inside the system at the end (counted, not derived)
 
 
+class Daemons:
+    """The run's background clock: the sleeps of processes that only watch or disturb
+    the model (an autoscaler's ticks, the up-time before a random crash or outage).
+
+    Without ``until`` a run ends when nothing is scheduled any more; these sleeps would
+    keep it going for ever, so they are counted apart and a background process stops
+    once nothing else is scheduled (:meth:`over`).
+    """
+
+    def __init__(self, env: simpy.Environment, endless: bool) -> None:
+        self.env = env
+        self.endless = endless
+        self.pending = 0
+
+    def sleep(self, delay: float) -> Event:
+        self.pending += 1
+        ev = self.env.timeout(delay)
+        # Runs before the sleeper resumes (callbacks run in order): it no longer counts.
+        ev.callbacks.append(self._woke)
+        return ev
+
+    def _woke(self, _ev: Event) -> None:
+        self.pending -= 1
+
+    def only_left(self) -> bool:
+        """True when nothing but background sleeps is scheduled. SimPy has no public view
+        of its schedule: its length is all that is read."""
+        return len(self.env._queue) <= self.pending
+
+    def over(self) -> bool:
+        """True when the run has no ``until`` and nothing but background is scheduled."""
+        return self.endless and self.only_left()
+
+
+class _Endings(list):  # type: ignore[type-arg]
+    """The log of finished messages when producers hold credits: a message that ends
+    before a consumer took it gives its credit back."""
+
+    def __init__(self, credits: Credits) -> None:
+        super().__init__()
+        self._credits = credits
+
+    def append(self, row: tuple[int, float, int, int]) -> None:  # type: ignore[override]
+        super().append(row)
+        self._credits.ended(row[0])
+
+
+def _backoff(spec: BackoffSpec | None, uniform: Callable[[], float]) -> Backoff | None:
+    if spec is None:
+        return None
+    return Backoff(spec.policy, spec.delay, spec.multiplier, spec.cap, uniform)
+
+
 class Simulation:
     """One replication: components wired as the scenario says, on their own streams."""
 
     def __init__(self, scenario: Scenario, seed: np.random.SeedSequence) -> None:
-        self.scenario = scenario
+        self.scenario = sc = scenario
         self.env = env = simpy.Environment()
-        self.rec = rec = Recorder()
-        streams = Streams(seed)
-        partitions = {q for t, spec in scenario.topics.items()
-                      for q in spec.partition_names(t)}
-        # Reliability is chosen per queue when the model is built: the others stay plain.
-        any_ttl = any(p.ttl is not None for p in scenario.producers.values())
-        reliable = {c.source for c in scenario.consumers.values() if c.reliable}
-        reliable |= {n for n, q in scenario.queues.items()
-                     if (q.reliable or any_ttl) and n not in partitions}
-        reliable |= {p.to for p in scenario.producers.values() if p.credits is not None}
+        self.streams = Streams(seed)
+        credited = any(p.credits is not None for p in sc.producers.values())
+        self.credits = Credits() if credited else None
+        self.rec = (Recorder() if self.credits is None
+                    else Recorder(finished=_Endings(self.credits)))
+        self.daemons = Daemons(env, endless=sc.run.until is None)
+        self.ids = itertools.count()
+        self.limit = sc.run.messages if sc.run.messages is not None else math.inf
+        self._drains = sc.drains()
+        self._link_names = list(sc.links)
+
         self.queues: dict[str, Queue] = {}
-        for i, (name, q) in enumerate(scenario.queues.items()):
-            if name in reliable:
-                self.queues[name] = ReliableQueue(env, i, name, q.capacity, q.overflow, rec,
-                                                  q.ttl, q.expiry)
-            else:
-                self.queues[name] = (Partition if name in partitions else Queue)(
-                    env, i, name, q.capacity, q.overflow, rec)
-        drains = scenario.drains()
-        for name, q in scenario.queues.items():
-            if q.dead_letter is not None:
-                rq = self.queues[name]
-                assert isinstance(rq, ReliableQueue)
-                rq.dlq_named = True
-                if drains[q.dead_letter]:  # a DLQ with consumers: messages live on there
-                    rq.dead_letter = self.queues[q.dead_letter]
+        self.persisters: dict[str, Persister] = {}
         self.faults: list[Faults] = []
-        for name, q in scenario.queues.items():
-            if q.outages is not None:
-                rq = self.queues[name]
-                assert isinstance(rq, ReliableQueue)
-                rq.persistent, rq.when_down = q.persistent, q.when_down
-                self._faults(rq, f"queues.{name}.outages", q.outages, streams)
-        # Priority queues look a message's class up by its producer (copies keep theirs).
-        classes = [p.priority for p in scenario.producers.values()]
+        for name in sc.queues:
+            self._queue(name)
+        self.queues = {n: self.queues[n] for n in sc.queues}  # scenario order
+        for name, q in sc.queues.items():
+            if q.backlog is not None and q.backlog.count:
+                self._backlog(self.queues[name], q.backlog)
+
+        self.topics: dict[str, Destination] = {}
+        self.links: dict[str, Link] = {}
+        # Replies are only possible when some sender waits for them: otherwise the end of
+        # the line stays the plain "delivered" record, with nothing added per message.
+        self.replies = any(p.wants_ack for p in sc.producers.values())
+        self.ends: list[Sink | Replier] = []
+        self.fetch_links: list[Link] = []
+        self.groups: dict[str, Group] = {}
+        for i, (name, c) in enumerate(sc.consumers.items()):
+            self.groups[name] = self._group(i, name, c)
+        self.scalers = {
+            name: Scaler(env, self.groups[name], c.schedule, c.autoscale, self.daemons)
+            for name, c in sc.consumers.items()
+            if c.schedule is not None or c.autoscale is not None
+        }
+        self.outbound: list[Encoder | Batcher] = []
+        self.producers: dict[str, Source] = {}
+        for i, (name, p) in enumerate(sc.producers.items()):
+            self.producers[name] = self._source(i, name, p)
+        self.links = {k: self.links[k] for k in self._link_names if k in self.links}
+
+    # Queues ----------------------------------------------------------------------------
+    def _queue(self, name: str) -> Queue:
+        """The queue ``name`` (its dead-letter queue built first), its disk and faults."""
+        if name in self.queues:
+            return self.queues[name]
+        sc, env, rec, streams = self.scenario, self.env, self.rec, self.streams
+        q = sc.queues[name]
+        index = list(sc.queues).index(name)
+        line = Levels(self._priority_of()) if q.discipline == "priority" else None
+        on_take = self.credits.back if self.credits is not None else None
+        if self._reliable(name):
+            dead = DeadLetter()
+            if q.dead_letter is not None:
+                self._queue(q.dead_letter)
+                has_readers = bool(self._drains[q.dead_letter])
+                # A DLQ with consumers: messages live on there.
+                dead = DeadLetter(True, self._target(q.dead_letter) if has_readers else None)
+            queue: Queue = ReliableQueue(
+                env, index, name, rec, capacity=q.capacity, overflow=q.overflow, line=line,
+                on_take=on_take, ttl=q.ttl, expiry=q.expiry, dead_letter=dead,
+                persistent=q.persistent, when_down=q.when_down,
+                deadlines=any(p.ttl is not None for p in sc.producers.values()))
+        else:
+            queue = Queue(env, index, name, rec, capacity=q.capacity, overflow=q.overflow,
+                          line=line, on_take=on_take)
+        self.queues[name] = queue
+        if q.outages is not None:
+            assert isinstance(queue, ReliableQueue)
+            self._faults(queue, f"queues.{name}.outages", q.outages)
+        d = q.durability
+        if d is not None:
+            key = f"queues.{name}.durability"
+            gc = d.group_commit
+            self.persisters[name] = Persister(
+                env, queue, streams.draw(f"{key}.fsync", d.fsync),
+                1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
+                streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
+                d.acks == "all", rec)
+        return queue
+
+    def _reliable(self, name: str) -> bool:
+        """Whether a queue needs the broker's reliability semantics: its own keys, a
+        producer's ttl, or a consumer that acks, fails, dedups or crashes reading it."""
+        sc = self.scenario
+        q = sc.queues[name]
+        return (q.reliable or any(p.ttl is not None for p in sc.producers.values())
+                or any(sc.consumers[g].reliable for g in self._drains[name]))
+
+    def _priority_of(self) -> Callable[[Message], int]:
+        """A message's class is its producer's priority (copies keep theirs)."""
+        classes = [p.priority for p in self.scenario.producers.values()]
 
         def priority_of(msg: Message) -> int:
             origin = msg.origin
             return classes[origin] if origin >= 0 else 0  # -1: a queue's starting backlog
 
-        for name, q in scenario.queues.items():
-            if q.discipline == "priority":
-                self.queues[name].items = Levels(priority_of)
-        link_names = list(scenario.links)
-        self.links: dict[str, Link] = {}
-        ids = itertools.count()
-        self.topics: dict[str, Destination] = {}
+        return priority_of
 
-        self.persisters: dict[str, Persister] = {}
-        for name, q in scenario.queues.items():
-            d = q.durability
-            if d is None:
-                continue
-            key = f"queues.{name}.durability"
-            gc = d.group_commit
-            self.persisters[name] = Persister(
-                env, self.queues[name], streams.draw(f"{key}.fsync", d.fsync),
-                1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
-                streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
-                d.acks == "all", rec)
-
-        def target(name: str) -> Destination:
-            """A queue (behind its disk when it has one), or the topic that spreads
-            messages over its queues."""
-            if name in self.persisters:
-                return self.persisters[name]
-            if name in self.queues:
-                return self.queues[name]
-            if name not in self.topics:
-                spec = scenario.topics[name]
-                parts = [self.queues[q] for q, _ in scenario.resolve(name)]
-                if spec.subscribers is not None:
-                    self.topics[name] = FanOut(env, parts, ids, rec)
-                else:
-                    pick = key_picker(spec.key, len(parts), spec.key_probabilities,
-                                      streams.uniform(f"topics.{name}.key"))
-                    self.topics[name] = Partitioner(parts, pick)  # type: ignore[arg-type]
-            return self.topics[name]
-
-        def via(src: str, dst: str) -> Destination:
-            """The queue or topic `dst`, over the link src->dst when there is one."""
-            key = f"{src}->{dst}"
-            if key not in scenario.links:
-                return target(dst)
-            if key not in self.links:
-                spec = scenario.links[key]
-                args = (env, link_names.index(key), key, target(dst),
-                        streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
-                        spec.loss, streams.uniform(f"links.{key}.loss"), rec)
-                if spec.partitions is None:
-                    self.links[key] = Link(*args)
-                else:
-                    link = CutLink(*args, when_cut=spec.when_cut)
-                    self._faults(link, f"links.{key}.partitions", spec.partitions, streams)
-                    self.links[key] = link
-            return self.links[key]
-
-        # Replies are only possible when some sender waits for them: otherwise the end of
-        # the line stays the plain "delivered" record, with nothing added per message.
-        replies = any(p.wants_ack for p in scenario.producers.values())
-        self.repliers: dict[str, Replier] = {}
-        self.groups: dict[str, ConsumerGroup] = {}
-        self.partition_workers: list[ConsumerGroup] = []
-        self.prefetchers: list[PrefetchConsumer] = []
-        self.prefetch_links: list[Link] = []
-        self.crashers: list[Crasher] = []
-        for i, (name, c) in enumerate(scenario.consumers.items()):
-
-            def way_out(name: str = name, i: int = i) -> Destination:
-                if replies:
-                    self.repliers[name] = Replier(env, i, rec)
-                    return self.repliers[name]
-                return Sink(env, i, rec)
-
-            forward: Destination | None
-            routes = c.routes
-            if len(routes) > 1:
-                forward = Router(
-                    [(way_out() if d is None else via(name, d), p) for d, p in routes],
-                    streams.uniform(f"consumers.{name}.route"),
-                )
-            elif routes[0][0] is not None:
-                forward = via(name, routes[0][0])
-            elif replies:
-                forward = way_out()
-            else:
-                forward = None  # the worker records the delivery itself: the plain path
-            service = streams.draw(f"consumers.{name}.service", c.service)
-            decode = None if c.decode is None else streams.draw(f"consumers.{name}.decode",
-                                                                c.decode)
-            topic = scenario.topics.get(c.source)
-            if c.prefetch is not None:
-                self._prefetching(i, name, c, service, decode, forward, streams)
-                continue
-            if topic is None and c.reliable:
-                self.groups[name] = self._reliable(i, name, c, service, forward, streams)
-                continue
-            if topic is None:
-                self.groups[name] = ConsumerGroup(
-                    env, i, name, self.queues[c.source], c.count, service, forward, rec, decode,
-                    c.batch,
-                )
-                continue
-            # A consumer group on a partitioned topic: each partition has one owner; the
-            # consumers beyond the partitions stay idle (they count in utilization).
-            parts = [self.queues[q] for q, _ in scenario.resolve(c.source)]
-            own = topic.owners(c.count)
-            for k in sorted(set(own)):
-                mine = [p for p, o in zip(parts, own, strict=True) if o == k]
-                line = mine[0] if len(mine) == 1 else MergedPartitions(mine)  # type: ignore[arg-type]
-                self.partition_workers.append(ConsumerGroup(
-                    env, i, name, line, 1, service, forward, rec, decode, c.batch))
-        self.scalers = {
-            name: Scaler(env, self.groups[name], rec, c.schedule, c.autoscale)
-            for name, c in scenario.consumers.items()
-            if c.schedule is not None or c.autoscale is not None
-        }
-        limit = scenario.run.messages if scenario.run.messages is not None else math.inf
-        for name, q in scenario.queues.items():
-            if q.backlog is not None and q.backlog.count:
-                self._backlog(self.queues[name], q.backlog, ids, streams)
-        self.encoders: list[Encoder] = []
-        self.batchers: list[Batcher] = []
-        self.producers: dict[str, Producer | SyncProducer | WindowProducer
-                             | RetryingProducer] = {}
-        for i, (name, p) in enumerate(scenario.producers.items()):
-            key = f"producers.{name}"
-            dest = via(name, p.to)
-            if p.ttl is not None:
-                dest = Stamp(env, dest, p.ttl)
-            if p.credits is not None:
-                dest = CreditGate(env, dest, p.credits)
-            size = streams.draw(f"{key}.size", p.size)
-            encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
-            if p.mode == "sync":
-                self.producers[name] = SyncProducer(
-                    env, i, name, dest, p.clients, streams.draw(f"{key}.think", p.think),
-                    encode, streams.draw(f"{key}.reply", p.reply), size, ids, limit,
-                    p.start, p.stop, rec,
-                )
-                continue
-            if p.batch_size is not None:
-                batcher = Batcher(env, dest, p.batch_size, p.linger, rec)
-                self.batchers.append(batcher)
-                dest = batcher
-            if encode is not None:
-                dest = Encoder(env, dest, encode, rec)
-                self.encoders.append(dest)
-            stop = p.stop
-            if p.arrivals is not None:
-                gap, end = arrivals.build(p.arrivals, env, streams, key)
-                if end is not None:
-                    stop = end if stop is None else min(stop, end)
-            else:
-                # A window without an interarrival sends as fast as the window lets it.
-                gap = streams.draw(f"{key}.interarrival",
-                                   p.interarrival if p.interarrival is not None else _NO_GAP)
-            if p.mode == "window":
-                assert p.window is not None
-                self.producers[name] = WindowProducer(
-                    env, i, name, dest, gap, p.window, streams.draw(f"{key}.reply", p.reply),
-                    size, ids, limit, p.start, p.stop, rec,
-                )
-            elif p.timeout is not None:
-                r = p.retry
-                b = None if r is None else r.backoff
-                self.producers[name] = RetryingProducer(
-                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec,
-                    timeout=p.timeout, reply=streams.draw(f"{key}.reply", p.reply),
-                    max_attempts=1 if r is None else r.max_attempts,
-                    backoff=None if b is None else Backoff(
-                        b.policy, b.delay, b.multiplier, b.cap,
-                        streams.uniform(f"{key}.retry.backoff")),
-                    budget=None if r is None else r.budget,
-                    budget_floor=0 if r is None else r.budget_floor)
-            else:
-                self.producers[name] = Producer(
-                    env, i, name, dest, gap, size, ids, limit, p.start, stop, rec
-                )
-        # Links in scenario order, whatever order the wiring created them in.
-        self.links = {k: self.links[k] for k in link_names if k in self.links}
-        for key, link in self.links.items():
-            spec = scenario.links[key]
-            link.retransmit = spec.retransmit
-            if spec.shares is not None and spec.shares in self.links:
-                link.wire = self.links[spec.shares]
-
-    def _faults(self, target: CutLink | ReliableQueue, key: str, spec: CrashSpec,
-                streams: Streams) -> None:
+    def _faults(self, target: CutLink | ReliableQueue, key: str, spec: CrashSpec) -> None:
+        streams = self.streams
         self.faults.append(Faults(
             self.env, target,
             None if spec.mtbf is None else streams.draw(f"{key}.mtbf", spec.mtbf),
             None if spec.mttr is None else streams.draw(f"{key}.mttr", spec.mttr),
-            spec.at))
+            spec.at, self.daemons))
 
-    def _reliable(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
-                  forward: Destination | None, streams: Streams) -> ReliableGroup:
-        """A group with acks, failures, retries, dedup and crashes (docs/reliability.md)."""
-        key = f"consumers.{name}"
-        b = c.backoff
-        backoff = None if b is None else Backoff(b.policy, b.delay, b.multiplier, b.cap,
-                                                 streams.uniform(f"{key}.backoff"))
-        queue = self.queues[c.source]
-        assert isinstance(queue, ReliableQueue)
-        group = ReliableGroup(
-            self.env, i, name, queue, c.count, service, forward, self.rec,
-            manual=c.ack == "manual", visibility=c.visibility_timeout, failure=c.failure,
-            coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
-            backoff=backoff, dedup=c.dedup, crash_log=c.crashes is not None,
-            poison=c.poison,
-            slow=None if c.slow is None else (c.slow.workers, c.slow.factor))
-        if c.crashes is not None:
-            cr = c.crashes
-            self.crashers.append(Crasher(
-                self.env, group, c.count,
-                None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
-                None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
-                cr.at))
-        return group
-
-    def _prefetching(self, i: int, name: str, c: ConsumerSpec, service: Callable[[], float],
-                     decode: Callable[[], float] | None, forward: Destination | None,
-                     streams: Streams) -> None:
-        """`count` consumers, each with its own prefetch window (and its own copy of the
-        broker->consumer link, whose latency also carries the acks back)."""
-        assert c.prefetch is not None
-        key = f"{c.source}->{name}"
-        spec = self.scenario.links.get(key)
-        ack = None if spec is None else streams.draw(f"links.{key}.ack", spec.latency)
-        for k in range(c.count):
-            consumer = PrefetchConsumer(self.env, i, self.queues[c.source], c.prefetch,
-                                        service, decode, forward, ack, self.rec)
-            if spec is not None:
-                link = Link(self.env, list(self.scenario.links).index(key), key, consumer,
-                            streams.draw(f"links.{key}.latency.{k}", spec.latency),
-                            spec.bandwidth, 0.0, streams.uniform(f"links.{key}.loss.{k}"),
-                            self.rec)
-                link.retransmit = spec.retransmit
-                consumer.link = link
-                self.prefetch_links.append(link)
-            self.prefetchers.append(consumer)
-
-    def _backlog(self, queue: Queue, spec: BacklogSpec, ids: itertools.count,
-                 streams: Streams) -> None:
+    def _backlog(self, queue: Queue, spec: BacklogSpec) -> None:
         """Messages waiting at time 0: produced at minus their age (producer index -1),
         oldest first in line, so conservation and latency count them like any other."""
         key = f"queues.{queue.name}.backlog"
+        streams = self.streams
         age, size = streams.draw(f"{key}.age", spec.age), streams.draw(f"{key}.size", spec.size)
         ages = sorted((age() for _ in range(spec.count)), reverse=True)
         created = self.rec.created.append
         for a in ages:
-            msg = Message(next(ids), -a, size())
+            msg = Message(next(self.ids), -a, size())
+            msg.queue = queue.index
             created((-1, msg.sent, msg.size))
             queue.items.append(msg)
 
+    # Topics and links ------------------------------------------------------------------
+    def _target(self, name: str) -> Destination:
+        """A queue (behind its disk when it has one), or the topic that spreads messages
+        over its queues."""
+        if name in self.persisters:
+            return self.persisters[name]
+        if name in self.queues:
+            return self.queues[name]
+        if name not in self.topics:
+            sc = self.scenario
+            spec = sc.topics[name]
+            parts = [self._target(q) for q, _ in sc.resolve(name)]
+            if spec.subscribers is not None:
+                self.topics[name] = FanOut(self.env, parts, self.ids, self.rec)
+            else:
+                pick = key_picker(spec.key, len(parts), spec.key_probabilities,
+                                  self.streams.uniform(f"topics.{name}.key"))
+                self.topics[name] = Partitioner(parts, pick)
+        return self.topics[name]
+
+    def _via(self, src: str, dst: str) -> Destination:
+        """The queue or topic `dst`, over the link src->dst when there is one."""
+        key = f"{src}->{dst}"
+        if key not in self.scenario.links:
+            return self._target(dst)
+        if key not in self.links:
+            spec = self.scenario.links[key]
+            wire = None
+            if spec.shares is not None:  # the owner of the bandwidth first
+                a, _, b = spec.shares.partition("->")
+                self._via(a, b)
+                wire = self.links[spec.shares]
+            args = (self.env, self._link_names.index(key), key, self._target(dst),
+                    self.streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
+                    spec.loss, self.streams.uniform(f"links.{key}.loss"), self.rec)
+            if spec.partitions is None:
+                self.links[key] = Link(*args, retransmit=spec.retransmit, wire=wire)
+            else:
+                link = CutLink(*args, retransmit=spec.retransmit, wire=wire,
+                               when_cut=spec.when_cut)
+                self._faults(link, f"links.{key}.partitions", spec.partitions)
+                self.links[key] = link
+        return self.links[key]
+
+    # Consumer groups -------------------------------------------------------------------
+    def _way_out(self, i: int) -> Destination:
+        end: Sink | Replier = (Replier(self.env, i, self.rec) if self.replies
+                               else Sink(self.env, i, self.rec))
+        self.ends.append(end)
+        return end
+
+    def _forward(self, i: int, name: str, c: ConsumerSpec) -> Destination | None:
+        """Where a processed message goes: on (a route, or a random choice of routes),
+        back to a waiting sender, or nowhere (the worker records the delivery itself:
+        the plain path)."""
+        routes = c.routes
+        if len(routes) > 1:
+            return Router(
+                [(self._way_out(i) if d is None else self._via(name, d), p)
+                 for d, p in routes],
+                self.streams.uniform(f"consumers.{name}.route"))
+        if routes[0][0] is not None:
+            return self._via(name, routes[0][0])
+        return self._way_out(i) if self.replies else None
+
+    def _group(self, i: int, name: str, c: ConsumerSpec) -> Group:
+        sc, env, rec, streams = self.scenario, self.env, self.rec, self.streams
+        key = f"consumers.{name}"
+        forward = self._forward(i, name, c)
+        topic = sc.topics.get(c.source)
+        queues = [self.queues[q] for q, _ in sc.resolve(c.source)]
+        intake: SharedQueue | Partitioned | Prefetch
+        if topic is None:
+            intake = SharedQueue(queues[0])
+        else:
+            # Each partition has one owner; consumers beyond the partitions stay idle (they
+            # count in utilization).
+            intake = Partitioned(queues, topic.owners)
+        if c.prefetch is not None:
+            intake = Prefetch(env, intake, c.prefetch, self._fetch_link(c.source, name),
+                              self._ack_latency(c.source, name), rec)
+        pace = [1.0] * c.count
+        if c.slow is not None:
+            pace = [c.slow.factor if k < c.slow.workers else 1.0 for k in range(c.count)]
+        server = Server(
+            streams.draw(f"{key}.service", c.service),
+            None if c.decode is None else streams.draw(f"{key}.decode", c.decode), pace, rec)
+        settler: AutoAck | Acks
+        if c.reliable:
+            settler = Acks(
+                env, i, queues, forward, rec, manual=c.ack == "manual",
+                visibility=c.visibility_timeout, failure=c.failure,
+                coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
+                backoff=_backoff(c.backoff, streams.uniform(f"{key}.backoff")),
+                dedup=c.dedup, poison=c.poison)
+        else:
+            settler = AutoAck(env, i, forward, rec)
+        crashes = None
+        if c.crashes is not None:
+            cr = c.crashes
+            crashes = CrashPlan(
+                None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
+                None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
+                cr.at)
+        scaled = c.schedule is not None or c.autoscale is not None
+        return Group(env, i, name, rec, intake=intake, server=server, settler=settler,
+                     count=c.count, batch=c.batch, crashes=crashes,
+                     log_workers=scaled or crashes is not None,
+                     log_services=c.prefetch is not None, daemons=self.daemons)
+
+    def _fetch_link(self, source: str, name: str) -> Callable[[int, Destination], Destination] | None:
+        """Each prefetching consumer's own copy of the source->consumer link."""
+        key = f"{source}->{name}"
+        spec = self.scenario.links.get(key)
+        if spec is None:
+            return None
+        index = self._link_names.index(key)
+
+        def make(slot: int, buffer: Destination) -> Destination:
+            link = Link(self.env, index, key, buffer,
+                        self.streams.draw(f"links.{key}.latency.{slot}", spec.latency),
+                        spec.bandwidth, 0.0, self.streams.uniform(f"links.{key}.loss.{slot}"),
+                        self.rec, retransmit=spec.retransmit)
+            self.fetch_links.append(link)
+            return link
+
+        return make
+
+    def _ack_latency(self, source: str, name: str) -> Callable[[], float] | None:
+        """An ack's trip back over the consumer's link (its latency)."""
+        key = f"{source}->{name}"
+        spec = self.scenario.links.get(key)
+        return None if spec is None else self.streams.draw(f"links.{key}.ack", spec.latency)
+
+    # Producers -------------------------------------------------------------------------
+    def _source(self, i: int, name: str, p: ProducerSpec) -> Source:
+        env, rec, streams = self.env, self.rec, self.streams
+        key = f"producers.{name}"
+        size = streams.draw(f"{key}.size", p.size)
+        dest = self._via(name, p.to)
+        if p.batch_size is not None:
+            batcher = Batcher(env, dest, p.batch_size, p.linger, rec)
+            self.outbound.append(batcher)
+            dest = batcher
+        clients = p.clients if p.mode == "sync" else 1
+        encode = None if p.encode is None else streams.draw(f"{key}.encode", p.encode)
+        heads: list[Destination] = []
+        gate: CreditGate | None = None
+        for _ in range(clients):
+            # A sync client encodes on its own CPU; an open-loop producer has one encoder.
+            head: Destination = dest
+            if encode is not None:
+                encoder = Encoder(env, dest, encode, rec)
+                self.outbound.append(encoder)
+                head = encoder
+            if p.credits is not None:
+                assert self.credits is not None
+                gate = CreditGate(env, head, p.credits, self.credits, share=gate)
+                head = gate
+            if p.ttl is not None:
+                head = Stamp(env, head, p.ttl)
+            heads.append(head)
+        stop = p.stop
+        if p.mode == "sync":
+            gap = streams.draw(f"{key}.think", p.think)
+        elif p.arrivals is not None:
+            gap, end = arrivals.build(p.arrivals, env, streams, key)
+            if end is not None:
+                stop = end if stop is None else min(stop, end)
+        else:
+            # A window without an interarrival sends as fast as the window lets it.
+            gap = streams.draw(f"{key}.interarrival",
+                               p.interarrival if p.interarrival is not None else _NO_GAP)
+        tracker = None
+        if p.wants_ack:
+            r = p.retry
+            tracker = Tracker(
+                env, i, rec, heads=heads, reply=streams.draw(f"{key}.reply", p.reply),
+                ids=self.ids, size=size, timeout=p.timeout,
+                max_attempts=1 if r is None else r.max_attempts,
+                backoff=None if r is None else _backoff(
+                    r.backoff, streams.uniform(f"{key}.retry.backoff")),
+                budget=None if r is None else r.budget,
+                budget_floor=0 if r is None else r.budget_floor,
+                window=p.window if p.mode == "window" else None)
+        pacer = Pacer(gap, clients,
+                      tracker.space if tracker is not None and p.mode == "window" else None,
+                      waits=p.mode == "sync")
+        return Source(env, i, name, rec, pacer=pacer, heads=heads, size=size, ids=self.ids,
+                      limit=self.limit, start=p.start, stop=stop, tracker=tracker)
+
+    # Running ---------------------------------------------------------------------------
     def run(self) -> Outcome:
         spec = self.scenario.run
         if spec.until is not None:
@@ -359,44 +450,18 @@ class Simulation:
                 t_stop = min(t_stop, spec.until)
         else:
             t_stop = t_end
-        return Outcome(t_end, t_stop, self._flush(t_end))
+        return Outcome(t_end, t_stop, self._close())
 
-    def _flush(self, t_end: float) -> int:
-        """Log what is still inside, so every interval is closed; return how many."""
-        visit = self.rec.visits.append
-        inside = 0
-        for q in self.queues.values():
-            for m in q.items:
-                visit((m.id, q.index, m.arrived, math.nan, math.nan, -1))
-            inside += q.count_inside()
-        for g in [*self.groups.values(), *self.partition_workers]:
-            merged = g.queue.index < 0
-            for m, start in g.holding():
-                qi = m.queue if merged else g.queue.index
-                visit((m.id, qi, m.arrived, start, math.nan, g.index))
-                inside += 1
-        inside += sum(g.count_backing_off() for g in self.groups.values()
-                      if isinstance(g, ReliableGroup))
-        inside += sum(link.in_transit for link in self.links.values())
-        inside += sum(e.in_transit for e in self.encoders)
-        inside += sum(p.in_transit for p in self.persisters.values())
+    def holders(self) -> list[Any]:
+        """Every component that can hold messages at the end of a run."""
+        return [*self.persisters.values(), *self.links.values(), *self.fetch_links,
+                *self.outbound, *self.ends]
+
+    def _close(self) -> int:
+        """Every component logs what is still open and says how many messages it holds."""
+        inside = sum(q.close() for q in self.queues.values())
+        inside += sum(g.close() for g in self.groups.values())
+        inside += sum(h.inside() for h in self.holders())
         for p in self.producers.values():  # a sender still held up by backpressure
-            since = getattr(p, "blocked_since", math.nan)
-            if since == since:
-                self.rec.blocked.append((p.index, since, math.nan))
-        inside += sum(link.in_transit for link in self.prefetch_links)
-        log = self.rec.batches.append  # services still running, for busy time
-        for g in [*self.groups.values(), *self.partition_workers]:
-            for held, start in zip(g.batch_held, g.started, strict=True):
-                if held:
-                    log((g.index, start, math.nan, len(held)))
-        for pc in self.prefetchers:
-            if pc.current is not None:
-                log((pc.group, pc.current[1], math.nan, 1))
-            for m, dispatched in pc.holding():
-                visit((m.id, pc.queue.index, m.arrived, dispatched, math.nan, pc.group))
-                inside += 1
-        inside += sum(len(b.pending) for b in self.batchers)
-        inside += sum(r.in_transit for r in self.repliers.values())
-        inside += sum(p.encoding for p in self.producers.values() if isinstance(p, SyncProducer))
+            p.close()
         return inside

@@ -1,20 +1,19 @@
-"""Topics: fan-out to subscriber queues, and partitioned logs read by consumer groups."""
+"""Topics: fan-out to subscriber queues, and partitioned logs spread by key (the groups
+that read partitions are in engine.worker)."""
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from collections import deque
 from collections.abc import Callable, Sequence
 
 import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.engine.queue import Queue
 from simq.record import Recorder
 
-__all__ = ["FanOut", "MergedPartitions", "Partition", "Partitioner", "key_picker"]
+__all__ = ["FanOut", "Partitioner", "key_picker"]
 
 
 class FanOut:
@@ -38,8 +37,11 @@ class FanOut:
         origin = msg.origin
         blocked = []
         first, *rest = self.subscribers
+        deadline = getattr(msg, "deadline", None)
         for dest in rest:
             copy = Message(next(self.ids), msg.sent, msg.size, origin)
+            if deadline is not None:
+                copy.deadline = deadline
             self._created.append((origin, msg.sent, msg.size))
             self._copy((copy.id, msg.id))
             ev = dest.put(copy)
@@ -51,17 +53,6 @@ class FanOut:
         if not blocked:
             return None
         return blocked[0] if len(blocked) == 1 else self.env.all_of(blocked)
-
-
-class Partition(Queue):
-    """One partition of a topic: a queue that stamps its index on what it takes in, so a
-    consumer reading several partitions knows where each message waited."""
-
-    items: deque[Message]  # never a priority line: topics have no discipline
-
-    def put(self, msg: Message) -> Event | None:
-        msg.queue = self.index
-        return super().put(msg)
 
 
 def key_picker(key: str, partitions: int, probabilities: Sequence[float],
@@ -79,36 +70,10 @@ def key_picker(key: str, partitions: int, probabilities: Sequence[float],
 class Partitioner:
     """Sends each message to one partition, chosen by its key distribution."""
 
-    def __init__(self, partitions: Sequence[Partition], pick: Callable[[], int]) -> None:
+    def __init__(self, partitions: Sequence[Destination], pick: Callable[[], int]) -> None:
         self.partitions = list(partitions)
         self.pick = pick
 
     def put(self, msg: Message) -> Event | None:
         return self.partitions[self.pick()].put(msg)
 
-
-class MergedPartitions:
-    """The partitions one consumer owns, read as one FIFO line (oldest head first).
-
-    The partitions share one list of parked workers, so a message arriving at any of them
-    wakes the consumer.
-    """
-
-    def __init__(self, partitions: Sequence[Partition]) -> None:
-        self.partitions = list(partitions)
-        self.idle: deque[Event] = deque()
-        for p in self.partitions:
-            p.idle = self.idle
-        self.index = -1  # each message carries its partition's index
-
-    def take(self) -> Message | None:
-        best = None
-        for p in self.partitions:
-            if p.items and (best is None or p.items[0].arrived < best.items[0].arrived):
-                best = p
-        if best is None:
-            for p in self.partitions:  # capacity-0 partitions hand over blocked senders
-                if p.blocked:
-                    return p.take()
-            return None
-        return best.take()
