@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Fate", "Kind", "Stage", "BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
-           "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Recorder", "Records",
-           "to_columns"]
+__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
+           "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Fate", "Kind",
+           "Recorder", "Records", "Stage", "to_columns"]
 
 # Outcome codes of a finished message (in_flight is "not finished").
 class Fate(IntEnum):
@@ -32,8 +32,11 @@ class Fate(IntEnum):
     DEAD_LETTERED = 4
 
 
-DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED = (
-    Fate.DELIVERED, Fate.DROPPED, Fate.LOST, Fate.EXPIRED, Fate.DEAD_LETTERED)
+DELIVERED = Fate.DELIVERED
+DROPPED = Fate.DROPPED
+LOST = Fate.LOST
+EXPIRED = Fate.EXPIRED
+DEAD_LETTERED = Fate.DEAD_LETTERED
 IN_FLIGHT = Fate.IN_FLIGHT
 OUTCOMES = {int(f): f.name.lower() for f in Fate if f >= 0} | {int(IN_FLIGHT): "in_flight"}
 
@@ -52,7 +55,15 @@ class Stage(IntEnum):
     REPLICATE = 8
 
 
-ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE = (*Stage,)
+ENCODE = Stage.ENCODE
+DECODE = Stage.DECODE
+REPLY = Stage.REPLY
+BATCH = Stage.BATCH
+BUFFER = Stage.BUFFER
+FETCH = Stage.FETCH
+RETRANSMIT = Stage.RETRANSMIT
+PERSIST = Stage.PERSIST
+REPLICATE = Stage.REPLICATE
 STAGES = {int(s): s.name.lower() for s in Stage}
 
 
@@ -86,9 +97,24 @@ class Kind(IntEnum):
     HEALED = 17
 
 
-(ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART,
- CRASH_LOST, ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT,
- HEALED) = (*Kind,)
+ATTEMPT = Kind.ATTEMPT
+REQUEUED = Kind.REQUEUED
+FAILED = Kind.FAILED
+DUPLICATE = Kind.DUPLICATE
+DISCARDED = Kind.DISCARDED
+DEAD_LETTER = Kind.DEAD_LETTER
+CRASH = Kind.CRASH
+RESTART = Kind.RESTART
+CRASH_LOST = Kind.CRASH_LOST
+ACKED = Kind.ACKED
+TIMED_OUT = Kind.TIMED_OUT
+RETRIED = Kind.RETRIED
+GAVE_UP = Kind.GAVE_UP
+OUTAGE = Kind.OUTAGE
+BACK = Kind.BACK
+OUTAGE_LOST = Kind.OUTAGE_LOST
+CUT = Kind.CUT
+HEALED = Kind.HEALED
 EVENTS = {int(k): k.name.lower() for k in Kind}
 # A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
 REAPED = -2

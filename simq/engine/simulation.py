@@ -315,15 +315,13 @@ class Simulation:
         forward = self._forward(i, name, c)
         topic = sc.topics.get(c.source)
         queues = [self.queues[q] for q, _ in sc.resolve(c.source)]
-        intake: SharedQueue | Partitioned | Prefetch
-        if topic is None:
-            intake = SharedQueue(queues[0])
-        else:
-            # Each partition has one owner; consumers beyond the partitions stay idle (they
-            # count in utilization).
-            intake = Partitioned(queues, topic.owners)
+        # On a topic each partition has one owner; consumers beyond the partitions stay
+        # idle (they count in utilization).
+        line: SharedQueue | Partitioned = (
+            SharedQueue(queues[0]) if topic is None else Partitioned(queues, topic.owners))
+        intake: SharedQueue | Partitioned | Prefetch = line
         if c.prefetch is not None:
-            intake = Prefetch(env, intake, c.prefetch, self._fetch_link(c.source, name),
+            intake = Prefetch(env, line, c.prefetch, self._fetch_link(c.source, name),
                               self._ack_latency(c.source, name), rec)
         pace = [1.0] * c.count
         if c.slow is not None:
@@ -354,7 +352,8 @@ class Simulation:
                      log_workers=scaled or crashes is not None,
                      log_services=c.prefetch is not None, daemons=self.daemons)
 
-    def _fetch_link(self, source: str, name: str) -> Callable[[int, Destination], Destination] | None:
+    def _fetch_link(self, source: str,
+                    name: str) -> Callable[[int, Destination], Destination] | None:
         """Each prefetching consumer's own copy of the source->consumer link."""
         key = f"{source}->{name}"
         spec = self.scenario.links.get(key)
