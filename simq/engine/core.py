@@ -17,10 +17,12 @@ __all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
 class Message:
     """One message in flight. Small on purpose: the log holds its history."""
 
-    # `queue` and `left` are stamped by every queue a message passes (where it waits now,
-    # and when it left that line for a worker or a consumer's prefetch buffer); `deadline`
-    # is only set by a producer with a per-message ttl.
+    # `queue` is stamped by every queue a message passes (where it waits now), `left` by a
+    # prefetch buffer (when the broker dispatched it to the consumer); `deadline` is only
+    # set by a producer with a per-message ttl.
     __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline")
+    queue: int
+    left: float
     deadline: float
 
     def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
@@ -28,8 +30,6 @@ class Message:
         self.sent = sent
         self.size = size
         self.arrived = sent  # when it entered the waiting line it is in now
-        self.queue = -1
-        self.left = sent
         # The producer's index (-1: a queue's starting backlog). Carried by the message
         # because the log it also went to is compacted or folded as the run goes.
         self.origin = origin

@@ -74,7 +74,6 @@ class Queue:
         msg.arrived = now
         msg.queue = self.index
         if self.idle:
-            msg.left = now
             if self.on_take is not None:
                 self.on_take(msg)
             self.idle.popleft().succeed(msg)
@@ -119,7 +118,6 @@ class Queue:
             ev.succeed()
         else:
             return None
-        msg.left = self.env.now
         if self.on_take is not None:
             self.on_take(msg)
         return msg
@@ -284,7 +282,6 @@ class ReliableQueue(Queue):
             self.held.append((msg, Event(self.env)))
             return
         if self.idle:
-            msg.left = now
             if self.on_take is not None:
                 self.on_take(msg)
             self.idle.popleft().succeed(msg)

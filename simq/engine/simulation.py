@@ -336,9 +336,9 @@ class Simulation:
                 visibility=c.visibility_timeout, failure=c.failure,
                 coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
                 backoff=_backoff(c.backoff, streams.uniform(f"{key}.backoff")),
-                dedup=c.dedup, poison=c.poison)
+                dedup=c.dedup, poison=c.poison, prefetched=c.prefetch is not None)
         else:
-            settler = AutoAck(env, i, forward, rec)
+            settler = AutoAck(env, i, forward, rec, prefetched=c.prefetch is not None)
         crashes = None
         if c.crashes is not None:
             cr = c.crashes

@@ -237,16 +237,17 @@ class Source:
             mid = next(ids)
             if mid >= limit:
                 return
+            self._last_sent = now
             if tracker is None:
                 msg = Message(mid, now, size(), index)
-                waiter = None
                 created((index, now, msg.size))
+                blocked = put(msg)
+                waiter = None
             else:
                 msg = Request(mid, now, size(), tracker, index)
                 created((index, now, msg.size))
                 waiter = tracker.sent(msg, client, waits)
-            self._last_sent = now
-            blocked = put(msg)
+                blocked = put(msg)
             if blocked is not None:  # backpressure: wait until the queue has room
                 blocked_since[client] = now
                 yield blocked

@@ -264,6 +264,7 @@ class Buffer:
             self.dispatch(msg)
 
     def dispatch(self, msg: Message) -> None:
+        msg.left = self.env.now
         self.outstanding += 1
         self.wire.put(msg)
 
@@ -408,14 +409,9 @@ class Server:
         self.decode = decode
         self.pace = list(pace)
         self._stage = rec.stages.append
-        plain = decode is None and not any(p != 1.0 for p in self.pace)
-        self.time: Callable[[list[Message], int, float], float] = (
-            self._plain if plain else self._general)
+        self.plain = decode is None and not any(p != 1.0 for p in self.pace)
 
-    def _plain(self, held: list[Message], slot: int, start: float) -> float:
-        return self.service()
-
-    def _general(self, held: list[Message], slot: int, start: float) -> float:
+    def time(self, held: list[Message], slot: int, start: float) -> float:
         work = 0.0
         decode = self.decode
         if decode is not None:
@@ -448,31 +444,43 @@ def _hand_on(put: Callable[[Message], Event | None] | None, msgs: list[Message],
 
 class AutoAck:
     """Auto ack: the broker forgets a message once a worker has it. Processed, it goes on
-    (or is delivered here); nothing fails, so nothing comes back."""
+    (or is delivered here); nothing fails, so nothing comes back.
+
+    A message left its line when the worker took it, or (``prefetched``) when the broker
+    dispatched it to the consumer's buffer (stamped on the message)."""
 
     begin = None  # nothing to do when a worker takes a message
 
     def __init__(self, env: simpy.Environment, gi: int, forward: Destination | None,
-                 rec: Recorder) -> None:
+                 rec: Recorder, prefetched: bool = False) -> None:
         self.env = env
         self.gi = gi
+        self.prefetched = prefetched
         self._put = None if forward is None else forward.put
         self._visit = rec.visits.append
         self._finished = rec.finished.append
 
     def done(self, slot: int, held: list[Message], start: float, end: float) -> Event | None:
-        visit, gi = self._visit, self.gi
+        visit, gi, put, prefetched = self._visit, self.gi, self._put, self.prefetched
+        if put is None:  # the plain path: delivered here
+            finished = self._finished
+            for m in held:
+                mid = m.id
+                visit((mid, m.queue, m.arrived, m.left if prefetched else start, end, gi))
+                finished((mid, end, DELIVERED, gi))
+            return None
         for m in held:
-            visit((m.id, m.queue, m.arrived, m.left, end, gi))
-        return _hand_on(self._put, held, self._finished, end, gi)
+            visit((m.id, m.queue, m.arrived, m.left if prefetched else start, end, gi))
+        return _hand_on(put, held, self._finished, end, gi)
 
     def crashed(self, slot: int, held: list[Message], now: float, start: float) -> None:
         """Never called: a group that can crash settles with :class:`Acks`."""
         raise AssertionError("a plain group cannot crash")
 
-    def holding(self, slot: int, held: list[Message], start: float) -> list[tuple[int, int,
-                                                                                   float, float]]:
-        return [(m.id, m.queue, m.arrived, m.left) for m in held]
+    def holding(self, slot: int, held: list[Message],
+                start: float) -> list[tuple[int, int, float, float]]:
+        prefetched = self.prefetched
+        return [(m.id, m.queue, m.arrived, m.left if prefetched else start) for m in held]
 
     def inside(self) -> int:
         return 0
@@ -496,9 +504,11 @@ class Acks:
         forward: Destination | None, rec: Recorder, *, manual: bool,
         visibility: float | None, failure: float, coin: Callable[[], float],
         max_attempts: int | None, backoff: Backoff | None, dedup: bool, poison: float,
+        prefetched: bool = False,
     ) -> None:
         self.env = env
         self.gi = gi
+        self.prefetched = prefetched
         self.queues: dict[int, ReliableQueue] = {}
         for q in queues:
             assert isinstance(q, ReliableQueue)  # the model builds them so
@@ -541,11 +551,12 @@ class Acks:
             event((mid, ATTEMPT, gi, start))
             if self.poison > 0 and mid not in self.poisoned:
                 self.poisoned[mid] = self.coin() < self.poison
+            left = m.left if self.prefetched else start
             if self.dedup and mid in self.completed:
                 event((mid, DISCARDED, gi, start))
-                self._visit((mid, m.queue, m.arrived, m.left, start, gi))
+                self._visit((mid, m.queue, m.arrived, left, start, gi))
                 continue
-            took[mid] = (m, m.arrived, m.left, m.queue)
+            took[mid] = (m, m.arrived, left, m.queue)
             stale.discard(mid)
             if vis is not None:
                 token = tokens[mid] = self.env.timeout(vis, (slot, m))
@@ -587,7 +598,8 @@ class Acks:
             entry = took.pop(mid, None)
             tokens.pop(mid, None)
             if entry is None:  # never started: handed over at the crash, or prefetched
-                arrived, left, qi = m.arrived, m.left, m.queue
+                arrived, qi = m.arrived, m.queue
+                left = m.left if self.prefetched else now
             else:
                 _, arrived, left, qi = entry
             self._visit((mid, qi, arrived, left, now, gi))
@@ -865,20 +877,23 @@ class Group:
         held, started, parked = self.held[slot], self.started, self.parked
         size = self.batch
         begin, done = self.settler.begin, self.settler.done
-        serve = self.server.time
+        serve, service = self.server.time, self.server.service
         intake = self.intake
         acks = intake.acks
+        # The plain path (auto ack, no decode, no prefetch) skips the optional steps.
+        general = begin is not None or acks or not self.server.plain
         services, gi = self._services, self.index
         retire, leaving = self.retire, self.leaving
         while True:
             try:
-                if retire[0] and not leaving[slot]:
-                    retire[0] -= 1
-                    leaving[slot] = True
-                    intake.stop(slot)
-                if leaving[slot] and intake.drained(slot):
-                    self._leave(slot)
-                    return
+                if retire[0] or leaving[slot]:  # scaling down: leave between messages
+                    if not leaving[slot]:
+                        retire[0] -= 1
+                        leaving[slot] = True
+                        intake.stop(slot)
+                    if intake.drained(slot):
+                        self._leave(slot)
+                        return
                 msg = take()
                 if msg is None:
                     ev = Event(env)
@@ -889,26 +904,33 @@ class Group:
                     if msg is None:  # woken so that it can leave (scaling down)
                         continue
                 held.append(msg)
-                while len(held) < size:
-                    more = take()
-                    if more is None:
-                        break
-                    held.append(more)
+                if size > 1:
+                    while len(held) < size:
+                        more = take()
+                        if more is None:
+                            break
+                        held.append(more)
                 start = env.now
                 started[slot] = start
-                taken = len(held)
-                if begin is not None:
-                    begin(slot, held, start)  # dedup may ack some at once
-                    if not held:
-                        if acks:
-                            intake.done(slot, taken)
-                        continue
-                yield env.timeout(serve(held, slot, start))
-                end = env.now
-                if services is not None:
-                    services((gi, start, end, len(held)))
-                if acks:
-                    intake.done(slot, taken)
+                if general:
+                    taken = len(held)
+                    if begin is not None:
+                        begin(slot, held, start)  # dedup may ack some at once
+                        if not held:
+                            if acks:
+                                intake.done(slot, taken)
+                            continue
+                    yield env.timeout(serve(held, slot, start))
+                    end = env.now
+                    if services is not None:
+                        services((gi, start, end, len(held)))
+                    if acks:
+                        intake.done(slot, taken)
+                else:
+                    yield env.timeout(service())
+                    end = env.now
+                    if services is not None:
+                        services((gi, start, end, len(held)))
                 blocked = done(slot, held, start, end)
                 held.clear()
                 if blocked is not None:  # downstream full: the worker waits for room
