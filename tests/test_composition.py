@@ -238,7 +238,7 @@ REFUSED: dict[str, str] = {
     # A sender that waits for every reply, with no send timeout, behind a consumer that
     # loses what it holds at a crash (auto ack), dead-letters after max_attempts, or a
     # queue that expires messages: its client would wait forever, and the run would have
-    # no defined latency for it. A `timeout` on the sender gives it one (see rpc.yaml).
+    # no defined latency for it. A send `timeout` on the sender would give it one.
     "sync+failures": r"waits for every reply",
     "sync+ttl": r"waits for every reply",
     "sync+crashes": r"waits for every reply",
