@@ -54,3 +54,19 @@ def test_committed_results_match_the_script(name: str) -> None:
 def test_committed_results_are_small() -> None:
     total = sum(p.stat().st_size for p in (ROOT / "results").rglob("*") if p.is_file())
     assert total < 5_000_000, f"results/ holds {total / 1e6:.1f} MB"
+
+
+def test_composed_reads_each_model_and_its_breakdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mod = _module("composed", monkeypatch)
+    out = tmp_path / "composed"
+    assert mod.run(["--quick", "--executor", "serial", "--out", str(out)]) == 0
+    results = pd.read_csv(out / "composed.csv")
+    parts = pd.read_csv(out / "breakdown.csv")
+    assert list(results["model"]) == list(mod.MODELS) == list(parts["model"])
+    # The steps add up to the mean latency, model by model (to the CSV's 6 digits).
+    steps = parts.drop(columns="model").fillna(0).sum(axis=1)
+    assert steps.to_numpy() == pytest.approx(results["latency_mean"].to_numpy(), rel=1e-4)
+    outcomes = results[list(mod.OUTCOMES)].sum(axis=1)
+    assert outcomes.to_numpy() == pytest.approx(results["produced"].to_numpy())

@@ -61,6 +61,10 @@ BUNDLED = {
     "broker_outage.yaml": ("none", "none"),
     "durability.yaml": ("none", "none"),
     "backpressure.yaml": ("none", "none"),
+    # Whole systems composed of the features above (no closed form for the combination).
+    "kafka_like.yaml": ("none", "none"),
+    "rabbitmq_like.yaml": ("none", "none"),
+    "rpc.yaml": ("none", "none"),
 }
 
 
