@@ -85,7 +85,7 @@ class Monitor:
         if spec.until is not None:
             return False  # env.run(until) ends at `until` whatever is scheduled
         now = self.sim.env.now
-        return (self.produced() >= (spec.messages or 0)
+        return (self.sim.sent[0] >= (spec.messages or 0)
                 or all(now >= p.stop for p in self.sim.producers.values()))
 
     def _run(self):  # type: ignore[no-untyped-def]

@@ -120,6 +120,11 @@ OUTAGE_LOST = int(Kind.OUTAGE_LOST)
 CUT = int(Kind.CUT)
 HEALED = int(Kind.HEALED)
 EVENTS = {int(k): k.name.lower() for k in Kind}
+# A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a
+# message whose outcome was decided elsewhere (a duplicate processing, or what a worker
+# did after the broker took the message back): it counts in the queue's length and the
+# group's busy time, not in waits or the message's breakdown.
+REPEAT = -3
 # A visit row's group for a message taken out of a line by expiry (drop-oldest uses -1).
 REAPED = -2
 # A finished row's component for a message lost outside any link (a consumer crash, or a

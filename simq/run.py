@@ -15,7 +15,7 @@ from simq.engine import Simulation
 from simq.errors import ScenarioError
 from simq.flows import Flows, flows
 from simq.peak import has_peak_features
-from simq.record import ATTEMPT, OUTCOMES, REQUEUED, Records
+from simq.record import ATTEMPT, OUTCOMES, REPEAT, REQUEUED, Records
 from simq.record import DELIVERED as OUTCOMES_DELIVERED
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci, mser, verdict
@@ -460,11 +460,15 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     v = _records(r).visits
     queues = _names(sc, "queues")
     groups = ["(none)", *_names(sc, "consumers")]
+    # A duplicate processing (record.REPEAT) is the group's work all the same.
+    repeat = v["group"] <= REPEAT
+    group = np.where(repeat, REPEAT - v["group"], v["group"])
     return pd.DataFrame({
         "replication": np.full(len(v["id"]), r.index, dtype=np.int64),
         "id": v["id"],
         "queue": pd.Categorical.from_codes(v["queue"], pd.Index(queues)),
-        "consumer": pd.Categorical.from_codes(v["group"] + 1, pd.Index(groups)),
+        "consumer": pd.Categorical.from_codes(np.maximum(group, -1) + 1, pd.Index(groups)),
+        "repeat": repeat,
         "arrived": v["arrived"],
         "start": v["left"],
         "end": v["end"],

@@ -291,6 +291,14 @@ class ConsumerSpec(BaseModel):
         return self
 
     @property
+    def logs_services(self) -> bool:
+        """Whether the group logs each service (``Recorder.batches``) apart from its visits:
+        a batch is one service for several messages, a prefetched message's visit also
+        spans its trip to the consumer, and a visit whose visibility timeout ran out ends
+        when the broker took the message back, while the worker goes on with its copy."""
+        return self.batch > 1 or self.prefetch is not None or self.visibility_timeout is not None
+
+    @property
     def reliable(self) -> bool:
         """Whether the group needs the reliability machinery (a slower worker loop)."""
         return (self.ack != "auto" or self.failure > 0 or self.dedup

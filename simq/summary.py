@@ -34,6 +34,7 @@ from simq.record import (
     HEALED,
     LOST,
     OUTAGE,
+    REPEAT,
     REQUEUED,
     RETRIED,
     STAGES,
@@ -75,7 +76,8 @@ def breakdown_columns(rec: Records) -> dict[str, np.ndarray]:
 
     v = rec.visits
     left, end = v["left"], v["end"]
-    waited = ~np.isnan(left)
+    # Work on a copy whose fate was decided elsewhere (REPEAT) is not on its path.
+    waited = ~np.isnan(left) & (v["group"] > REPEAT)
     served = waited & ~np.isnan(end)
     cols = {
         "wait": per_message(v["id"][waited], (left - v["arrived"])[waited]),
@@ -239,9 +241,10 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = v["group"] == gi
         start, end = v["left"][at], v["end"][at]
-        # Batching and prefetching groups log each service (a visit of theirs also spans
-        # the batch or the trip to the consumer); the others' visits are their services.
-        logged = spec.batch > 1 or spec.prefetch is not None
+        # Batching, prefetching and visibility-timeout groups log each service (a visit of
+        # theirs also spans the batch or the trip to the consumer, or ends when the broker
+        # took the message back); the others' visits are their services.
+        logged = spec.logs_services
         busy = _busy(rec, gi, logged, start, end, t0, t1)
         if logged:  # per service (a batch's service is shared by its messages)
             b = rec.batches
@@ -408,7 +411,7 @@ def timeseries_columns(
         cols[f"queue.{name}.length"] = level_at(v["arrived"][at], v["left"][at], times)
     for gi, (name, spec) in enumerate(sc.consumers.items()):
         at = (v["group"] == gi) & ~np.isnan(v["left"])
-        if spec.batch > 1 or spec.prefetch is not None:  # one per service, as logged
+        if spec.logs_services:  # one per service, as logged
             b = rec.batches
             mine = b["group"] == gi
             cols[f"consumer.{name}.busy"] = level_at(b["start"][mine], b["end"][mine], times)

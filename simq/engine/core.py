@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Callable
 from typing import Protocol
@@ -11,7 +12,7 @@ from simpy.events import Event
 
 from simq.dists import Distribution, stream
 
-__all__ = ["Destination", "Message", "Request", "Requester", "Streams"]
+__all__ = ["Destination", "Message", "Request", "Requester", "Streams", "key", "next_visit"]
 
 
 class Message:
@@ -20,10 +21,15 @@ class Message:
     # `queue` is stamped by every queue a message passes (where it waits now), `left` by a
     # prefetch buffer (when the broker dispatched it to the consumer); `deadline` is only
     # set by a producer with a per-message ttl.
-    __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline")
+    # `visit` counts the queues a message entered after being processed (feedback, a
+    # pipeline, a dead-letter queue), read only where copies of it may be processed
+    # twice (engine.queue.ReliableQueue): unset means 0.
+    __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline",
+                 "visit")
     queue: int
     left: float
     deadline: float
+    visit: int
 
     def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
         self.id = id
@@ -33,6 +39,19 @@ class Message:
         # The producer's index (-1: a queue's starting backlog). Carried by the message
         # because the log it also went to is compacted or folded as the run goes.
         self.origin = origin
+
+
+def key(msg: Message) -> tuple[int, int]:
+    """A message on one visit: what a broker settles, and what dedup recognises."""
+    return (msg.id, getattr(msg, "visit", 0))
+
+
+def next_visit(msg: Message) -> Message:
+    """The same message as a fresh object for its next visit: a copy of it still in a
+    line (left there by a worker whose visibility timeout ran out) stays on this one."""
+    out = copy.copy(msg)
+    out.visit = getattr(msg, "visit", 0) + 1
+    return out
 
 
 class Requester(Protocol):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import simpy
 from simpy.events import Event
 
-from simq.engine.core import Destination, Message
+from simq.engine.core import Destination, Message, key, next_visit
 from simq.record import (
     BACK,
     DEAD_LETTER,
@@ -188,10 +188,10 @@ class ReliableQueue(Queue):
     in-memory (not ``persistent``) queue loses what waits in it.
 
     The bookkeeping rests on one rule: at any time a message that has not reached its
-    final outcome has exactly one *live* place. ``settled`` holds the ids whose outcome
-    here is decided; a copy of a settled message still in a line (a *phantom*, left by a
-    worker whose visibility timeout ran out) is processed like any other, which is how
-    duplicates arise, but it is not counted inside.
+    final outcome has exactly one *live* place. ``settled`` holds the messages (id and
+    visit, engine.core.key) whose outcome here is decided; a copy of a settled message
+    still in a line (a *phantom*, left by a worker whose visibility timeout ran out) is
+    processed like any other, which is how duplicates arise, but it is not counted inside.
     """
 
     def __init__(
@@ -207,7 +207,7 @@ class ReliableQueue(Queue):
                          line=line, on_take=on_take)
         self.ttl = INF if ttl is None else ttl
         self.dead_letter = DeadLetter() if dead_letter is None else dead_letter
-        self.settled: set[int] = set()
+        self.settled: set[tuple[int, int]] = set()
         self.persistent = persistent
         self.when_down = when_down
         self.down = False
@@ -267,8 +267,9 @@ class ReliableQueue(Queue):
         return out
 
     def _drop(self, msg: Message, now: float) -> None:
-        if msg.id not in self.settled:
-            self.settled.add(msg.id)
+        k = key(msg)
+        if k not in self.settled:
+            self.settled.add(k)
             self._finished((msg.id, now, DROPPED, self.index))
 
     def requeue(self, msg: Message) -> None:
@@ -328,7 +329,7 @@ class ReliableQueue(Queue):
     def _expire(self, msg: Message) -> None:
         now = self.env.now
         self._visit((msg.id, self.index, msg.arrived, now, NAN, REAPED))
-        if msg.id in self.settled:  # a phantom copy: its outcome is decided already
+        if key(msg) in self.settled:  # a phantom copy: its outcome is decided already
             return
         if self.dead_letter.named:
             self.to_dead_letter(msg)
@@ -339,12 +340,13 @@ class ReliableQueue(Queue):
         """Move a message to the dead-letter queue: it lives on there when the DLQ has
         consumers; otherwise dead-lettering is its final outcome."""
         now = self.env.now
-        self.settled.add(msg.id)
+        self.settled.add(key(msg))
         self._event((msg.id, DEAD_LETTER, self.index, now))
         dest = self.dead_letter.dest
         if dest is None:
             self._finished((msg.id, now, DEAD_LETTERED, self.index))
             return
+        msg = next_visit(msg)
         msg.arrived = now
         if hasattr(msg, "deadline"):  # a fresh start: the DLQ's own ttl applies
             del msg.deadline
@@ -352,16 +354,17 @@ class ReliableQueue(Queue):
 
     def settle(self, msg: Message, code: int, where: int) -> bool:
         """Decide a message's outcome (False when it was decided already)."""
-        if msg.id in self.settled:
+        k = key(msg)
+        if k in self.settled:
             return False
-        self.settled.add(msg.id)
+        self.settled.add(k)
         self._finished((msg.id, self.env.now, code, where))
         return True
 
     def inside(self) -> int:
         settled = self.settled
-        return (sum(m.id not in settled for m in self.items) + len(self.blocked)
-                + sum(m.id not in settled for m, _ in self.held))
+        return (sum(key(m) not in settled for m in self.items) + len(self.blocked)
+                + sum(key(m) not in settled for m, _ in self.held))
 
 
 class Levels:

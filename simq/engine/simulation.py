@@ -130,6 +130,7 @@ class Simulation:
         self.daemons = Daemons(env, endless=sc.run.until is None)
         self.ids = itertools.count()
         self.limit = sc.run.messages if sc.run.messages is not None else math.inf
+        self.sent = [0]  # first sends so far, against the limit
         self._drains = sc.drains()
         self._link_names = list(sc.links)
 
@@ -328,17 +329,17 @@ class Simulation:
             pace = [c.slow.factor if k < c.slow.workers else 1.0 for k in range(c.count)]
         server = Server(
             streams.draw(f"{key}.service", c.service),
-            None if c.decode is None else streams.draw(f"{key}.decode", c.decode), pace, rec)
+            None if c.decode is None else streams.draw(f"{key}.decode", c.decode), pace)
         settler: AutoAck | Acks
         if c.reliable:
             settler = Acks(
-                env, i, queues, forward, rec, manual=c.ack == "manual",
+                env, i, queues, forward, rec, server, manual=c.ack == "manual",
                 visibility=c.visibility_timeout, failure=c.failure,
                 coin=streams.uniform(f"{key}.failure"), max_attempts=c.max_attempts,
                 backoff=_backoff(c.backoff, streams.uniform(f"{key}.backoff")),
                 dedup=c.dedup, poison=c.poison, prefetched=c.prefetch is not None)
         else:
-            settler = AutoAck(env, i, forward, rec, prefetched=c.prefetch is not None)
+            settler = AutoAck(env, i, forward, rec, server, prefetched=c.prefetch is not None)
         crashes = None
         if c.crashes is not None:
             cr = c.crashes
@@ -350,7 +351,7 @@ class Simulation:
         return Group(env, i, name, rec, intake=intake, server=server, settler=settler,
                      count=c.count, batch=c.batch, crashes=crashes,
                      log_workers=scaled or crashes is not None,
-                     log_services=c.prefetch is not None, daemons=self.daemons)
+                     log_services=c.logs_services, daemons=self.daemons)
 
     def _fetch_link(self, source: str,
                     name: str) -> Callable[[int, Destination], Destination] | None:
@@ -432,7 +433,8 @@ class Simulation:
                       tracker.space if tracker is not None and p.mode == "window" else None,
                       waits=p.mode == "sync")
         return Source(env, i, name, rec, pacer=pacer, heads=heads, size=size, ids=self.ids,
-                      limit=self.limit, start=p.start, stop=stop, tracker=tracker)
+                      limit=self.limit, sent=self.sent, start=p.start, stop=stop,
+                      tracker=tracker)
 
     # Running ---------------------------------------------------------------------------
     def run(self) -> Outcome:

@@ -184,8 +184,8 @@ class Source:
     def __init__(
         self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
         pacer: Pacer, heads: Sequence[Destination], size: Callable[[], float],
-        ids: itertools.count, limit: float, start: float, stop: float | None,
-        tracker: Tracker | None = None,
+        ids: itertools.count, limit: float, sent: list[int], start: float,
+        stop: float | None, tracker: Tracker | None = None,
     ) -> None:
         assert len(heads) == pacer.clients
         self.env = env
@@ -195,7 +195,10 @@ class Source:
         self.heads = list(heads)
         self.size = size
         self.ids = ids
-        self.limit = limit  # total messages all producers may create (run.messages)
+        # First sends all producers may make (run.messages), and how many they made:
+        # retries, fan-out copies and a starting backlog are not counted.
+        self.limit = limit
+        self.sent = sent
         self.start = start
         self.stop = math.inf if stop is None else stop
         self.tracker = tracker
@@ -221,7 +224,7 @@ class Source:
         size, put = self.size, self.heads[client].put
         created, ids, index = self._created, self.ids, self.index
         log, blocked_since = self._blocked, self.blocked_since
-        limit, stop = self.limit, self.stop
+        limit, stop, sent = self.limit, self.stop, self.sent
         tracker = self.tracker
         if self.start > 0:
             yield env.timeout(self.start)
@@ -234,9 +237,10 @@ class Source:
             now = env.now
             if now >= stop:
                 return
-            mid = next(ids)
-            if mid >= limit:
+            if sent[0] >= limit:
                 return
+            sent[0] += 1
+            mid = next(ids)
             self._last_sent = now
             if tracker is None:
                 msg = Message(mid, now, size(), index)

@@ -27,7 +27,7 @@ import simpy
 from simpy.events import Event
 from simpy.exceptions import Interrupt
 
-from simq.engine.core import Destination, Message, Request
+from simq.engine.core import Destination, Message, Request, key, next_visit
 from simq.engine.queue import Queue, ReliableQueue
 from simq.engine.retry import Backoff
 from simq.record import (
@@ -43,6 +43,7 @@ from simq.record import (
     FETCH,
     LOST,
     NOWHERE,
+    REPEAT,
     REPLY,
     RESTART,
     Recorder,
@@ -401,27 +402,34 @@ Intake = SharedQueue | Partitioned | Prefetch
 # Serving -------------------------------------------------------------------------------
 class Server:
     """How long a worker takes for what it holds: each message decoded in turn, then one
-    service time (a batch shares it), times the worker's pace (a slow worker's factor)."""
+    service time (a batch shares it), times the worker's pace (a slow worker's factor).
+
+    The decode steps are kept per worker (``steps``) until the settler logs those of the
+    processings that count for their message (a duplicate processing's do not)."""
 
     def __init__(self, service: Callable[[], float], decode: Callable[[], float] | None,
-                 pace: Sequence[float], rec: Recorder) -> None:
+                 pace: Sequence[float]) -> None:
         self.service = service
         self.decode = decode
         self.pace = list(pace)
-        self._stage = rec.stages.append
         self.plain = decode is None and not any(p != 1.0 for p in self.pace)
+        self.steps: dict[int, list[tuple[int, int, float, float]]] = {}
 
     def time(self, held: list[Message], slot: int, start: float) -> float:
         work = 0.0
         decode = self.decode
         if decode is not None:
-            stage = self._stage
+            steps = self.steps.setdefault(slot, [])
             for m in held:
                 d = decode()
-                stage((m.id, DECODE, start + work, start + work + d))
+                steps.append((m.id, DECODE, start + work, start + work + d))
                 work += d
         pace = self.pace[slot] if slot < len(self.pace) else 1.0
         return work + self.service() * pace
+
+    def taken(self, slot: int) -> list[tuple[int, int, float, float]]:
+        """The decode steps of worker ``slot``'s current processing (now forgotten)."""
+        return self.steps.pop(slot, [])
 
 
 # Settling ------------------------------------------------------------------------------
@@ -452,16 +460,21 @@ class AutoAck:
     begin = None  # nothing to do when a worker takes a message
 
     def __init__(self, env: simpy.Environment, gi: int, forward: Destination | None,
-                 rec: Recorder, prefetched: bool = False) -> None:
+                 rec: Recorder, server: Server, prefetched: bool = False) -> None:
         self.env = env
         self.gi = gi
+        self.server = server
         self.prefetched = prefetched
+        self._stage = rec.stages.append
         self._put = None if forward is None else forward.put
         self._visit = rec.visits.append
         self._finished = rec.finished.append
 
     def done(self, slot: int, held: list[Message], start: float, end: float) -> Event | None:
         visit, gi, put, prefetched = self._visit, self.gi, self._put, self.prefetched
+        if not self.server.plain:
+            for row in self.server.taken(slot):
+                self._stage(row)
         if put is None:  # the plain path: delivered here
             finished = self._finished
             for m in held:
@@ -492,22 +505,31 @@ class Acks:
     With ``manual`` acks a message is the broker's until the worker acks it: a failure
     gives it back (after the back-off) until ``max_attempts``, then it is dead-lettered; a
     crash gives back what the worker held; a visibility timeout gives it back while the
-    worker still works on its copy (now *stale*). With auto acks a failure or a crash
-    loses the message. ``dedup`` acks a message seen before without processing it.
+    worker still works on its copy (now *stale*: its ack is refused, as SQS only takes the
+    latest receipt handle, so the message is settled by the worker it was handed to last;
+    the stale processing's effects still count, which is how duplicates arise). With auto
+    acks a failure or a crash loses the message. ``dedup`` acks a message whose effects
+    were applied before (on this visit) without applying them again.
 
-    A worker notes where and since when each message waited when it takes it: the message
-    object may be given back and taken by another worker while it still holds its copy.
+    What is logged follows the message's own path: a worker's visit ends when it is done
+    with the message or when the broker takes the message back; work the path does not
+    need (a stale copy's, or any processing of a message already settled) is logged as a
+    repeat (``group = REPEAT - gi``: in the queue's length, not in waits or the message's
+    breakdown). A worker notes where and
+    since when each message waited when it takes it: the message object may be given back
+    and taken by another worker while it still holds its copy.
     """
 
     def __init__(
         self, env: simpy.Environment, gi: int, queues: Sequence[Queue],
-        forward: Destination | None, rec: Recorder, *, manual: bool,
+        forward: Destination | None, rec: Recorder, server: Server, *, manual: bool,
         visibility: float | None, failure: float, coin: Callable[[], float],
         max_attempts: int | None, backoff: Backoff | None, dedup: bool, poison: float,
         prefetched: bool = False,
     ) -> None:
         self.env = env
         self.gi = gi
+        self.server = server
         self.prefetched = prefetched
         self.queues: dict[int, ReliableQueue] = {}
         for q in queues:
@@ -523,41 +545,51 @@ class Acks:
         self.dedup = dedup
         self.poison = poison
         self.poisoned: dict[int, bool] = {}  # decided at a message's first processing here
-        self.tries: dict[int, int] = {}
-        self.waited: dict[int, float] = {}  # last back-off per message (decorrelated)
-        self.completed: set[int] = set()  # processed to the end here
-        self.cut: set[int] = set()  # processing cut short by a crash (effects may remain)
-        self.duplicated: set[int] = set()  # counted once each in `duplicates`
+        # Per message and visit (engine.core.key):
+        self.tries: dict[tuple[int, int], int] = {}
+        self.waited: dict[tuple[int, int], float] = {}  # last back-off (decorrelated)
+        self.applied: set[tuple[int, int]] = set()  # processed to the end: effects applied
+        self.cut: set[tuple[int, int]] = set()  # cut short by a crash (effects may remain)
+        self.duplicated: set[tuple[int, int]] = set()  # counted once each in `duplicates`
         self.backing_off: dict[int, tuple[Message, int]] = {}
-        # Per worker: what it took (message, arrived, left, queue), its visibility timers,
-        # and the messages the broker has taken back from it (stale copies).
+        # Per worker, by message id: what it took (message, arrived, left, queue), its
+        # visibility timers, and when the broker took a message back from it (stale).
         self.took: dict[int, dict[int, tuple[Message, float, float, int]]] = {}
         self.tokens: dict[int, dict[int, Event]] = {}
-        self.stale: dict[int, set[int]] = {}
+        self.stale: dict[int, dict[int, float]] = {}
         self._visit = rec.visits.append
         self._finished = rec.finished.append
         self._event = rec.events.append
+        self._stage = rec.stages.append
+        self.repeat = REPEAT - gi
 
     def begin(self, slot: int, held: list[Message], start: float) -> None:
         """Note each message taken; acknowledge at once the ones dedup has seen."""
         took = self.took.setdefault(slot, {})
         tokens = self.tokens.setdefault(slot, {})
-        stale = self.stale.setdefault(slot, set())
+        stale = self.stale.setdefault(slot, {})
         event, gi, vis = self._event, self.gi, self.visibility
         keep = []
         for m in held:
-            mid = m.id
-            self.tries[mid] = self.tries.get(mid, 0) + 1
+            mid, k = m.id, key(m)
+            self.tries[k] = self.tries.get(k, 0) + 1
             event((mid, ATTEMPT, gi, start))
             if self.poison > 0 and mid not in self.poisoned:
                 self.poisoned[mid] = self.coin() < self.poison
             left = m.left if self.prefetched else start
-            if self.dedup and mid in self.completed:
+            if self.dedup and k in self.applied:
+                # Seen before: acknowledged without processing, which settles it.
                 event((mid, DISCARDED, gi, start))
-                self._visit((mid, m.queue, m.arrived, left, start, gi))
+                q = self.queues[m.queue]
+                if self._settle(m, q):
+                    self._visit((mid, m.queue, m.arrived, left, start, gi))
+                    _hand_on(self._put, [m if self._put is None else next_visit(m)],
+                             self._finished, start, gi)
+                else:
+                    self._visit((mid, m.queue, m.arrived, left, start, self.repeat))
                 continue
             took[mid] = (m, m.arrived, left, m.queue)
-            stale.discard(mid)
+            stale.pop(mid, None)
             if vis is not None:
                 token = tokens[mid] = self.env.timeout(vis, (slot, m))
                 token.callbacks.append(self._visibility_over)
@@ -567,48 +599,78 @@ class Acks:
     def done(self, slot: int, held: list[Message], start: float, end: float) -> Event | None:
         took, tokens, stale = self.took[slot], self.tokens[slot], self.stale[slot]
         event, gi, p, coin = self._event, self.gi, self.failure, self.coin
+        steps = {row[0]: row for row in self.server.taken(slot)}
         out = []
         for m in held:
             mid = m.id
             _, arrived, left, qi = took.pop(mid)
             tokens.pop(mid, None)
-            self._visit((mid, qi, arrived, left, end, gi))
+            back = stale.pop(mid, None)  # when the broker took it back, if it did
             q = self.queues[qi]
             bad = self.poison > 0 and self.poisoned.get(mid, False)
             if bad or (p > 0 and coin() < p):
                 event((mid, FAILED, gi, end))
-                if mid in stale:
+                if back is not None:
+                    self._repeat(mid, qi, back, back, end, steps)
                     continue  # the broker has taken it back already
+                self._log(mid, qi, arrived, left, end, steps)
                 if self.manual:
                     self._give_back(m, q, failed=True)
                 elif q.settle(m, LOST, NOWHERE):  # auto ack: the broker deleted it
                     event((mid, CRASH_LOST, gi, end))
                 continue
-            if self._complete(m, q):
-                out.append(m)
+            self._applied(m)
+            if back is not None:  # stale: its ack is refused
+                self._repeat(mid, qi, back, back, end, steps)
+            elif self._settle(m, q):
+                self._log(mid, qi, arrived, left, end, steps)
+                out.append(m if self._put is None else next_visit(m))
+            else:
+                self._repeat(mid, qi, arrived, left, end, steps)
         return _hand_on(self._put, out, self._finished, end, gi)
+
+    def _log(self, mid: int, qi: int, arrived: float, left: float, end: float,
+             steps: dict[int, tuple[int, int, float, float]]) -> None:
+        """A visit on the message's path, with its decode step."""
+        self._visit((mid, qi, arrived, left, end, self.gi))
+        row = steps.get(mid)
+        if row is not None:
+            self._stage(row)
+
+    def _repeat(self, mid: int, qi: int, arrived: float, left: float, end: float,
+                steps: dict[int, tuple[int, int, float, float]]) -> None:
+        """Work on a copy whose fate is decided elsewhere: logged apart, decode and all."""
+        self._visit((mid, qi, arrived, left, end, self.repeat))
 
     def crashed(self, slot: int, held: list[Message], now: float, start: float) -> None:
         """Worker ``slot`` crashed holding ``held``: given back (manual) or lost."""
         took, tokens, stale = (self.took.setdefault(slot, {}), self.tokens.setdefault(slot, {}),
-                               self.stale.setdefault(slot, set()))
+                               self.stale.setdefault(slot, {}))
         gi = self.gi
+        # Decode steps cut short end at the crash.
+        steps = {row[0]: (row[0], row[1], row[2], min(row[3], now))
+                 for row in self.server.taken(slot) if row[2] < now}
         for m in held:
-            mid = m.id
+            mid, k = m.id, key(m)
             entry = took.pop(mid, None)
             tokens.pop(mid, None)
+            back = stale.pop(mid, None)
             if entry is None:  # never started: handed over at the crash, or prefetched
                 arrived, qi = m.arrived, m.queue
                 left = m.left if self.prefetched else now
             else:
                 _, arrived, left, qi = entry
-            self._visit((mid, qi, arrived, left, now, gi))
+            if back is not None:
+                self._repeat(mid, qi, back, back, now, steps)
+                continue  # taken back already: its visit ended then
             q = self.queues[qi]
-            if mid in stale or mid in q.settled:
+            if k in q.settled:
+                self._repeat(mid, qi, arrived, left, now, steps)
                 continue
+            self._log(mid, qi, arrived, left, now, steps)
             if self.manual:
                 if entry is not None and not self.dedup:
-                    self.cut.add(mid)
+                    self.cut.add(k)
                 self._give_back(m, q, failed=False)
             elif q.settle(m, LOST, NOWHERE):
                 self._event((mid, CRASH_LOST, gi, now))
@@ -619,31 +681,37 @@ class Acks:
         if tokens.get(msg.id) is not ev:
             return  # finished, or crashed, in time
         del tokens[msg.id]
-        self.stale[slot].add(msg.id)
-        _, _, _, qi = self.took[slot][msg.id]
+        now = self.env.now
+        self.stale[slot][msg.id] = now
+        # For the broker the message left this worker now: its visit ends here (the
+        # worker's service goes on, and is logged as a service).
+        _, arrived, left, qi = self.took[slot][msg.id]
         q = self.queues[qi]
-        if msg.id not in q.settled:
-            self._give_back(msg, q, failed=False)
+        if key(msg) in q.settled:  # a duplicate processing ran out of time: no fate to change
+            self._visit((msg.id, qi, arrived, left, now, self.repeat))
+            return
+        self._visit((msg.id, qi, arrived, left, now, self.gi))
+        self._give_back(msg, q, failed=False)
 
     def _give_back(self, msg: Message, q: ReliableQueue, failed: bool) -> None:
         """Requeue (after the back-off, for a failure), or dead-letter after max_attempts."""
-        mid = msg.id
-        if mid in q.settled:
+        k = key(msg)
+        if k in q.settled:
             return
-        tries = self.tries.get(mid, 0)
+        tries = self.tries.get(k, 0)
         if tries >= self.max_attempts:
-            self.tries.pop(mid, None)
-            self.waited.pop(mid, None)
+            self.tries.pop(k, None)
+            self.waited.pop(k, None)
             q.to_dead_letter(msg)
             return
         wait = 0.0
         if failed and self.backoff is not None:
-            wait = self.backoff.delay(tries, self.waited.get(mid, 0.0))
-            self.waited[mid] = wait
+            wait = self.backoff.delay(tries, self.waited.get(k, 0.0))
+            self.waited[k] = wait
         if wait <= 0:
             q.requeue(msg)
             return
-        self.backing_off[mid] = (msg, q.index)
+        self.backing_off[msg.id] = (msg, q.index)
         ev = self.env.timeout(wait, msg)
         ev.callbacks.append(self._retry)
 
@@ -651,49 +719,53 @@ class Acks:
         msg: Message = ev.value  # type: ignore[assignment]
         _, qi = self.backing_off.pop(msg.id)
         q = self.queues[qi]
-        if msg.id not in q.settled:
+        if key(msg) not in q.settled:
             q.requeue(msg)
 
-    def _complete(self, msg: Message, q: ReliableQueue) -> bool:
-        """A processing ran to its end: True when it is the message's first, which decides
-        its outcome (delivered, or passed on)."""
-        mid, gi, now = msg.id, self.gi, self.env.now
-        if mid in self.completed:
+    def _applied(self, msg: Message) -> None:
+        """A processing ran to its end: its effects are applied (a second time: a
+        duplicate, or discarded by dedup)."""
+        mid, k, gi, now = msg.id, key(msg), self.gi, self.env.now
+        if k in self.applied:
             if self.dedup:
                 self._event((mid, DISCARDED, gi, now))
-            elif mid not in self.duplicated:
-                self.duplicated.add(mid)
+            elif k not in self.duplicated:
+                self.duplicated.add(k)
                 self._event((mid, DUPLICATE, gi, now))
-            return False
-        if mid in self.cut:  # the crashed attempt's effects were applied once already
-            self.duplicated.add(mid)
+            return
+        if k in self.cut:  # the crashed attempt's effects were applied once already
+            self.duplicated.add(k)
             self._event((mid, DUPLICATE, gi, now))
-        self.completed.add(mid)
-        if mid in q.settled:
+        self.applied.add(k)
+
+    def _settle(self, msg: Message, q: ReliableQueue) -> bool:
+        """The ack: True when it decides the message's outcome (delivered, or passed on)."""
+        k = key(msg)
+        if k in q.settled:
             return False
-        q.settled.add(mid)
-        self.tries.pop(mid, None)
-        self.waited.pop(mid, None)
+        q.settled.add(k)
+        self.tries.pop(k, None)
+        self.waited.pop(k, None)
         return True
 
     def holding(self, slot: int, held: list[Message],
                 start: float) -> list[tuple[int, int, float, float]]:
         """What worker ``slot`` holds that is still the broker's to account for."""
-        took, stale = self.took.get(slot, {}), self.stale.get(slot, set())
+        took, stale = self.took.get(slot, {}), self.stale.get(slot, {})
         out = []
         for m in held:
             entry = took.get(m.id)
             if entry is None or m.id in stale:
                 continue
             _, arrived, left, qi = entry
-            if m.id not in self.queues[qi].settled:
+            if key(m) not in self.queues[qi].settled:
                 out.append((m.id, qi, arrived, left))
         return out
 
     def inside(self) -> int:
         """Messages waiting out a back-off."""
-        return sum(mid not in self.queues[qi].settled
-                   for mid, (_, qi) in self.backing_off.items())
+        return sum(key(m) not in self.queues[qi].settled
+                   for m, qi in self.backing_off.values())
 
 
 Settler = AutoAck | Acks
