@@ -149,8 +149,9 @@ class ProducerSpec(BaseModel):
         if self.stop is not None and self.stop <= self.start:
             raise ValueError(f"stop must be > start ({self.start:g}), got {self.stop:g}")
         given = self.model_fields_set
-        if self.arrivals is not None and self.mode != "async":
-            raise ValueError(f"`arrivals` (time-varying load) needs mode: async, got {self.mode}")
+        if self.arrivals is not None and self.mode == "sync":
+            raise ValueError("`arrivals` (time-varying load) needs mode: async or window; a "
+                             "sync client sends when its reply is back (after `think`)")
         if self.mode == "async" and self.interarrival is None:
             raise ValueError("an async producer needs `interarrival` (or the shorthand `rate`)")
         if self.mode == "sync" and self.interarrival is not None:
@@ -163,20 +164,11 @@ class ProducerSpec(BaseModel):
         for key in ("clients", "think"):
             if key in given and self.mode != "sync":
                 raise ValueError(f"`{key}` needs mode: sync")
-        if self.batch_size is not None and self.mode == "sync":
-            raise ValueError("a sync client has one message outstanding: nothing to batch "
-                             "(`batch_size` needs mode async or window)")
         if "linger" in given and self.batch_size is None:
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
         if "reply" in given and self.mode == "async" and self.timeout is None:
             raise ValueError("`reply` (latency of the reply or ack) needs mode: sync or window "
                              "(or a send `timeout`)")
-        if self.timeout is not None and (self.mode != "async" or self.batch_size is not None):
-            raise ValueError("a send `timeout` needs mode: async without batch_size")
-        if self.credits is not None and (self.mode != "async" or self.timeout is not None
-                                         or self.batch_size is not None):
-            raise ValueError("`credits` (flow control) needs mode: async, without timeout or "
-                             "batch_size")
         if self.retry is not None and self.timeout is None:
             raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
         return self
@@ -273,8 +265,6 @@ class ConsumerSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fetching(self) -> ConsumerSpec:
-        if self.prefetch is not None and self.batch > 1:
-            raise ValueError("give `prefetch` or `batch`, not both")
         if self.visibility_timeout is not None and self.ack != "manual":
             raise ValueError("`visibility_timeout` needs ack: manual (an auto-acked message "
                              "is gone from the broker when delivered)")
@@ -392,11 +382,28 @@ class TopicSpec(BaseModel):
     key: str = "uniform"
     capacity: float = math.inf
     overflow: Literal["drop-new", "drop-oldest", "block"] = "drop-new"
+    # Each partition is a queue with these keys of a queue's (docs/reliability.md): its
+    # own ttl, dead-letter queue, disk and outages (partitions live on different brokers;
+    # scheduled outages `at` hit every partition at the same times).
+    ttl: PositiveFloat | None = None
+    expiry: Literal["head", "anywhere"] = "head"
+    dead_letter: str | None = None
+    outages: FaultSpec | None = None
+    persistent: bool = True
+    when_down: Literal["block", "drop"] = "block"
+    durability: DurabilitySpec | None = None
+    backlog: BacklogSpec | None = None  # each partition's starting lag (docs/peak.md)
 
     @field_validator("capacity", mode="before")
     @classmethod
     def _capacity(cls, v: Any) -> float:
         return QueueSpec._capacity(v)
+
+    def partition_spec(self) -> QueueSpec:
+        """What each partition is, as a queue."""
+        keys = ("capacity", "overflow", "ttl", "expiry", "dead_letter", "outages", "persistent",
+                "when_down", "durability", "backlog")
+        return QueueSpec(**{k: getattr(self, k) for k in keys if k in self.model_fields_set})
 
     @field_validator("key")
     @classmethod
@@ -422,10 +429,17 @@ class TopicSpec(BaseModel):
                 raise ValueError("`subscribers` names at least one queue")
             if len(set(self.subscribers)) != len(self.subscribers):
                 raise ValueError(f"a queue subscribes once, got {self.subscribers!r}")
-            for key in ("key", "capacity", "overflow"):
+            for key in ("key", "capacity", "overflow", "ttl", "expiry", "dead_letter",
+                        "outages", "persistent", "when_down", "durability", "backlog"):
                 if key in self.model_fields_set:
                     raise ValueError(f"`{key}` belongs to a partitioned topic; a fan-out "
                                      "topic's copies wait in the subscriber queues")
+        else:
+            try:
+                self.partition_spec()
+            except ValidationError as e:  # the queue rules (e.g. `expiry` needs `ttl`)
+                raise ValueError(e.errors(include_url=False)[0]["msg"].removeprefix(
+                    "Value error, ")) from None
         return self
 
     @property
@@ -494,8 +508,9 @@ class Model(BaseModel):
         """The queues, then each partitioned topic's partitions (named TOPIC[p])."""
         out = dict(self.queues)
         for t, spec in self.topics.items():
+            part = spec.partition_spec()
             for name in spec.partition_names(t):
-                out[name] = QueueSpec(capacity=spec.capacity, overflow=spec.overflow)
+                out[name] = part
         return out
 
     def resolve(self, dest: str) -> list[tuple[str, float]]:
@@ -583,15 +598,6 @@ def _check_references(m: Model) -> None:
                 f"consumers.{n}.from",
                 f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
                 "topic read from its subscriber queues)", c.source)
-        if (c.schedule is not None or c.autoscale is not None) and (
-                src is not None or c.prefetch is not None or c.batch > 1):
-            raise ScenarioError(
-                f"consumers.{n}.{'schedule' if c.schedule is not None else 'autoscale'}",
-                "a changing worker count works with plain groups reading a queue (not with "
-                "prefetch, batch or a partitioned topic)")
-        if src is not None and c.prefetch is not None:
-            raise ScenarioError(f"consumers.{n}.prefetch",
-                                "prefetch reads from a queue, not a partitioned topic", c.prefetch)
         if src is not None:
             other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
                          None)
@@ -619,10 +625,6 @@ def _check_references(m: Model) -> None:
                 f"no messages flow from {a!r} to {b!r}; a link must join a producer to its "
                 "queue or a consumer group to the queue it forwards to",
             )
-        if a in m.topics:
-            raise ScenarioError(
-                f"links.{key}", "links from a topic to its consumers are not supported"
-            )
         lspec = m.links[key]
         if lspec.shares is not None:
             owner = m.links.get(lspec.shares)
@@ -638,71 +640,72 @@ def _check_references(m: Model) -> None:
                 if k.partition("->")[0] in m.queues:
                     raise ScenarioError(f"links.{key}.shares", "a queue->consumer link "
                                         "(prefetch) has its own bandwidth per consumer", k)
-        if a in m.queues and m.consumers[b].prefetch is None:
+        if (a in m.queues or a in m.topics) and m.consumers[b].prefetch is None:
             raise ScenarioError(
-                f"links.{key}", f"a link from a queue to its consumers needs "
-                f"consumers.{b}.prefetch (how many unacknowledged messages it may hold)")
+                f"links.{key}", f"a link from a queue or topic to its consumers needs "
+                f"consumers.{b}.prefetch: how many unacknowledged messages the broker may "
+                "push over it (brokers differ: RabbitMQ pushes without limit, a Kafka "
+                "consumer fetches a batch at a time), so the scenario must say")
     _check_reliability(m)
     _check_no_cycle(m)
     _check_replies(m)
 
 
 def _check_reliability(m: Model) -> None:
-    """Dead-letter names, and the groups the reliability features work with."""
-    for n, p in m.producers.items():
-        if p.credits is None:
-            continue
-        q = m.queues.get(p.to)
-        link = m.links.get(f"{n}->{p.to}")
-        if (q is None or q.ttl is not None or q.dead_letter is not None or p.ttl is not None
-                or (q.outages is not None and not q.persistent)
-                or (q.outages is not None and q.when_down == "drop")
-                or (math.isfinite(q.capacity) and q.overflow != "block")
-                or (link is not None and (link.loss > 0 and link.retransmit is None
-                                          or link.partitions is not None
-                                          and link.when_cut == "lose"))):
-            raise ScenarioError(
-                f"producers.{n}.credits", "a credit comes back when a consumer takes the "
-                "message: the producer must send to a queue that never drops, expires or "
-                "loses (capacity .inf or overflow: block; no ttl, dead_letter, in-memory "
-                "outage; no lossy link)", p.credits)
+    """Dead-letter names, and the reliability keys whose meaning spans components."""
     for key, link in m.links.items():
-        if link.partitions is not None and key.partition("->")[0] in m.queues:
+        a = key.partition("->")[0]
+        if link.partitions is not None and (a in m.queues or a in m.topics):
             raise ScenarioError(f"links.{key}.partitions", "a queue->consumer (prefetch) "
                                 "link cannot be partitioned; partition the sender's link")
         if link.partitions is not None and link.when_cut == "lose":
             for n, p in m.producers.items():
-                if p.waits_for_reply:
+                if p.waits_for_reply and p.timeout is None:
                     raise ScenarioError(f"links.{key}.when_cut", f"producer {n!r} (mode "
-                                        f"{p.mode}) waits for every reply; a partition that "
-                                        "loses messages would stall it", "lose")
+                                        f"{p.mode}) waits for every reply and has no send "
+                                        "`timeout`; a partition that loses messages would "
+                                        "stall it", "lose")
     for n, q in m.queues.items():
         if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
             others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"
             raise ScenarioError(f"queues.{n}.dead_letter",
                                 f"names another queue (queues: {others})", q.dead_letter)
-    for n, c in m.consumers.items():
-        if not c.reliable and not m.queues.get(c.source, QueueSpec()).reliable:
-            continue
-        if c.source not in m.queues or c.prefetch is not None or c.batch > 1 or (
-                c.schedule is not None or c.autoscale is not None):
-            raise ScenarioError(
-                f"consumers.{n}", "acks, failures, crashes, dedup and queue ttl/dead_letter "
-                "work with plain groups reading a queue (not with a partitioned topic, "
-                "prefetch, batch, schedule or autoscale)")
+    for t, tspec in m.topics.items():
+        if tspec.dead_letter is not None and tspec.dead_letter not in m.queues:
+            raise ScenarioError(f"topics.{t}.dead_letter",
+                                f"names a queue (queues: {', '.join(sorted(m.queues))})",
+                                tspec.dead_letter)
+    for n in m.queues:
+        trail = [n]
+        while (nxt := m.queues[trail[-1]].dead_letter) is not None:
+            if nxt in trail:
+                loop = " -> ".join([*trail[trail.index(nxt):], nxt])
+                raise ScenarioError(
+                    f"queues.{trail[-1]}.dead_letter", f"dead-letter queues form a cycle "
+                    f"({loop}): a message dead-lettered round it would never end (RabbitMQ "
+                    "drops such messages); end the chain in a queue without dead_letter", nxt)
+            trail.append(nxt)
 
 
 def _check_replies(m: Model) -> None:
-    """A sync or window sender waits for every message it sent; none may vanish on the way.
+    """A sync or window sender without a send ``timeout`` waits for every message it sent;
+    none may vanish on the way, or it would wait for ever.
 
-    Without timeouts and retries a dropped or lost request would stall its sender forever,
-    so the queues it reaches must not drop and the links it crosses must not lose.
+    So the queues it reaches must not drop or expire, the links it crosses must not lose,
+    and the consumers must not lose (auto ack with failures or crashes) or dead-letter
+    for good what they read. With a `timeout` the sender gives up (or retries), and every
+    combination is allowed.
     """
     drains = m.drains()
     all_queues = m.all_queues()
     for n, p in m.producers.items():
-        if not p.waits_for_reply:
+        if not p.waits_for_reply or p.timeout is not None:
             continue
+        why = (f"producer {n!r} (mode {p.mode}) waits for every reply and has no send "
+               "`timeout`; ")
+        if p.ttl is not None:
+            raise ScenarioError(f"producers.{n}.ttl", why + "messages that expire would stall "
+                                "it (give it a `timeout`, or no ttl)", p.ttl)
         seen: set[str] = set()
         todo = [(n, p.to)]
         while todo:
@@ -711,34 +714,45 @@ def _check_replies(m: Model) -> None:
             if link is not None and link.loss > 0 and link.retransmit is None:
                 raise ScenarioError(
                     f"links.{src}->{dest}.loss",
-                    f"producer {n!r} (mode {p.mode}) waits for every reply; a lossy link "
-                    "would stall it (use loss 0, or `retransmit`)", link.loss,
+                    why + "a lossy link would stall it (use loss 0, `retransmit`, or a "
+                    "`timeout`)", link.loss,
                 )
             for q, _ in m.resolve(dest):
                 if q in seen:
                     continue
                 seen.add(q)
                 spec = all_queues[q]
-                if spec.reliable or p.ttl is not None:
-                    raise ScenarioError(
-                        f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
-                        f"messages that expire or are dead-lettered (queue {q!r}) would stall "
-                        "it", p.mode)
-                for g in drains[q]:
-                    if m.consumers[g].reliable:
-                        raise ScenarioError(
-                            f"producers.{n}.mode", f"a {p.mode} sender waits for every reply; "
-                            f"consumer {g!r} may fail, crash or duplicate messages", p.mode)
+                where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
+                if spec.ttl is not None:
+                    raise ScenarioError(f"{where}.ttl", why + f"messages that expire in queue "
+                                        f"{q!r} would stall it", spec.ttl)
+                if spec.outages is not None and (not spec.persistent
+                                                 or spec.when_down == "drop"):
+                    raise ScenarioError(f"{where}.outages", why + f"an outage of queue {q!r} "
+                                        "that loses or turns away messages would stall it")
                 if math.isfinite(spec.capacity) and spec.overflow != "block":
-                    where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
                     raise ScenarioError(
                         f"{where}.overflow",
-                        f"producer {n!r} (mode {p.mode}) waits for every reply; a queue "
-                        "that drops would stall it (use capacity .inf or overflow: block)",
-                        spec.overflow,
+                        why + "a queue that drops would stall it (use capacity .inf or "
+                        "overflow: block)", spec.overflow,
                     )
                 for g in drains[q]:
                     c = m.consumers[g]
+                    loses = c.ack == "auto" and (c.failure > 0 or c.poison > 0
+                                                 or c.crashes is not None)
+                    if loses:
+                        raise ScenarioError(
+                            f"consumers.{g}.ack", why + f"consumer {g!r} loses what fails or "
+                            "crashes under auto ack (use ack: manual, or a `timeout`)", c.ack)
+                    if c.ack == "manual" and (c.max_attempts is not None or c.poison > 0):
+                        dlq = spec.dead_letter
+                        if dlq is None or not drains.get(dlq):
+                            raise ScenarioError(
+                                f"consumers.{g}.max_attempts", why + f"messages dead-lettered "
+                                f"by consumer {g!r} end there (give the queue a dead_letter "
+                                "queue with consumers, or the sender a `timeout`)",
+                                c.max_attempts)
+                        todo.append((q, dlq))
                     fan = [d for d, _ in c.routes if d is not None and d in m.topics
                            and m.topics[d].subscribers is not None]
                     if fan:

@@ -248,14 +248,15 @@ REFUSED: dict[str, str] = {
     # A partition is a log read in offset order; a priority discipline inside it would be a
     # different thing (give each class its own topic). The topic has no `discipline` key.
     "priorities+partitions": r"topics\.broker\.discipline: unknown key",
+    # A network hop from the broker to its consumers carries what the broker pushes; how
+    # much it may push unacknowledged differs between brokers (RabbitMQ: no limit; a
+    # Kafka consumer fetches a batch at a time), so the scenario must give `prefetch`.
+    "consumer_link": r"needs consumers\.worker\.prefetch",
 }
 
 # Implementation refusals, expected to disappear: each has a defined meaning (stated) and
-# today's engine lacks the path. Remove an entry as soon as its combination runs.
+# the engine lacks the path. Remove an entry as soon as its combination runs.
 _STREAMING = r"summary \(streaming\) mode does not cover"
-_PLAIN_GROUP = r"work with plain groups reading a queue"
-_NOT_ON_TOPIC = r"unknown key \(not allowed in topics\.broker\)"
-_STALLS = r"waits for every reply"
 TODAY_ONLY: dict[str, str] = {
     # Summary mode keeps accumulators only, and today has none for stages, batches,
     # duplicates or reliability events. One set of accumulators fed in both modes covers
@@ -264,45 +265,6 @@ TODAY_ONLY: dict[str, str] = {
         "sync", "window", "producer_batch", "links", "link_partitions", "prefetch",
         "consumer_batch", "manual_ack", "failures", "dedup", "crashes", "outages",
         "durability")},
-    # A pulling consumer across a network: each take costs the link's trip, as prefetch 1
-    # does; and the same hop from a topic's partitions to their owners.
-    "consumer_link": r"a link from a queue to its consumers needs consumers\.worker\.prefetch",
-    "consumer_link+partitions": r"links from a topic to its consumers are not supported",
-    # A prefetching consumer takes a batch of up to `batch` from its own buffer and acks
-    # them together (a consumer with prefetch 100 and batches of 10 is common); prefetch
-    # from a partitioned topic is a Kafka consumer's fetch buffer.
-    "prefetch+consumer_batch": r"give `prefetch` or `batch`, not both",
-    "prefetch+partitions": r"prefetch reads from a queue, not a partitioned topic",
-    # Settling (acks, failures, dedup), crashes and expiry are per message, whatever a
-    # worker takes from (a buffer, a batch, partitions) and however many workers there are.
-    **{f"{a}+{b}": _PLAIN_GROUP
-       for a in ("prefetch", "consumer_batch", "schedule", "autoscale")
-       for b in ("manual_ack", "failures", "dedup", "ttl", "crashes", "outages")},
-    **{f"{a}+partitions": _PLAIN_GROUP for a in ("manual_ack", "dedup", "crashes")},
-    # Scaling adds and retires workers of any group; on a topic it reassigns partitions
-    # (a rebalance).
-    **{f"{a}+{b}": r"a changing worker count works with plain groups"
-       for a, b in (("prefetch", "schedule"), ("prefetch", "autoscale"),
-                    ("consumer_batch", "schedule"), ("consumer_batch", "autoscale"),
-                    ("schedule", "partitions"), ("autoscale", "partitions"))},
-    # Redelivery, deduplication and a broker that keeps its messages through an outage
-    # lose nothing: a waiting sender gets its reply (the first one, for a duplicate).
-    **{f"{a}+{b}": _STALLS for a in ("sync", "window") for b in ("manual_ack", "dedup",
-                                                                    "outages")},
-    # A credit comes back when the message leaves the queue, however it leaves (taken,
-    # expired, dead-lettered); a partition is a queue like another; a window sender or a
-    # batch spends one credit per message.
-    "credits+failures": r"a credit comes back when a consumer takes the message",
-    "credits+ttl": r"a credit comes back when a consumer takes the message",
-    "credits+partitions": r"a credit comes back when a consumer takes the message",
-    "window+credits": r"`credits` \(flow control\) needs mode: async",
-    "producer_batch+credits": r"`credits` \(flow control\) needs mode: async",
-    # A window caps what is outstanding whatever paces the sends.
-    "window+arrivals": r"`arrivals` \(time-varying load\) needs mode: async",
-    # Retention (ttl), dead letters, outages, durability (Kafka's acks and replicas) and a
-    # starting lag are as meaningful for a partition as for a queue; topics lack the keys.
-    **{f"{a}+partitions": _NOT_ON_TOPIC
-       for a in ("failures", "ttl", "outages", "durability", "backlog")},
 }
 
 

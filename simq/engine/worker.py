@@ -129,19 +129,17 @@ class Owned:
         self.idle: deque[Event] = deque()
 
     def take(self) -> Message | None:
-        while True:
-            best = None
-            for p in self.parts:
-                if p.items and (best is None or p.items[0].arrived < best.items[0].arrived):
-                    best = p
-            if best is None:
-                for p in self.parts:  # capacity-0 partitions hand over blocked senders
-                    if p.blocked:
-                        return p.take()
-                return None
-            msg = best.take()
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0].take()
+        # Oldest head first; a partition may give nothing (its head expired, or it is
+        # down), then the next one is asked. Capacity-0 partitions (no line) come last:
+        # they hand over a blocked sender.
+        for p in sorted(parts, key=lambda p: p.items[0].arrived if p.items else math.inf):
+            msg = p.take()
             if msg is not None:
-                return msg  # (None: the head had expired; look again)
+                return msg
+        return None
 
 
 class Partitioned:
