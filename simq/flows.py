@@ -113,16 +113,16 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
         back = spec.latency.mean if spec is not None else 0.0
         rate = min(rate, c.prefetch / (per_batch + trip + back))
     topic = sc.topics.get(c.source)
+    # A schedule reads as its time-average count, autoscaling as its maximum.
+    count = nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
     if topic is None:
-        # A schedule reads as its time-average count, autoscaling as its maximum.
-        count = nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
         if c.slow is not None:  # slow workers (docs/reliability.md) count for less
             return (count - c.slow.workers + c.slow.workers / c.slow.factor) * rate, round(count)
         return count * rate, round(count)
     # A consumer owning several partitions serves them as one line: on paper each gets
     # the consumer's time in proportion to its key share, so every partition it owns is
     # at the consumer's load.
-    own = topic.owners(c.count)
+    own = topic.owners(max(1, round(count)))  # partitions are reassigned as it scales
     share = topic.key_probabilities
     p = int(q[len(c.source) + 1:-1])
     total = sum(w for w, o in zip(share, own, strict=True) if o == own[p])

@@ -102,11 +102,19 @@ def test_conservation_with_batches_cut_mid_flight(until: float) -> None:
     assert m["produced"] == m["delivered"] + m["in_flight"]
 
 
-def test_sync_producers_do_not_batch() -> None:
-    sc = _producer(5000, 0.1)
-    sc["producers"]["app"] = {"to": "q", "mode": "sync", "batch_size": 5000}
-    with pytest.raises(simq.ScenarioError, match="nothing to batch"):
-        simq.load(sc)
+@pytest.mark.parametrize("clients, wait", [(2, 10.0), (3, 0.0)])
+def test_sync_clients_share_one_batch(clients: int, wait: float) -> None:
+    # A batch closes at 3 messages of 1000 bytes or after 10 s. Clients that think for no
+    # time, served side by side in constant time, send together: three fill a batch at
+    # once, two never do and every message waits out the linger.
+    sc = _producer(3000, 10.0)
+    sc["producers"]["app"] = {"to": "q", "mode": "sync", "clients": clients,
+                              "size": "constant(1000)", "batch_size": 3000, "linger": 10.0}
+    sc["consumers"]["w"]["count"] = clients
+    sc["links"] = {}
+    res = simq.run(sc)
+    assert res.summary["messages"]["delivered"] > 50
+    assert res.summary["breakdown"]["batch"] == pytest.approx(wait, abs=1e-9)
 
 
 def test_batching_model_runs() -> None:
