@@ -172,8 +172,8 @@ def _text(results: pd.DataFrame, breakdown: pd.DataFrame, reps: int, quick: bool
         "are in the tail, the publisher's resends in `retries` and `duplicates`, and "
         "persist/replicate are the price of a durable, replicated queue. In the RPC "
         "service the clients are a closed loop: a crash spell of the database lowers the "
-        "throughput instead of growing a queue, and the blocking front-end queue turns "
-        "waiting into `other` (senders held at the door).",
+        "throughput instead of growing a queue (a sender held at a full, blocking queue "
+        "would show in `other`: here the front end keeps up, so it stays near 0).",
     ]
     return "\n".join(lines)
 
