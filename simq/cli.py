@@ -16,7 +16,13 @@ import simq
 from simq.errors import ScenarioError
 from simq.scenario import parse_override
 
-__all__ = ["main"]
+__all__ = ["RUNS", "main"]
+
+# Where a run, a sweep or a validation writes unless told otherwise. Not results/: that
+# folder holds the curated outputs of experiments/, which git tracks and the tests check;
+# a user's own runs must never land among them (nor collide with a curated folder of the
+# same name, such as results/durability/), and git ignores runs/.
+RUNS = Path("runs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sc = sc.with_overrides(_overrides(args.set))
     if args.stream:
         sc = sc.with_overrides({"run.records": "summary"})
-    out = Path(args.out) if args.out else Path("results") / sc.name
+    out = Path(args.out) if args.out else RUNS / sc.name
     # Refuse a foreign folder before spending time on the simulation.
     from simq.report import prepare_dir
 
@@ -84,7 +90,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sc = simq.load(args.scenario)
     sc = sc.with_overrides(_overrides(args.set))
     grid = _grid(args.grid)
-    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
+    out = Path(args.out) if args.out else RUNS / f"{sc.name}-sweep"
     prepare_dir(out, "sweep", force=args.force)
     res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                 executor=args.executor, scheduler=args.scheduler, workers=args.workers,
@@ -135,7 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario, print the summary, write a report")
     r.add_argument("scenario", help="scenario file (YAML or TOML)")
-    r.add_argument("--out", help="output folder (default results/<name>/)")
+    r.add_argument("--out", help="output folder (default runs/<name>/)")
     r.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
     r.add_argument("--replications", type=int, help="independent replications")
     r.add_argument("--set", action="append", metavar="PATH=VALUE",
@@ -181,7 +187,7 @@ def _build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     w.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a scenario value at every point")
-    w.add_argument("--out", help="sweep folder (default results/<name>-sweep/)")
+    w.add_argument("--out", help="sweep folder (default runs/<name>-sweep/)")
     w.add_argument("--quiet", action="store_true", help="no progress bar, no output")
     w.add_argument("--force", action="store_true",
                    help="write into a foreign folder, or discard a different sweep there")

@@ -148,10 +148,11 @@ def test_rerun_into_its_own_folder_and_no_messages(tmp_path: Path) -> None:
     assert (out / "summary.json").is_file() and (out / "timeseries.csv").is_file()
 
 
-def test_default_folder_is_results_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_folder_is_runs_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert _run(MM1, *SHORT) == 0
-    assert (tmp_path / "results" / "mm1" / "summary.json").is_file()
+    assert (tmp_path / "runs" / "mm1" / "summary.json").is_file()
+    assert not (tmp_path / "results").exists()
 
 
 def test_seed_and_replications(tmp_path: Path) -> None:
