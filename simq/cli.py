@@ -114,22 +114,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simq.report import prepare_dir
-    from simq.validate import case_names, format_table, run_suite, write_outputs
+    from simq.validate import (
+        case_names,
+        check_output,
+        format_table,
+        fresh_folder,
+        run_suite,
+        write_outputs,
+    )
 
     if args.jobs is not None and args.jobs < 1:
         raise ScenarioError("--jobs", "must be an integer >= 1", args.jobs)
     if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
         raise ScenarioError("--only", "matches no validation case", args.only)
-    out = Path(args.out)
-    prepare_dir(out, "validate", force=args.force)  # refuse a foreign folder up front
+    # Refuse a folder up front, before minutes of simulation.
+    if args.out:
+        check_output(args.out, partial=bool(args.only), force=args.force)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
                           progress=None if args.quiet else
                           (lambda name: print(f"  done: {name}", file=sys.stderr)))
     print(format_table(suite))
-    folder = write_outputs(suite, out, force=True)
+    # A fresh folder for each run by default: a validation is kept, never replaced.
+    folder = write_outputs(suite, args.out or fresh_folder(RUNS), force=args.force)
     print(f"\nwrote {folder}/: validation.csv, validation.md")
     return 0 if suite.passed else 1
 
@@ -158,13 +166,14 @@ def _build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the built-in suite against queueing theory")
     v.add_argument("--thorough", action="store_true",
                    help="longer runs and more replications, plus the Ciw referee cases")
-    v.add_argument("--out", default=str(Path("results") / "validation"),
-                   help="output folder (default results/validation/)")
+    v.add_argument("--out", help="output folder (default: a new "
+                   "runs/validation-<date>-<time>/)")
     v.add_argument("--jobs", type=int, help="worker processes (default: up to 2)")
     v.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
     v.add_argument("--quiet", action="store_true", help="no progress lines")
     v.add_argument("--force", action="store_true",
-                   help="write into a non-empty folder that simq did not write")
+                   help="replace the validation in a non-empty --out folder (a partial "
+                   "run never replaces a full one)")
     v.set_defaults(func=_cmd_validate)
 
     w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
