@@ -14,7 +14,6 @@ from pathlib import Path
 
 import simq
 from simq.errors import ScenarioError
-from simq.scenario import parse_override
 
 __all__ = ["RUNS", "main"]
 
@@ -32,6 +31,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _overrides(items: Sequence[str] | None) -> dict[str, object]:
+    from simq.scenario import parse_override
+
     out: dict[str, object] = {}
     for item in items or []:
         path, value = parse_override(item)
@@ -211,7 +212,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `simq` console script."""
-    from simq.report import OutputExistsError
+    # Imported here, not at the top, so that --version and --help stay instant: every
+    # heavy import happens inside the command that needs it.
+    from simq.files import OutputExistsError
 
     parser = _build_parser()
     args = parser.parse_args(argv)
