@@ -511,8 +511,8 @@ class Model(BaseModel):
     @field_validator("name")
     @classmethod
     def _not_dots(cls, v: str) -> str:
-        # The name is the default output folder (results/NAME): "." or ".." would write
-        # into results/ itself or outside it.
+        # The name is the default output folder (runs/NAME): "." or ".." would write
+        # into runs/ itself or outside it.
         if set(v) == {"."}:
             raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
         return v

@@ -239,7 +239,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("messages 0", _both(_drop("run/until"), _set("run/messages", 0)), "run.messages", "0"),
     ("seed negative", _set("run/seed", -1), "run.seed", "-1"),
     ("bad name", _set("name", "a b/c"), "name", "a b/c"),
-    ("name escaping results/", _set("name", ".."), "name", "'..'"),
+    ("name escaping runs/", _set("name", ".."), "name", "'..'"),
     ("name of dots", _set("name", "."), "name", "'.'"),
     # links
     ("loss 1.0", _set("links/app->broker", {"loss": 1.0}), "links.app->broker.loss", "1.0"),
