@@ -29,6 +29,10 @@ CONTRACT_QUEUE = {"wait_mean", "wait_p95", "length_mean", "length_max", "dropped
 CONTRACT_CONSUMER = {"utilization", "throughput", "service_mean"}
 CONTRACT_LINK = {"delay_mean", "utilization", "lost"}
 CONTRACT_FORMULA = {"text_formula", "predicted", "measured", "theory", "holds"}
+# Each formula row is in one unit (docs/output.md): throughput as a rate and as a ratio,
+# queue length as a growth rate and as a mean number waiting.
+FORMULA_ROWS = {"throughput", "throughput_ratio", "latency", "queue_growth", "queue_length"}
+FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # Fields beyond DESIGN.md's list, documented in docs/output.md: `lost` (link losses) is a
 # term of the conservation law, a queue's `arrivals` and `drop_fraction` give its blocking
 # probability, `warnings` carries the stability notes, `peak_length`, `peak_time` and
@@ -83,9 +87,9 @@ def test_summary_json_has_exactly_the_contract_fields(written: Path) -> None:
     assert set(s["consumers"]["worker"]) == CONTRACT_CONSUMER | EXTRA_CONSUMER
     assert set(s["links"]) == {"app->broker"}
     assert set(s["links"]["app->broker"]) == CONTRACT_LINK | EXTRA_LINK
-    assert set(s["formulas"]) == {"throughput", "latency", "queue_length"}
+    assert set(s["formulas"]) == FORMULA_ROWS
     for row in s["formulas"].values():
-        assert set(row) >= CONTRACT_FORMULA
+        assert set(row) >= FORMULA_FIELDS
     # ci95: the same shape as the numbers, half-widths.
     numeric = {"messages", "throughput", "offered_rate", "latency", "queues", "consumers",
                "links", "breakdown", "producers"}
@@ -236,3 +240,4 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([*cmd, "run", "--no-such-option"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+

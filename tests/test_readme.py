@@ -1,5 +1,5 @@
 """The README's promise to a newcomer: on a fresh clone, its two commands, run in order,
-both succeed.
+both succeed, and the first prints what the README shows.
 
 Command 1 (``simq run models/mm1.yaml``) writes the user's own run; command 2
 (``python -m pytest``) must not then fail because of it. This test runs command 1 for real
@@ -76,6 +76,11 @@ def test_readme_commands_in_sequence_on_a_fresh_clone(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (clone / "runs" / "mm1" / "summary.json").is_file()
+    # The README shows what command 1 prints (up to the list of files written).
+    shown = re.search(r"```text\n\$ simq run models/mm1.yaml\n(.*?)\n```", README, re.S)
+    assert shown, "README has no sample output of simq run models/mm1.yaml"
+    assert run.stdout[:run.stdout.index("\nwrote ")].rstrip() == shown.group(1).rstrip(), \
+        "README's sample output differs from what simq run models/mm1.yaml prints"
     # The user's run is invisible to git and left the curated results alone.
     assert _git("status", "--porcelain", cwd=clone) == before
 
