@@ -7,6 +7,7 @@ an override, an option or an output folder), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -26,6 +27,16 @@ RUNS = Path("runs")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse names the choices but not the likely one: `simq rnu` means `simq run`.
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            import difflib
+
+            # Python 3.11 quotes each choice, later versions do not.
+            choices = [c.strip().strip("'") for c in bad.group(2).split(",")]
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 

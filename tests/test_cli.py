@@ -241,3 +241,30 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
                           env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
+
+@pytest.mark.parametrize(("typed", "meant"), [("rnu", "run"), ("valdate", "validate"),
+                                              ("sweeep", "sweep")])
+def test_a_mistyped_command_gets_a_suggestion(typed: str, meant: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([typed])
+    assert stop.value.code == 2
+    assert f"did you mean {meant!r}?" in capsys.readouterr().err
+
+
+def test_no_suggestion_when_nothing_is_close(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["zzz"])
+    assert "did you mean" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("path", "meant"), [
+    ("producers.app.rat", "rate"), ("consumers.worker.cont", "count"),
+    ("queues.broker.capacty", "capacity"), ("run.unitl", "until"),
+    ("producers.ap.rate", "app"), ("queus.broker.capacity", "queues"),
+])
+def test_a_mistyped_set_path_gets_a_suggestion(path: str, meant: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(MM1, "--out", str(tmp_path / "x"), "--set", f"{path}=1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"simq: error: {path}: ") and f"did you mean {meant!r}?" in err
