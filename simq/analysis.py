@@ -133,10 +133,11 @@ def compare(res: RunResult, prediction: Prediction | None = None) -> pd.DataFram
     """One row per quantity: measured, 95% CI half-width, the document's formula, theory,
     model, relative error and verdict ("within CI", "outside CI", "no CI", "no theory").
 
-    The document's formula is filled on the rows it speaks about: ``throughput`` (its
-    ratio, as written, next to the measured delivered/offered), ``latency.mean``
-    (processing + transmission), and at the bottleneck queue ``length_mean`` and
-    ``growth_rate`` (generation − processing, read as a length and as a rate).
+    The document's formula is filled on the rows it speaks about, in each row's unit:
+    ``throughput/offered`` (its ratio, as written), ``throughput`` (read as a rate,
+    min(generation, processing)), ``latency.mean`` (processing + transmission), and at
+    the bottleneck queue ``length_mean`` and ``growth_rate`` (generation − processing,
+    read as a length and as a rate).
     """
     s = res.summary
     ci = s.get("ci95", {})
@@ -147,27 +148,30 @@ def compare(res: RunResult, prediction: Prediction | None = None) -> pd.DataFram
     def c(path: str) -> float:
         return _get(ci, path)
 
-    thr = forms.get("throughput", {})
+    ratio = forms.get("throughput_ratio", {})
     offered_theory = pred.offered if pred.applies else math.nan
     ratio_theory = (pred.throughput / offered_theory
                     if pred.applies and offered_theory > 0 else math.nan)
     ratios = replication_values(res, "throughput") / replication_values(res, "offered_rate")
-    rows.append(_row("throughput/offered", thr.get("measured", math.nan), t_halfwidth(ratios),
-                     thr.get("predicted", math.nan), ratio_theory, pred))
-    rows.append(_row("throughput", s["throughput"], c("throughput"), math.nan,
+    rows.append(_row("throughput/offered", ratio.get("measured", math.nan),
+                     t_halfwidth(ratios), ratio.get("predicted", math.nan), ratio_theory, pred))
+    rows.append(_row("throughput", s["throughput"], c("throughput"),
+                     forms.get("throughput", {}).get("predicted", math.nan),
                      pred.throughput, pred))
     lat = forms.get("latency", {})
     rows.append(_row("latency.mean", s["latency"]["mean"], c("latency.mean"),
                      lat.get("predicted", math.nan), pred.latency_mean, pred))
-    ql = forms.get("queue_length", {})
+    ql, qg = forms.get("queue_length", {}), forms.get("queue_growth", {})
     bottleneck = ql.get("queue")
     for q, qs in s.get("queues", {}).items():
         m = pred.queues.get(q)
-        doc = ql.get("predicted", math.nan) if q == bottleneck else math.nan
+        at = q == bottleneck
+        length_doc = ql.get("predicted", math.nan) if at else math.nan
+        doc = qg.get("predicted", math.nan) if at else math.nan
         stable = m is None or m.stable
         for key, th, form in (
             ("wait_mean", m.wait_mean if m else math.nan, math.nan),
-            ("length_mean", m.length_mean if m else math.nan, doc),
+            ("length_mean", m.length_mean if m else math.nan, length_doc),
             ("drop_fraction", m.p_block if m else math.nan, math.nan),
             ("growth_rate", m.growth_rate if m else math.nan, doc),
         ):

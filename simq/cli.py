@@ -7,6 +7,7 @@ an override, an option or an output folder), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -14,18 +15,35 @@ from pathlib import Path
 
 import simq
 from simq.errors import ScenarioError
-from simq.scenario import parse_override
 
-__all__ = ["main"]
+__all__ = ["RUNS", "main"]
+
+# Where a run, a sweep or a validation writes unless told otherwise. Not results/: that
+# folder holds the curated outputs of experiments/, which git tracks and the tests check;
+# a user's own runs must never land among them (nor collide with a curated folder of the
+# same name, such as results/durability/), and git ignores runs/.
+RUNS = Path("runs")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse names the choices but not the likely one: `simq rnu` means `simq run`.
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            import difflib
+
+            # Python 3.11 quotes each choice, later versions do not.
+            choices = [c.strip().strip("'") for c in bad.group(2).split(",")]
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _overrides(items: Sequence[str] | None) -> dict[str, object]:
+    from simq.scenario import parse_override
+
     out: dict[str, object] = {}
     for item in items or []:
         path, value = parse_override(item)
@@ -40,7 +58,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sc = sc.with_overrides(_overrides(args.set))
     if args.stream:
         sc = sc.with_overrides({"run.records": "summary"})
-    out = Path(args.out) if args.out else Path("results") / sc.name
+    out = Path(args.out) if args.out else RUNS / sc.name
     # Refuse a foreign folder before spending time on the simulation.
     from simq.report import prepare_dir
 
@@ -84,7 +102,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sc = simq.load(args.scenario)
     sc = sc.with_overrides(_overrides(args.set))
     grid = _grid(args.grid)
-    out = Path(args.out) if args.out else Path("results") / f"{sc.name}-sweep"
+    out = Path(args.out) if args.out else RUNS / f"{sc.name}-sweep"
     prepare_dir(out, "sweep", force=args.force)
     res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                 executor=args.executor, scheduler=args.scheduler, workers=args.workers,
@@ -108,22 +126,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simq.report import prepare_dir
-    from simq.validate import case_names, format_table, run_suite, write_outputs
+    from simq.validate import (
+        case_names,
+        check_output,
+        format_table,
+        fresh_folder,
+        run_suite,
+        write_outputs,
+    )
 
     if args.jobs is not None and args.jobs < 1:
         raise ScenarioError("--jobs", "must be an integer >= 1", args.jobs)
     if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
         raise ScenarioError("--only", "matches no validation case", args.only)
-    out = Path(args.out)
-    prepare_dir(out, "validate", force=args.force)  # refuse a foreign folder up front
+    # Refuse a folder up front, before minutes of simulation.
+    if args.out:
+        check_output(args.out, partial=bool(args.only), force=args.force)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
                           progress=None if args.quiet else
                           (lambda name: print(f"  done: {name}", file=sys.stderr)))
     print(format_table(suite))
-    folder = write_outputs(suite, out, force=True)
+    # A fresh folder for each run by default: a validation is kept, never replaced.
+    folder = write_outputs(suite, args.out or fresh_folder(RUNS), force=args.force)
     print(f"\nwrote {folder}/: validation.csv, validation.md")
     return 0 if suite.passed else 1
 
@@ -135,7 +161,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario, print the summary, write a report")
     r.add_argument("scenario", help="scenario file (YAML or TOML)")
-    r.add_argument("--out", help="output folder (default results/<name>/)")
+    r.add_argument("--out", help="output folder (default runs/<name>/)")
     r.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
     r.add_argument("--replications", type=int, help="independent replications")
     r.add_argument("--set", action="append", metavar="PATH=VALUE",
@@ -152,13 +178,14 @@ def _build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the built-in suite against queueing theory")
     v.add_argument("--thorough", action="store_true",
                    help="longer runs and more replications, plus the Ciw referee cases")
-    v.add_argument("--out", default=str(Path("results") / "validation"),
-                   help="output folder (default results/validation/)")
+    v.add_argument("--out", help="output folder (default: a new "
+                   "runs/validation-<date>-<time>/)")
     v.add_argument("--jobs", type=int, help="worker processes (default: up to 2)")
     v.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
     v.add_argument("--quiet", action="store_true", help="no progress lines")
     v.add_argument("--force", action="store_true",
-                   help="write into a non-empty folder that simq did not write")
+                   help="replace the validation in a non-empty --out folder (a partial "
+                   "run never replaces a full one)")
     v.set_defaults(func=_cmd_validate)
 
     w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
@@ -181,7 +208,7 @@ def _build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     w.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a scenario value at every point")
-    w.add_argument("--out", help="sweep folder (default results/<name>-sweep/)")
+    w.add_argument("--out", help="sweep folder (default runs/<name>-sweep/)")
     w.add_argument("--quiet", action="store_true", help="no progress bar, no output")
     w.add_argument("--force", action="store_true",
                    help="write into a foreign folder, or discard a different sweep there")
@@ -196,7 +223,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `simq` console script."""
-    from simq.report import OutputExistsError
+    # Imported here, not at the top, so that --version and --help stay instant: every
+    # heavy import happens inside the command that needs it.
+    from simq.files import OutputExistsError
 
     parser = _build_parser()
     args = parser.parse_args(argv)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["MARKER", "OutputExistsError", "prepare_dir", "write_atomic"]
 
@@ -19,8 +20,12 @@ class OutputExistsError(FileExistsError):
     """The output folder holds files simq did not write."""
 
 
-def prepare_dir(path: str | Path, kind: str, *, force: bool = False) -> Path:
-    """Create ``path``, refusing a non-empty folder that simq did not write (unless force)."""
+def prepare_dir(path: str | Path, kind: str, *, force: bool = False,
+                meta: Mapping[str, Any] | None = None) -> Path:
+    """Create ``path``, refusing a non-empty folder that simq did not write (unless force).
+
+    ``meta`` adds fields to the folder's marker (what was written, for later checks).
+    """
     from simq import __version__
 
     out = Path(path)
@@ -32,7 +37,8 @@ def prepare_dir(path: str | Path, kind: str, *, force: bool = False) -> Path:
             "choose another --out or pass --force to write into it"
         )
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / MARKER, json.dumps({"kind": kind, "simq": __version__}) + "\n")
+    write_atomic(out / MARKER,
+                 json.dumps({"kind": kind, "simq": __version__, **(meta or {})}) + "\n")
     return out
 
 

@@ -70,6 +70,20 @@ def _section_rows(s: Mapping[str, Any], section: str, fields: list[str]) -> list
             for name, vals in s.get(section, {}).items()]
 
 
+def _formulas(s: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Each formula row as (quantity with its unit, formula, row).
+
+    Folders written before the rows carried units (one ``queue_length`` row holding a
+    growth rate) still render, under their key and the text's formula.
+    """
+    out = []
+    for key, f in s.get("formulas", {}).items():
+        quantity, unit = f.get("quantity", key), f.get("unit")
+        label = f"{quantity} ({unit})" if unit and unit != "ratio" else quantity
+        out.append((label, f.get("formula", f["text_formula"]), f))
+    return out
+
+
 def format_summary(s: Mapping[str, Any]) -> str:
     """The run summary as a plain-text block (what `simq run` prints)."""
     ci = s.get("ci95", {})
@@ -113,13 +127,10 @@ def format_summary(s: Mapping[str, Any]) -> str:
     lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
-    out += ["", "The document's formulas, as written, against the simulation:"]
-    rows = []
-    for q, f in s.get("formulas", {}).items():
-        rows.append([q, f["text_formula"], _num(f["predicted"]), _num(f["measured"]),
-                     _num(f.get("theory")) if not isinstance(f.get("theory"), Mapping)
-                     else _num(f["theory"].get("value")),
-                     "yes" if f["holds"] else "no"])
+    out += ["", "The document's formulas against the simulation, each row in one unit:"]
+    rows = [[label, formula, _num(f["predicted"]), _num(f["measured"]), _num(f.get("theory")),
+             "yes" if f["holds"] else "no"]
+            for label, formula, f in _formulas(s)]
     out.append(_table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows))
     for w in s.get("warnings", []):
         out.append(f"warning: {w}")
@@ -206,12 +217,18 @@ def _figure_blocks(figures: dict[str, bytes]) -> tuple[list[str], list[str]]:
 
 
 def _formula_rows(s: Mapping[str, Any]) -> list[list[str]]:
-    return [[q, f["text_formula"], _num(f["predicted"]), _num(f["measured"]),
+    return [[label, formula, _num(f["predicted"]), _num(f["measured"]), _num(f.get("theory")),
              "yes" if f["holds"] else "no", f.get("note", "")]
-            for q, f in s.get("formulas", {}).items()]
+            for label, formula, f in _formulas(s)]
 
 
-_FORMULA_HEADER = ["quantity", "formula as written", "predicted", "measured", "holds", "why"]
+def _formula_intro(s: Mapping[str, Any]) -> str:
+    texts = dict.fromkeys(f["text_formula"] for f in s.get("formulas", {}).values())
+    return ("The text's formulas, as written: " + "; ".join(texts) + ". Each row reads one "
+            "of them in one unit, beside what was measured and what queueing theory gives.")
+
+
+_FORMULA_HEADER = ["quantity", "formula", "predicted", "measured", "theory", "holds", "why"]
 
 
 _COMPARE_HEADER = ["quantity", "measured", "± 95% CI", "document formula", "theory",
@@ -250,7 +267,8 @@ def _run_report(folder: Path) -> Path:
     if (folder / "timeseries.csv").is_file():
         ts = pd.read_csv(folder / "timeseries.csv")
         growth = {}
-        qf = s.get("formulas", {}).get("queue_length")
+        forms = s.get("formulas", {})
+        qf = forms.get("queue_growth", forms.get("queue_length"))
         if qf and isinstance(qf.get("predicted"), float) and qf["predicted"] > 0:
             growth[qf["queue"]] = qf["predicted"]  # overload: the document's growth rate
         figures["queue_length"] = _png(plots.queue_length(ts, window=window, growth=growth))
@@ -278,9 +296,11 @@ def _run_report(folder: Path) -> Path:
         "<td class='t'>no</td>", "<td class='no'>no</td>")
     h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
     h += [f"<p class='warn'>{html.escape(w)}</p>" for w in s.get("warnings", [])]
-    h += ["<h2>The document's formulas</h2>", table]
+    h += ["<h2>The document's formulas</h2>", f"<p>{html.escape(_formula_intro(s))}</p>",
+          table]
     m = [description, meta, *[f"> warning: {w}" for w in s.get("warnings", [])],
-         "## The document's formulas", _md_table(_FORMULA_HEADER, _formula_rows(s))]
+         "## The document's formulas", _formula_intro(s),
+         _md_table(_FORMULA_HEADER, _formula_rows(s))]
     if (folder / "comparison.csv").is_file():
         t = s.get("theory") or {}
         about = (f"{t.get('model', 'none')} ({t.get('kind', 'none')}): {t.get('reason', '')}"

@@ -8,12 +8,13 @@ checked in one place, whether a value came from a file, from Python or from ``--
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -534,8 +535,8 @@ class Model(BaseModel):
     @field_validator("name")
     @classmethod
     def _not_dots(cls, v: str) -> str:
-        # The name is the default output folder (results/NAME): "." or ".." would write
-        # into results/ itself or outside it.
+        # The name is the default output folder (runs/NAME): "." or ".." would write
+        # into runs/ itself or outside it.
         if set(v) == {"."}:
             raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
         return v
@@ -805,6 +806,48 @@ def _check_no_cycle(m: Model) -> None:
         seen[nxt] = len(trail) - 1
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'rate'?"`` when one of ``choices`` is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in get_args(annotation) for m in _models_in(a)]
+
+
+# Keys the loader expands before the schema sees them: valid, though not schema fields.
+_SHORTHAND_KEYS: dict[str, tuple[str, ...]] = {"ProducerSpec": ("rate",),
+                                                "ConsumerSpec": ("rate",)}
+
+
+def _keys_at(loc: Sequence[str]) -> set[str]:
+    """The keys the schema allows in the mapping at ``loc`` (e.g. producers.app)."""
+    models: list[type[BaseModel]] = [Model]
+    steps = list(loc)
+    i = 0
+    while i < len(steps):
+        step, named, inner = steps[i], False, []
+        if step.isdigit():  # an item of a list: the same models hold inside
+            i += 1
+            continue
+        for m in models:
+            for name, field in m.model_fields.items():
+                if (field.alias or name) == step:
+                    # A section (a mapping of names to components) consumes the name too.
+                    named |= get_origin(field.annotation) is dict
+                    inner += _models_in(field.annotation)
+        if not inner:
+            return set()
+        models, i = inner, i + (2 if named else 1)
+    keys = {f.alias or n for m in models for n, f in m.model_fields.items()}
+    for m in models:
+        keys.update(_SHORTHAND_KEYS.get(m.__name__, ()))
+    return keys
+
+
 def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioError:
     """Turn pydantic's report into one message naming path, rule and value."""
     e = err.errors(include_url=False)[0]
@@ -820,7 +863,8 @@ def _validation_error(err: ValidationError, raw: Mapping[str, Any]) -> ScenarioE
         msg = msg[len("Value error, ") :]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1]) or "top level"
-        return ScenarioError(path, f"unknown key (not allowed in {parent})")
+        hint = did_you_mean(loc[-1], _keys_at(loc[:-1])) if loc else ""
+        return ScenarioError(path, f"unknown key (not allowed in {parent}){hint}")
     if kind == "missing":
         return ScenarioError(path, "required key is missing")
     if isinstance(value, Mapping) or kind.startswith("value_error"):
@@ -1035,7 +1079,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
                 break
         if name not in section:
             have = ", ".join(sorted(section)) or "none"
-            raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})")
+            raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})"
+                                + did_you_mean(name, section))
         target = section[name]
         if target is None:
             target = section[name] = {}
@@ -1064,7 +1109,7 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         return
     raise ScenarioError(
         path, "overrides start with run, producers, queues, consumers, links, topics, name or "
-        "description"
+        "description" + did_you_mean(top, ("run", *_SECTIONS, "name", "description"))
     )
 
 

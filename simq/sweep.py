@@ -388,7 +388,7 @@ def sweep(
     Several paths make a full factorial,
     or pairs with ``zip_paths``. ``executor`` is ``"processes"`` (local pool), ``"dask"``
     (``scheduler`` address, else a LocalCluster) or ``"serial"``. The folder (default
-    ``results/<name>-sweep/``) keeps each finished point x replication, so rerunning the
+    ``runs/<name>-sweep/``) keeps each finished point x replication, so rerunning the
     same sweep skips what is done; ``force`` discards a different sweep found there.
     """
     sc = resolve(scenario, overrides=overrides, seed=seed)
@@ -398,7 +398,8 @@ def sweep(
     points = grid_points(grid, zip_paths=zip_paths)
     # Every point is validated before anything runs: a bad value is a usage error.
     scenarios = [sc.with_overrides(p) for p in points]
-    folder = Path(out) if out is not None else Path("results") / f"{sc.name}-sweep"
+    # runs/, like the CLI: results/ holds only curated outputs (docs/output.md).
+    folder = Path(out) if out is not None else Path("runs") / f"{sc.name}-sweep"
     from simq import __version__
 
     # Plain JSON with NaN/Infinity tokens: Python reads every float back exactly.

@@ -29,6 +29,10 @@ CONTRACT_QUEUE = {"wait_mean", "wait_p95", "length_mean", "length_max", "dropped
 CONTRACT_CONSUMER = {"utilization", "throughput", "service_mean"}
 CONTRACT_LINK = {"delay_mean", "utilization", "lost"}
 CONTRACT_FORMULA = {"text_formula", "predicted", "measured", "theory", "holds"}
+# Each formula row is in one unit (docs/output.md): throughput as a rate and as a ratio,
+# queue length as a growth rate and as a mean number waiting.
+FORMULA_ROWS = {"throughput", "throughput_ratio", "latency", "queue_growth", "queue_length"}
+FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # Fields beyond DESIGN.md's list, documented in docs/output.md: `lost` (link losses) is a
 # term of the conservation law, a queue's `arrivals` and `drop_fraction` give its blocking
 # probability, `warnings` carries the stability notes, `peak_length`, `peak_time` and
@@ -83,9 +87,9 @@ def test_summary_json_has_exactly_the_contract_fields(written: Path) -> None:
     assert set(s["consumers"]["worker"]) == CONTRACT_CONSUMER | EXTRA_CONSUMER
     assert set(s["links"]) == {"app->broker"}
     assert set(s["links"]["app->broker"]) == CONTRACT_LINK | EXTRA_LINK
-    assert set(s["formulas"]) == {"throughput", "latency", "queue_length"}
+    assert set(s["formulas"]) == FORMULA_ROWS
     for row in s["formulas"].values():
-        assert set(row) >= CONTRACT_FORMULA
+        assert set(row) >= FORMULA_FIELDS
     # ci95: the same shape as the numbers, half-widths.
     numeric = {"messages", "throughput", "offered_rate", "latency", "queues", "consumers",
                "links", "breakdown", "producers"}
@@ -148,10 +152,11 @@ def test_rerun_into_its_own_folder_and_no_messages(tmp_path: Path) -> None:
     assert (out / "summary.json").is_file() and (out / "timeseries.csv").is_file()
 
 
-def test_default_folder_is_results_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_folder_is_runs_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert _run(MM1, *SHORT) == 0
-    assert (tmp_path / "results" / "mm1" / "summary.json").is_file()
+    assert (tmp_path / "runs" / "mm1" / "summary.json").is_file()
+    assert not (tmp_path / "results").exists()
 
 
 def test_seed_and_replications(tmp_path: Path) -> None:
@@ -235,3 +240,31 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([*cmd, "run", "--no-such-option"], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("rnu", "run"), ("valdate", "validate"),
+                                              ("sweeep", "sweep")])
+def test_a_mistyped_command_gets_a_suggestion(typed: str, meant: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([typed])
+    assert stop.value.code == 2
+    assert f"did you mean {meant!r}?" in capsys.readouterr().err
+
+
+def test_no_suggestion_when_nothing_is_close(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["zzz"])
+    assert "did you mean" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("path", "meant"), [
+    ("producers.app.rat", "rate"), ("consumers.worker.cont", "count"),
+    ("queues.broker.capacty", "capacity"), ("run.unitl", "until"),
+    ("producers.ap.rate", "app"), ("queus.broker.capacity", "queues"),
+])
+def test_a_mistyped_set_path_gets_a_suggestion(path: str, meant: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(MM1, "--out", str(tmp_path / "x"), "--set", f"{path}=1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"simq: error: {path}: ") and f"did you mean {meant!r}?" in err

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import simq
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @pytest.fixture(scope="module")
@@ -165,15 +168,24 @@ def test_formulas_in_overload() -> None:
     # λ = 1.2 against μ = 1: the consumer is always busy, so delivered/offered is μ/λ,
     # exactly the text's "processing rate / generation rate", and the queue gains
     # λ − μ = 0.2 messages per second, exactly the text's "generation − processing"
-    # read as a growth rate. Both must hold (within the 10% tolerance of `holds`).
+    # read as a growth rate. Both must hold (within the 10% tolerance of `holds`), and
+    # so does throughput read as a rate, min(λ, μ) = 1 msg/s.
     with pytest.warns(simq.UnstableWarning):
         res = simq.run(one_station(1.2, "exponential(rate=1)", 20000))
     f = res.summary["formulas"]
-    assert f["throughput"]["predicted"] == pytest.approx(1 / 1.2)
+    assert f["throughput_ratio"]["predicted"] == pytest.approx(1 / 1.2)
+    assert f["throughput_ratio"]["holds"] is True
+    assert f["throughput"]["predicted"] == pytest.approx(1.0)
     assert f["throughput"]["holds"] is True
-    assert f["queue_length"]["predicted"] == pytest.approx(0.2)
-    assert f["queue_length"]["holds"] is True
-    assert f["queue_length"]["measured"] == pytest.approx(0.2, rel=0.2)
+    assert f["queue_growth"]["predicted"] == pytest.approx(0.2)
+    assert f["queue_growth"]["holds"] is True
+    assert f["queue_growth"]["measured"] == pytest.approx(0.2, rel=0.2)
+    # Read as a number waiting, 0.2 is nothing like the backlog, which grows with the
+    # run and so has no steady-state theory.
+    assert f["queue_length"]["holds"] is False
+    assert f["queue_length"]["measured"] > 100
+    assert f["queue_length"]["theory"] is None
+    assert f["queue_length"]["verdict"].startswith("no steady state")
     # Latency has no steady state here: it grows with the run, so "processing +
     # transmission" (1 s) is far below what is measured.
     assert f["latency"]["holds"] is False
@@ -184,15 +196,52 @@ def test_formulas_at_rho_08() -> None:
     # service: "latency = processing + transmission" (1 s) misses the waiting and is off
     # by a factor of five, so it must not hold. The throughput ratio is 1 (all delivered)
     # while the text predicts μ/λ = 1.25, and the queue does not grow although the text
-    # predicts −0.2 msg/s: neither holds below saturation either.
+    # predicts −0.2 msg/s: neither holds below saturation. Read as a rate, throughput is
+    # min(λ, μ) = 0.8 msg/s, which holds.
     res = simq.run(one_station(0.8, "exponential(rate=1)", 20000))
     f = res.summary["formulas"]
     assert f["latency"]["predicted"] == pytest.approx(1.0)
     assert f["latency"]["holds"] is False
     assert f["latency"]["measured"] > 3.0
-    assert f["throughput"]["holds"] is False
-    assert f["throughput"]["measured"] == pytest.approx(1.0, abs=0.02)
+    assert f["throughput_ratio"]["holds"] is False
+    assert f["throughput_ratio"]["measured"] == pytest.approx(1.0, abs=0.02)
+    assert f["throughput"]["holds"] is True
+    assert f["throughput"]["measured"] == pytest.approx(0.8, rel=0.05)
+    assert f["queue_growth"]["holds"] is False
     assert f["queue_length"]["holds"] is False
+    # Theory in the row's own unit: 0 msg/s of growth, Lq = ρ²/(1−ρ) = 3.2 messages.
+    assert f["queue_growth"]["theory"] == 0.0
+    assert f["queue_length"]["theory"] == pytest.approx(3.2)
+    assert f["throughput"]["theory"] == pytest.approx(0.8)
+    assert f["throughput_ratio"]["theory"] == pytest.approx(1.0)
+
+
+def test_rows_compare_like_with_like() -> None:
+    res = simq.run(one_station(0.5, "exponential(rate=1)", 2000), replications=2)
+    f = res.summary["formulas"]
+    units = {k: row["unit"] for k, row in f.items()}
+    assert units == {"throughput": "msg/s", "throughput_ratio": "ratio", "latency": "s",
+                     "queue_growth": "msg/s", "queue_length": "messages"}
+    s = res.summary
+    assert f["throughput"]["measured"] == s["throughput"]
+    assert f["throughput_ratio"]["measured"] == pytest.approx(
+        s["throughput"] / s["offered_rate"])
+    assert f["queue_growth"]["measured"] == s["queues"]["q"]["growth_rate"]
+    assert f["queue_length"]["measured"] == s["queues"]["q"]["length_mean"]
+    assert f["throughput_ratio"]["theory_ci95"] is not None  # from the replications
+
+
+def test_a_negative_predicted_length_never_holds() -> None:
+    # bounded.yaml below saturation: generation − processing is negative. Neither a
+    # length nor a growth rate of a queue can be negative for long, so neither row holds,
+    # however close the number is to what was measured.
+    sc = simq.load(MODELS / "bounded.yaml").with_overrides(
+        {"run.until": 4000, "run.warmup": 400, "run.replications": 1})
+    f = simq.run(sc).summary["formulas"]
+    assert f["queue_length"]["predicted"] < 0 and f["queue_growth"]["predicted"] < 0
+    assert f["queue_length"]["holds"] is False
+    assert f["queue_growth"]["holds"] is False
+    assert "cannot be negative" in f["queue_length"]["note"]
 
 
 def test_formulas_at_very_low_load_with_constant_service() -> None:
@@ -210,7 +259,7 @@ def test_formulas_at_very_low_load_with_constant_service() -> None:
 
 def test_formula_table_has_the_contract_fields() -> None:
     res = simq.run(one_station(0.5, "exponential(rate=1)", 500))
-    for name in ("throughput", "latency", "queue_length"):
+    for name in ("throughput", "throughput_ratio", "latency", "queue_growth", "queue_length"):
         row = res.summary["formulas"][name]
         assert {"text_formula", "predicted", "measured", "theory", "holds"} <= set(row)
         assert isinstance(row["holds"], bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -99,3 +100,23 @@ def test_report_renders_in_headless_chromium(which: str, request: pytest.Fixture
     img = imread(shot)
     # A rendered page is not blank: the figures and text put many distinct colours on it.
     assert img.shape[0] > 100 and len({tuple(p) for p in img.reshape(-1, img.shape[-1])[::97]}) > 20
+
+
+def test_formula_table_rows_carry_their_units(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text()
+    for label in ("throughput (msg/s)", "throughput / offered", "latency (s)",
+                  "queue growth rate (msg/s)", "mean waiting (messages)"):
+        assert label in text
+
+
+def test_a_folder_with_the_old_three_formula_rows_still_renders(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    copy = tmp_path / "old"
+    shutil.copytree(run_dir, copy)
+    s = json.loads((copy / "summary.json").read_text())
+    keep = {"text_formula", "predicted", "measured", "theory", "holds", "note", "queue"}
+    s["formulas"] = {k: {f: v for f, v in s["formulas"][k].items() if f in keep}
+                     for k in ("throughput", "latency", "queue_length")}
+    (copy / "summary.json").write_text(json.dumps(s))
+    assert main(["report", str(copy)]) == 0
+    assert "queue length = generation rate" in (copy / "report.html").read_text()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import simq
-from simq.scenario import parse_override
+from simq.errors import ScenarioError
+from simq.scenario import Scenario, parse_override
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = sorted((ROOT / "models").glob("*.yaml"))
@@ -239,7 +240,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("messages 0", _both(_drop("run/until"), _set("run/messages", 0)), "run.messages", "0"),
     ("seed negative", _set("run/seed", -1), "run.seed", "-1"),
     ("bad name", _set("name", "a b/c"), "name", "a b/c"),
-    ("name escaping results/", _set("name", ".."), "name", "'..'"),
+    ("name escaping runs/", _set("name", ".."), "name", "'..'"),
     ("name of dots", _set("name", "."), "name", "'.'"),
     # links
     ("loss 1.0", _set("links/app->broker", {"loss": 1.0}), "links.app->broker.loss", "1.0"),
@@ -434,3 +435,31 @@ def test_a_scenario_survives_pickling_for_process_pools() -> None:
     back = pickle.loads(pickle.dumps(sc))
     assert back == sc and back.source == sc.source and back.base_dir == sc.base_dir
     assert back.producers["orders"].interarrival.mean == 2.0
+
+
+@pytest.mark.parametrize(("where", "key", "meant"), [
+    ((), "producer", "producers"),
+    (("producers", "app"), "interarival", "interarrival"),
+    (("producers", "app"), "rat", "rate"),  # a shorthand, not a schema field
+    (("consumers", "worker"), "servce", "service"),
+    (("queues", "broker"), "overflw", "overflow"),
+    (("run",), "replication", "replications"),
+])
+def test_an_unknown_key_in_a_file_gets_a_suggestion(raw: dict[str, Any], where: tuple[str, ...],
+                                                    key: str, meant: str) -> None:
+    target = raw
+    for step in where:
+        target = target[step]
+    target[key] = 1
+    with pytest.raises(ScenarioError) as err:
+        Scenario(raw)
+    assert err.value.path == ".".join((*where, key))
+    assert f"unknown key (not allowed in {'.'.join(where) or 'top level'}); did you mean " \
+           f"{meant!r}?" == err.value.rule
+
+
+def test_a_key_far_from_every_allowed_one_gets_no_suggestion(raw: dict[str, Any]) -> None:
+    raw["queues"]["broker"]["zzzz"] = 1
+    with pytest.raises(ScenarioError) as err:
+        Scenario(raw)
+    assert "did you mean" not in err.value.rule

@@ -244,6 +244,15 @@ def test_cli_sweep_writes_tables_and_report(tmp_path: Path) -> None:
     assert (out / "report.html").is_file() and (out / "figures" / "latency_heatmap.png").is_file()
 
 
+def test_default_sweep_folder_is_under_runs(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = simq.sweep(MM1, {"producers.app.rate": [0.5]}, replications=1, executor="serial",
+                     overrides={"run.until": 500, "run.warmup": 50}, quiet=True)
+    assert res.folder.resolve() == (tmp_path / "runs" / "mm1-sweep").resolve()
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.parametrize("grid", ["producers.app.rate", "producers.nobody.rate=1,2",
                                   "producers.app.rate=0.1:0.9:0"])
 def test_cli_bad_grid_exits_2(tmp_path: Path, grid: str, capsys: pytest.CaptureFixture[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from simq.cli import main
+from simq.files import OutputExistsError
 from simq.validate import cases as cases_module
 from simq.validate.cases import cases
 
@@ -70,6 +72,46 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["validate", "--only", "rho=0.3", "--out", str(foreign)]) == 2
     assert (foreign / "notes.txt").read_text() == "keep"
     assert not (foreign / "validation.csv").exists()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--only", "M/M/1 rho=0.3", "--jobs", "1", "--quiet"]
+
+
+def test_by_default_each_validation_gets_a_fresh_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", *QUICK]) == 0
+    assert main(["validate", *QUICK]) == 0
+    folders = sorted((tmp_path / "runs").glob("validation-*"))
+    assert len(folders) == 2
+    for folder in folders:
+        assert (folder / "validation.csv").is_file()
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_written_validation_is_replaced_only_with_force(tmp_path: Path) -> None:
+    out = tmp_path / "v"
+    assert main(["validate", *QUICK, "--out", str(out)]) == 0
+    before = (out / "validation.csv").read_bytes()
+    assert main(["validate", *QUICK, "--out", str(out)]) == 2
+    assert (out / "validation.csv").read_bytes() == before
+    assert main(["validate", *QUICK, "--out", str(out), "--force"]) == 0
+
+
+def test_a_partial_run_never_replaces_the_committed_validation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    committed = tmp_path / "validation"
+    shutil.copytree(ROOT / "results" / "validation", committed)
+    files = {p.name: p.read_bytes() for p in committed.iterdir()}
+    for force in ([], ["--force"]):
+        assert main(["validate", *QUICK, "--out", str(committed), *force]) == 2
+        assert "partial run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in committed.iterdir()} == files
+    # The API refuses too, whatever it is asked.
+    suite = validate_pkg.run_suite(jobs=1, only="M/M/1 rho=0.3")
+    with pytest.raises(OutputExistsError):
+        validate_pkg.write_outputs(suite, committed, force=True)
 
 
 def test_referee_cases_are_skipped_with_a_message_without_ciw(

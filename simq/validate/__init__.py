@@ -14,6 +14,7 @@ interval sqrt(h_simq² + h_ciw²) in place of the half-width and the 1% allowanc
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -27,10 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from simq.files import MARKER, OutputExistsError
 from simq.validate.cases import EXACT, Case, cases
 from simq.validate.referee import RefereeCase, available, referee_cases
 
-__all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "format_table", "run_suite", "write_outputs"]
+__all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "check_output", "format_table",
+           "fresh_folder", "run_suite", "write_outputs"]
 
 ALPHA = 0.05
 COLUMNS = ["case", "group", "quantity", "measured", "ci95", "theory", "theory_ci95", "model",
@@ -48,6 +51,7 @@ class Suite:
     cpu_seconds: float
     wall_seconds: float
     skipped: list[str]
+    only: str | None = None  # a partial suite: only the cases whose name holds this text
 
     @property
     def passed(self) -> bool:
@@ -168,7 +172,7 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
     level = 1.0 - ALPHA / n
     table = pd.DataFrame([_judge(r, level) for r in rows], columns=COLUMNS)
     return Suite(table, thorough, n, level, sum(r["cpu"] for r in results),
-                 time.perf_counter() - wall, skipped)
+                 time.perf_counter() - wall, skipped, only or None)
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -233,11 +237,58 @@ def markdown(suite: Suite) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fresh_folder(parent: str | Path = "runs") -> Path:
+    """A new, empty ``parent/validation-<date>-<time>[-N]/`` (created, never reused)."""
+    base = Path(parent) / time.strftime("validation-%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return folder
+    raise OutputExistsError(f"{base}: a thousand folders of that name already exist")
+
+
+def _holds_full_suite(folder: Path) -> bool:
+    if not (folder / "validation.csv").is_file():
+        return False
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        marker = {}
+    # Tables written before partial runs were recorded (the committed one) are full.
+    return not (isinstance(marker, dict) and marker.get("partial"))
+
+
+def check_output(out: str | Path, *, partial: bool, force: bool = False) -> None:
+    """Refuse to write a validation where it would replace something it should not.
+
+    A non-empty folder is written into only with ``force``: a validation table is usually a
+    result someone keeps (the committed one in results/validation/ above all). A partial
+    suite never replaces a full suite's table, even with ``force``: the folder would then
+    pair a few checks with a figure and report describing all of them.
+    """
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{folder}: exists and is not a folder")
+    if partial and folder.is_dir() and _holds_full_suite(folder):
+        raise OutputExistsError(
+            f"{folder}: holds a full validation; a partial run (--only) does not replace "
+            "it, even with --force: choose another --out or leave --out out")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise OutputExistsError(
+            f"{folder}: folder is not empty; choose another --out, leave --out out "
+            "(a fresh folder under runs/), or pass --force to replace its validation")
+
+
 def write_outputs(suite: Suite, out: str | Path, *, force: bool = False) -> Path:
-    """Write validation.csv and validation.md into ``out`` (the folder-safety rule of run)."""
+    """Write validation.csv and validation.md into ``out`` (see ``check_output``)."""
     from simq.report import prepare_dir, write_atomic
 
-    folder = prepare_dir(out, "validate", force=force)
+    check_output(out, partial=suite.only is not None, force=force)
+    folder = prepare_dir(out, "validate", force=True,
+                         meta={"partial": suite.only is not None, "only": suite.only})
     csv = suite.table.to_csv(index=False, float_format="%.6g")
     write_atomic(folder / "validation.csv", csv)
     write_atomic(folder / "validation.md", markdown(suite))
