@@ -304,6 +304,22 @@ _COL = {k: i for i, k in enumerate(_RAW)}
 _FAULT_KINDS = (OUTAGE, BACK, CUT, HEALED)
 
 
+def _present_parts(raw: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """The breakdown parts (but `other`) that have rows, from raw per-message sums."""
+    out = {}
+    for k in BREAKDOWN[:-1]:
+        if k == "service":
+            if _COL["vservice"] in raw:
+                service = raw[_COL["vservice"]].copy()
+                for sub in ("decode", "fetch", "buffer"):
+                    if _COL[sub] in raw:
+                        service -= raw[_COL[sub]]
+                out[k] = service
+        elif _COL[k] in raw:
+            out[k] = raw[_COL[k]]
+    return out
+
+
 def _breakdown(raw: np.ndarray) -> np.ndarray:
     """Columns of BREAKDOWN[:-1] from raw slot sums (rows: messages or classes)."""
     # A visit runs from leaving the line to the end of service: take out the decode and,
@@ -476,7 +492,8 @@ class Accumulators:
         self._parent = np.empty(0, dtype=np.int64)
         self._lat = np.empty(0)
         self._open = np.empty(0, dtype=bool)
-        self._raw = np.empty((0, len(_RAW)))
+        # Raw part sums per live message, one array per part that has rows at all.
+        self._raw: dict[int, np.ndarray] = {}
         # Every message's class once finished: -1 not counted in the window, else the
         # producer row it was counted in (-2: not finished yet). One byte per message.
         self._class = _Grow(np.int8 if npr < 126 else np.int16, -2)
@@ -549,7 +566,8 @@ class Accumulators:
         self._parent = np.concatenate([self._parent, np.full(n, -1, dtype=np.int64)])
         self._lat = np.concatenate([self._lat, np.full(n, np.nan)])
         self._open = np.concatenate([self._open, np.ones(n, dtype=bool)])
-        self._raw = np.concatenate([self._raw, np.zeros((n, len(_RAW)))])
+        for col, x in self._raw.items():
+            self._raw[col] = np.concatenate([x, np.zeros(n)])
         self._class.ensure(self.produced)
         if self._hits is not None:
             self._hits.ensure(self.produced)
@@ -563,8 +581,10 @@ class Accumulators:
         live = rel >= 0
         live[live] = self._open[rel[live]]
         if live.any():
-            self._raw[:, col] += np.bincount(rel[live], weights=x[live],
-                                             minlength=len(self._raw))
+            if col not in self._raw:
+                self._raw[col] = np.zeros(len(self._open))
+            self._raw[col] += np.bincount(rel[live], weights=x[live],
+                                          minlength=len(self._open))
         if not live.all():  # rows logged after their message finished
             cls = self._class.a[ids[~live]].astype(np.int64)
             mine = cls >= 0
@@ -722,20 +742,23 @@ class Accumulators:
         cls = np.where(counted, prod, -1)
         self._class.a[ids] = cls
         self.counted += np.bincount(prod[counted], minlength=self.np + 1)
-        raw = self._raw[rel]
-        self.parts += np.stack([np.bincount(prod[counted], weights=raw[counted][:, j],
-                                            minlength=self.np + 1)
-                                for j in range(len(_RAW))], axis=1)
+        raw = {col: x[rel] for col, x in self._raw.items()}
+        for col, x in raw.items():
+            self.parts[:, col] += np.bincount(prod[counted], weights=x[counted],
+                                              minlength=self.np + 1)
         for p in np.unique(prod[counted]).tolist():
             self.latency_by[p].add(latency[counted & (prod == p)])
         if self.check_waits and delivered.any():
-            parts = _breakdown(raw[delivered])
-            bad = parts < -_TOL * (1 + np.abs(latency[delivered]))[:, None]
-            if bad.any():
-                i, j = np.argwhere(bad)[0]
-                raise InvariantError(f"negative breakdown part {BREAKDOWN[j]!r} of message "
-                                     f"{int(ids[delivered][i])}: {parts[i, j]!r}")
-            other = latency[delivered] - parts.sum(axis=1)
+            lat_d = latency[delivered]
+            total = np.zeros(len(lat_d))
+            for name, x in _present_parts({c: x[delivered] for c, x in raw.items()}).items():
+                bad = x < -_TOL * (1 + np.abs(lat_d))
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise InvariantError(f"negative breakdown part {name!r} of message "
+                                         f"{int(ids[delivered][i])}: {float(x[i])!r}")
+                total += x
+            other = lat_d - total
             low = other < -_TOL * np.maximum(np.abs(latency[delivered]), 1e-9) - 1e-12
             if low.any():
                 i = int(np.flatnonzero(low)[0])
@@ -768,7 +791,8 @@ class Accumulators:
         self.base += cut
         self._sent, self._prod = self._sent[cut:], self._prod[cut:]
         self._parent, self._lat = self._parent[cut:], self._lat[cut:]
-        self._open, self._raw = self._open[cut:], self._raw[cut:]
+        self._open = self._open[cut:]
+        self._raw = {col: x[cut:] for col, x in self._raw.items()}
 
     # Reading ---------------------------------------------------------------------------
     def count(self, code: int, where: int | None = None) -> int:

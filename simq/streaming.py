@@ -48,6 +48,7 @@ from simq.engine import Outcome, Simulation
 from simq.monitor import CHUNK, Monitor, sample_interval
 from simq.peak import worker_seconds, workers_at
 from simq.record import LAYOUT, Recorder, to_columns
+from simq.stats import slope
 
 __all__ = ["HISTOGRAM_ERROR", "LogHistogram", "StreamResult", "run_full", "run_streaming",
            "streamed_warmup"]
@@ -192,8 +193,6 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
         acc.queue_spells)
     times = ts["time"]
     inw = (times >= t0) & (times <= out.t_stop)
-    from simq.stats import slope
-
     for name, q in sim.queues.items():
         if name not in summary["queues"]:
             continue
