@@ -100,7 +100,10 @@ class LogHistogram:
     interpolation keeps the error of its two ends. Exact zeros (a hand-over) are exact.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, buckets: bool = True) -> None:
+        # Without buckets only count, sum, min and max are kept (full records read
+        # percentiles from every value instead).
+        self.buckets = buckets
         self.zeros = 0
         self.counts: np.ndarray | None = None  # allocated with the first positive value
         self.n = 0
@@ -115,6 +118,8 @@ class LogHistogram:
         self.total += float(x.sum())
         self.min = min(self.min, float(x.min()))
         self.max = max(self.max, float(x.max()))
+        if not self.buckets:
+            return
         pos = x[x > 0]
         self.zeros += len(x) - len(pos)
         if len(pos) == 0:
@@ -446,7 +451,8 @@ class _Spells:
 class Accumulators:
     """Everything the summary is made of, for one replication, fed chunk by chunk."""
 
-    def __init__(self, sc: Scenario, window: Window, *, check: bool = True) -> None:
+    def __init__(self, sc: Scenario, window: Window, *, check: bool = True,
+                 percentiles: bool = True) -> None:
         self.sc = sc
         self.w = window
         self.check = check
@@ -461,15 +467,18 @@ class Accumulators:
         self.produced = 0
         self.finished = 0
         self.outcomes = np.zeros(5, dtype=np.int64)
-        self.latency = LogHistogram()
+        def hist() -> LogHistogram:
+            return LogHistogram(percentiles)
+
+        self.latency = hist()
         # Per producer (the last row: a queue's starting backlog, producer -1).
         self.offered = np.zeros(npr + 1, dtype=np.int64)
         self.delivered_in = np.zeros(npr + 1, dtype=np.int64)
         self.counted = np.zeros(npr + 1, dtype=np.int64)
         self.parts = np.zeros((npr + 1, len(_RAW)))
-        self.latency_by = [LogHistogram() for _ in range(npr + 1)]
+        self.latency_by = [hist() for _ in range(npr + 1)]
         self.blocked = np.zeros(npr + 1)
-        self.queues = [_Queue() for _ in range(nq)]
+        self.queues = [_Queue(hist()) for _ in range(nq)]
         self.groups = [_Group() for _ in range(ng)]
         self.links = [_Link() for _ in range(nl)]
         self._last_tx: list[tuple[float, float] | None] = [None] * nl
@@ -510,6 +519,7 @@ class Accumulators:
         ``final``: the last fold, with the window's ``t1`` and ``t_end`` known.
         """
         w = self.w
+        self._final = final
         c = logs.get("created")
         if c is not None and len(c["sent"]):
             self._created(c)
@@ -550,6 +560,7 @@ class Accumulators:
         self._forget(final)
 
     _horizon = -math.inf  # set by the driver before each mid-run fold
+    _final = False
     _faulty = False
 
     def set_horizon(self, h: float) -> None:
@@ -578,8 +589,11 @@ class Accumulators:
         if len(ids) == 0:
             return
         rel = ids - self.base
-        live = rel >= 0
-        live[live] = self._open[rel[live]]
+        if rel.min() >= 0 and self._open[rel].all():  # the usual case: all in flight
+            live = np.ones(len(rel), dtype=bool)
+        else:
+            live = rel >= 0
+            live[live] = self._open[rel[live]]
         if live.any():
             if col not in self._raw:
                 self._raw[col] = np.zeros(len(self._open))
@@ -595,21 +609,27 @@ class Accumulators:
         w = self.w
         ids, queue, arrived, left, end, group = (v["id"], v["queue"], v["arrived"], v["left"],
                                                  v["end"], v["group"])
-        left_f = np.where(np.isnan(left), w.t_end, left)
-        wait = left_f - arrived
         taken = ~np.isnan(left)
-        served = taken & ~np.isnan(end)
+        left_f = np.where(taken, left, w.t_end)
+        wait = left_f - arrived
+        service = end - left
+        served = ~np.isnan(service)
+        if taken.all():  # the usual case: no message still waiting or evicted unserved
+            wait_t, ids_t = wait, ids
+        else:
+            wait_t, ids_t = wait[taken], ids[taken]
         if self.check_waits:
-            _no_negative("wait", (left - arrived)[taken], ids[taken])
+            _no_negative("wait", wait_t, ids_t)
         if self.check:
-            _no_negative("service", (end - left)[served], ids[served])
-        self._add_parts(ids[taken], _COL["wait"], wait[taken])
-        self._add_parts(ids[served], _COL["vservice"], (end - left)[served])
+            _no_negative("service", service[served], ids[served])
+        self._add_parts(ids_t, _COL["wait"], wait_t)
+        self._add_parts(ids[served], _COL["vservice"], service[served])
         entered = w.entered(arrived)
-        waited = w.covered(arrived, left)
+        waited = overlap(arrived, left_f, w.t0, w.t1)
+        one_queue = len(self.queues) == 1
         for qi, acc in enumerate(self.queues):
             at = queue == qi
-            if not at.any():
+            if not one_queue and not at.any():
                 continue
             acc.wait.add(wait[at & entered & (group >= 0) & taken])
             acc.area += float(waited[at].sum())
@@ -617,7 +637,7 @@ class Accumulators:
             acc.evicted += int((at & (group == -1) & taken & (left_f >= w.t0)
                                 & (left_f <= w.t1)).sum())
         busy = w.covered(left, end)
-        started = w.started_in(left) & ~np.isnan(end)
+        started = w.started_in(left) & served
         ended = w.at(end)
         for gi, g in enumerate(self.groups):
             at = group == gi
@@ -626,7 +646,7 @@ class Accumulators:
             g.ended += int((at & ended).sum())
             if not self.logged[gi]:  # their visits are their services
                 g.busy += float(busy[at].sum())
-                g.service_total += float((end - left)[at & started].sum())
+                g.service_total += float(service[at & started].sum())
                 g.service_n += int((at & started).sum())
 
     def _batches(self, b: Mapping[str, np.ndarray]) -> None:
@@ -734,20 +754,23 @@ class Accumulators:
         self.finished += len(ids)
         self.outcomes += np.bincount(code, minlength=5)[:5]
         delivered = code == DELIVERED
-        self._lat[rel[delivered]] = latency[delivered]
+        if self.mser is not None:
+            self._lat[rel[delivered]] = latency[delivered]
         done_in = w.at(t)
         self.delivered_in += np.bincount(prod[delivered & done_in], minlength=self.np + 1)
         counted = delivered & w.sent_in(sent, np.where(prod == self.np, -1, prod))
         self.latency.add(latency[counted])
-        cls = np.where(counted, prod, -1)
-        self._class.a[ids] = cls
+        if not self._final:  # a row of a later fold may still name this message
+            self._class.a[ids] = np.where(counted, prod, -1)
         self.counted += np.bincount(prod[counted], minlength=self.np + 1)
         raw = {col: x[rel] for col, x in self._raw.items()}
         for col, x in raw.items():
             self.parts[:, col] += np.bincount(prod[counted], weights=x[counted],
                                               minlength=self.np + 1)
-        for p in np.unique(prod[counted]).tolist():
-            self.latency_by[p].add(latency[counted & (prod == p)])
+        rows = np.flatnonzero(np.bincount(prod[counted], minlength=self.np + 1)).tolist()
+        for p in rows:
+            self.latency_by[p].add(latency[counted] if len(rows) == 1
+                                   else latency[counted & (prod == p)])
         if self.check_waits and delivered.any():
             lat_d = latency[delivered]
             total = np.zeros(len(lat_d))
@@ -759,17 +782,20 @@ class Accumulators:
                                          f"{int(ids[delivered][i])}: {float(x[i])!r}")
                 total += x
             other = lat_d - total
-            low = other < -_TOL * np.maximum(np.abs(latency[delivered]), 1e-9) - 1e-12
+            low = other < -_TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 raise InvariantError(
                     f"the breakdown of message {int(ids[delivered][i])} exceeds its latency "
-                    f"{latency[delivered][i]!r} by {-other[i]!r}")
+                    f"{float(lat_d[i])!r} by {float(-other[i])!r}")
+        # Only the messages not delivered can have been dropped, expired or lost.
+        undelivered = np.flatnonzero(~delivered & done_in)
+        code_o, where_o = code[undelivered], where[undelivered]
         for qi, acc in enumerate(self.queues):
-            acc.dropped += int(((code == DROPPED) & (where == qi) & done_in).sum())
-            acc.expired += int(((code == EXPIRED) & (where == qi) & done_in).sum())
+            acc.dropped += int(((code_o == DROPPED) & (where_o == qi)).sum())
+            acc.expired += int(((code_o == EXPIRED) & (where_o == qi)).sum())
         for li, lk in enumerate(self.links):
-            lk.lost += int(((code == LOST) & (where == li) & done_in).sum())
+            lk.lost += int(((code_o == LOST) & (where_o == li)).sum())
         if self._hits is not None:
             hit = delivered & self.timed[prod]
             if hit.any():

@@ -100,7 +100,7 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
     and the growth rate fitted to 201 exact levels.
     """
     w = Window(t0, out.t_stop, rec.t_end)
-    acc = Accumulators(sc, w)
+    acc = Accumulators(sc, w, percentiles=False)  # exact ones below
     acc.fold(record_logs(rec), rec.workers, final=True)
     summary = acc.summary(
         out, lambda gi, count: worker_seconds(rec, gi, count, w.t0, w.t1), acc.queue_spells)
