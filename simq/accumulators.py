@@ -589,6 +589,7 @@ class Accumulators:
         if len(ids) == 0:
             return
         rel = ids - self.base
+        _known(ids, self.produced)
         if rel.min() >= 0 and self._open[rel].all():  # the usual case: all in flight
             live = np.ones(len(rel), dtype=bool)
         else:
@@ -745,6 +746,7 @@ class Accumulators:
     def _finished(self, f: Mapping[str, np.ndarray]) -> None:
         w = self.w
         ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
+        _known(ids, self.produced)
         rel = ids - self.base
         sent, prod = self._sent[rel], self._prod[rel]
         latency = t - sent
@@ -1004,6 +1006,12 @@ def up_at(spells: list[tuple[float, float, float]], times: np.ndarray) -> np.nda
     for a, b, *_ in spells:
         up[(times >= a) & (times < b)] = 0
     return up
+
+
+def _known(ids: np.ndarray, produced: int) -> None:
+    if len(ids) and int(ids.max()) >= produced:
+        raise EngineBugError(f"a log row names message {int(ids.max())}, but only "
+                             f"{produced} messages were created")
 
 
 def _no_negative(what: str, x: np.ndarray, ids: np.ndarray) -> None:
