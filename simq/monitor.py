@@ -46,7 +46,8 @@ class Monitor:
     def __init__(self, sim: Simulation, interval: float, on_full: Callable[[], None], *,
                  produced: Callable[[], int], finished: Callable[[], int],
                  chunk: int = CHUNK, sample: bool = False, points: int = 1000,
-                 mark: float | None = None, on_mark: Callable[[], None] | None = None) -> None:
+                 mark: float | None = None, on_mark: Callable[[], None] | None = None,
+                 busy: tuple[list[str], Callable[[], list[float]]] | None = None) -> None:
         self.sim = sim
         self.interval = interval
         self.on_full = on_full
@@ -59,10 +60,17 @@ class Monitor:
         self.on_mark = on_mark
         self.next_sample = 0.0
         self.samples: list[list[float]] = []
+        if busy is None:
+            busy = ([f"consumer.{n}.busy" for n in sim.groups],
+                    lambda: [float(g.busy()) for g in sim.groups.values()])
+        self._busy = busy[1]
+        # Every link of the scenario; a broker->consumer link of prefetching consumers is
+        # one Link per consumer (sim.fetch_links, made as consumers join).
+        self._links = list(sim.scenario.links)
         self.columns = (["time", "in_flight"]
                         + [f"queue.{n}.length" for n in sim.queues]
-                        + [f"consumer.{n}.busy" for n in sim.groups]
-                        + [f"link.{n}.in_transit" for n in sim.links])
+                        + busy[0]
+                        + [f"link.{n}.in_transit" for n in sim.scenario.links])
         sim.env.process(self._run())
 
     def sample(self) -> None:
@@ -70,8 +78,11 @@ class Monitor:
         sim = self.sim
         row = [float(sim.env.now), float(self.produced() - self.finished())]
         row += [float(len(q.items)) for q in sim.queues.values()]
-        row += [float(g.busy()) for g in sim.groups.values()]
-        row += [float(lk.in_transit) for lk in sim.links.values()]
+        row += self._busy()
+        for name in self._links:
+            lk = sim.links.get(name)
+            row.append(float(lk.in_transit) if lk is not None else
+                       float(sum(p.in_transit for p in sim.fetch_links if p.name == name)))
         self.samples.append(row)
         if len(self.samples) >= 2 * self.points:  # run longer than guessed: halve the rate
             self.samples = self.samples[::2]
@@ -91,6 +102,9 @@ class Monitor:
     def _run(self):  # type: ignore[no-untyped-def]
         env = self.sim.env
         rec = self.sim.rec
+        # Every log but the worker counts (one row per change, kept whole).
+        logs = [rec.created, rec.finished, rec.visits, rec.hops, rec.stages, rec.copies,
+                rec.batches, rec.retransmits, rec.events, rec.blocked]
         while True:
             now = env.now
             if self.mark is not None and now >= self.mark:
@@ -102,8 +116,7 @@ class Monitor:
                     self.sample()
                 else:
                     self.next_sample = now + self.interval
-            if len(rec.created) + len(rec.finished) + len(rec.visits) + len(rec.hops) \
-                    >= self.chunk:
+            if sum(map(len, logs)) >= self.chunk:
                 self.on_full()
             # Nothing else scheduled but background sleeps: the model has ended (e.g. its
             # producers wait on replies that never come).

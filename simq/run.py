@@ -19,7 +19,7 @@ from simq.record import ATTEMPT, OUTCOMES, REPEAT, REQUEUED, Records
 from simq.record import DELIVERED as OUTCOMES_DELIVERED
 from simq.scenario import Scenario, load
 from simq.stats import mean_ci, mser, verdict
-from simq.streaming import run_full, run_streaming
+from simq.streaming import run_full, run_streaming, streamed_warmup
 from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 from simq.theory.predict import Prediction, predict
 
@@ -101,11 +101,16 @@ def run_replication(
     started = time.perf_counter()
     sim = Simulation(scenario, seed_for(seed, index, point))
     if scenario.run.records == "summary":
-        streamed = run_streaming(sim)
+        warm = None
+        if scenario.run.warmup == "auto":
+            # MSER needs the whole latency series before the window can start: a first
+            # streaming run from the same seed finds the warm-up (simq/streaming.py).
+            warm = streamed_warmup(sim)
+            sim = Simulation(scenario, seed_for(seed, index, point))
+        streamed = run_streaming(sim, warmup=warm)
         out = streamed.outcome
-        return Replication(index, None, streamed.summary,
-                           (min(float(scenario.run.warmup), out.t_stop), out.t_stop), out.t_end,
-                           time.perf_counter() - started, streamed.timeseries)
+        return Replication(index, None, streamed.summary, (streamed.t0, out.t_stop),
+                           out.t_end, time.perf_counter() - started, streamed.timeseries)
     out = run_full(sim)
     records = sim.rec.arrays(out.t_end)
     w = scenario.run.warmup

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_parity import assert_parity
 
 import simq
 from simq.cli import main
@@ -42,20 +43,6 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("bursty", {"run.until": 5000}),
 ]
 
-PERCENTILES = {"p50", "p95", "p99", "wait_p95"}
-NOT_STREAMED = ("breakdown.", "producers.")
-
-
-def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out |= _leaves(v, f"{prefix}{k}.")
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            out[prefix + k] = v
-    return out
-
-
 def _both(model: str, overrides: dict[str, Any], chunk: int) -> tuple[dict, dict]:
     """Full-record and streaming summaries of one run."""
     sc = simq.load(f"{MODELS}/{model}.yaml").with_overrides(overrides)
@@ -72,26 +59,7 @@ def _both(model: str, overrides: dict[str, Any], chunk: int) -> tuple[dict, dict
 def test_streaming_gives_the_numbers_of_full_records(model: str, overrides: dict) -> None:
     # A tiny chunk folds hundreds of times mid-run, so every row crosses a fold boundary.
     full, streamed = _both(model, overrides, chunk=97)
-    a, b = _leaves(full), _leaves(streamed)
-    # Not kept in summary mode (they need a per-message join): docs/performance.md.
-    a = {k: v for k, v in a.items() if not k.startswith(NOT_STREAMED)}
-    assert a.keys() == b.keys()
-    for key, x in a.items():
-        y = b[key]
-        name = key.rsplit(".", 1)[-1]
-        if isinstance(x, float) and math.isnan(x):
-            assert math.isnan(y), key
-        elif name in PERCENTILES:
-            # np.quantile interpolates between two order statistics; the histogram puts
-            # each within HISTOGRAM_ERROR of its value, so the interpolation is too.
-            assert y == pytest.approx(x, rel=HISTOGRAM_ERROR * (1 + 1e-9), abs=1e-12), key
-        elif name == "growth_rate":
-            continue  # fitted to sampled levels instead of 201 exact ones: checked below
-        elif key.startswith("messages.") or name in {"length_max", "peak_length",
-                                                     "arrivals", "dropped", "lost"}:
-            assert y == x, key  # counts are exact
-        else:  # means, areas, rates: the same sums in another order
-            assert y == pytest.approx(x, rel=1e-9, abs=1e-12), key
+    assert_parity(full, streamed)
 
 
 def test_streaming_growth_rate_in_overload() -> None:

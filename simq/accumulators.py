@@ -1,0 +1,1025 @@
+"""One set of accumulators for a replication's results, fed chunks of the Recorder's logs.
+
+Both record modes use them. ``run.records: summary`` folds each chunk of log rows into
+them while the run goes and drops the rows; full records fold the whole log once at the
+end, keep it, and replace what needs every row (exact quantiles, the longest line, peak
+and drain, the 201-point growth fit, exact time series; :mod:`simq.summary`). Chunk
+boundaries never change a result: a chunk holds whole rows, and every statistic is a sum
+over rows or over messages. The window rules (:class:`Window`) and the rule for when a row
+may be folded (:data:`LAST`, :func:`horizon`) live here and nowhere else.
+
+A message-level statistic (the latency breakdown, per-producer waits, duplicates) joins a
+message's rows across logs. Its rows are summed into a slot while the message is in
+flight; when it finishes, the slot is added to the totals of its class (counted in the
+window or not, and its producer), which is remembered for every message in one byte, so
+a row logged after the message finished (a redelivered copy) still lands where full
+records put it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simq.record import (
+    ACKED,
+    ATTEMPT,
+    BACK,
+    CRASH,
+    CRASH_LOST,
+    CUT,
+    DEAD_LETTER,
+    DEAD_LETTERED,
+    DELIVERED,
+    DISCARDED,
+    DROPPED,
+    DUPLICATE,
+    EVENTS,
+    EXPIRED,
+    FAILED,
+    GAVE_UP,
+    HEALED,
+    LOST,
+    OUTAGE,
+    REPEAT,
+    REQUEUED,
+    RETRIED,
+    STAGES,
+    TIMED_OUT,
+    overlap,
+)
+from simq.scenario import Scenario
+from simq.stats import mser
+
+__all__ = ["BREAKDOWN", "HISTOGRAM_ERROR", "LAST", "Accumulators", "ConservationError",
+           "EngineBugError", "InvariantError", "LogHistogram", "StreamedMser", "Window",
+           "horizon", "up_at"]
+
+# The steps of a message's latency, in the order it meets them; `other` is what is left
+# (a sender or worker held up by backpressure).
+BREAKDOWN = ("encode", "batch", "link", "retransmit", "persist", "replicate", "wait", "buffer",
+             "service", "decode", "reply", "other")
+
+
+class EngineBugError(RuntimeError):
+    """The records break a rule every run obeys: a bug in the engine, never a user error."""
+
+
+class ConservationError(EngineBugError):
+    """Messages were created or lost by the engine itself: a bug, never a user error."""
+
+
+class InvariantError(EngineBugError):
+    """A negative wait, service, latency or breakdown part: a bug in the engine."""
+
+
+# Times are compared after subtraction; this much below zero is rounding, not a bug.
+_TOL = 1e-9
+
+
+# Histograms -----------------------------------------------------------------------------
+
+# Buckets [LO·g^k, LO·g^(k+1)) with g = 1 + REL_WIDTH. A quantile is read as the bucket's
+# geometric midpoint, at most a factor sqrt(g) from any value in the bucket.
+REL_WIDTH = 0.01
+HISTOGRAM_ERROR = math.sqrt(1 + REL_WIDTH) - 1  # 0.499%: relative error of a percentile
+_LO, _HI = 1e-9, 1e12  # seconds; values outside fall in the end buckets (min/max are exact)
+_LOG_G = math.log1p(REL_WIDTH)
+_NBUCKETS = math.ceil(math.log(_HI / _LO) / _LOG_G)
+
+
+class LogHistogram:
+    """Non-negative values (times) in logarithmic buckets, with exact count, sum, min, max.
+
+    ``quantile`` matches ``numpy.quantile`` (linear interpolation between order
+    statistics) within a relative error of ``HISTOGRAM_ERROR`` for values between 1 ns
+    and 1e12 s: each order statistic is replaced by its bucket's midpoint, and the
+    interpolation keeps the error of its two ends. Exact zeros (a hand-over) are exact.
+    """
+
+    def __init__(self, buckets: bool = True) -> None:
+        # Without buckets only count, sum, min and max are kept (full records read
+        # percentiles from every value instead).
+        self.buckets = buckets
+        self.zeros = 0
+        self.counts: np.ndarray | None = None  # allocated with the first positive value
+        self.n = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, x: np.ndarray) -> None:
+        if len(x) == 0:
+            return
+        self.n += len(x)
+        self.total += float(x.sum())
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        if not self.buckets:
+            return
+        pos = x[x > 0]
+        self.zeros += len(x) - len(pos)
+        if len(pos) == 0:
+            return
+        k = np.floor(np.log(pos / _LO) / _LOG_G).astype(np.int64)
+        np.clip(k, 0, _NBUCKETS - 1, out=k)
+        if self.counts is None:
+            self.counts = np.zeros(_NBUCKETS, dtype=np.int64)
+        self.counts += np.bincount(k, minlength=_NBUCKETS)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else math.nan
+
+    def _order_stat(self, j: int, cum: np.ndarray) -> float:
+        """The j-th smallest value (0-based), to within the bucket error."""
+        if j < self.zeros:
+            return 0.0
+        k = int(np.searchsorted(cum, j - self.zeros, side="right"))
+        mid = _LO * math.exp((k + 0.5) * _LOG_G)
+        return min(max(mid, self.min), self.max)
+
+    def quantile(self, q: float) -> float:
+        if self.n == 0:
+            return math.nan
+        h = (self.n - 1) * q
+        lo = math.floor(h)
+        cum = np.cumsum(self.counts) if self.counts is not None else np.zeros(1, np.int64)
+        a = self._order_stat(lo, cum)
+        if h == lo:
+            return a
+        b = self._order_stat(lo + 1, cum)
+        return a + (h - lo) * (b - a)
+
+
+class StreamedMser:
+    """MSER-5 over batch means that arrive in send order, in bounded memory.
+
+    The series is cut into batches of 5 consecutive latencies, as :func:`simq.stats.mser`
+    does; only each batch's mean and the send time of its first message are kept. When
+    more than ``cap`` batch means are held, neighbours are averaged in pairs (batches of
+    10, then 20, ...), so memory stays bounded however long the run. MSER on batch means
+    of m > 5 is the same statistic with a coarser cut (White 1997 uses m = 5 as a floor,
+    not a requirement); up to ``5 * cap`` delivered messages the result is exactly MSER-5.
+    """
+
+    def __init__(self, cap: int = 1 << 16) -> None:
+        self.cap = cap
+        self.size = 5  # messages per kept batch mean
+        self.means: list[float] = []
+        self.first: list[float] = []  # send time of each batch's first message
+        self.first_sent = math.nan  # of the series' first message
+        self._rest_lat = np.empty(0)
+        self._rest_sent = np.empty(0)
+        self._pm = np.empty(0)  # 5-batch means not yet making up a batch of `size`
+        self._pf = np.empty(0)
+
+    def add(self, latency: np.ndarray, sent: np.ndarray) -> None:
+        """The next latencies of the series (delivered messages, in send order)."""
+        if len(sent) and math.isnan(self.first_sent):
+            self.first_sent = float(sent[0])
+        lat = np.concatenate([self._rest_lat, latency])
+        snt = np.concatenate([self._rest_sent, sent])
+        k = len(lat) // 5
+        if k:
+            self._push(lat[: 5 * k].reshape(k, 5).mean(axis=1), snt[: 5 * k: 5])
+        self._rest_lat, self._rest_sent = lat[5 * k:], snt[5 * k:]
+
+    def _push(self, means: np.ndarray, first: np.ndarray) -> None:
+        pm, pf = np.concatenate([self._pm, means]), np.concatenate([self._pf, first])
+        r = self.size // 5
+        k = len(pm) // r
+        if k:
+            self.means.extend(pm[: k * r].reshape(k, r).mean(axis=1).tolist())
+            self.first.extend(pf[: k * r: r].tolist())
+        self._pm, self._pf = pm[k * r:], pf[k * r:]
+        while len(self.means) > self.cap:
+            even = len(self.means) // 2 * 2
+            m = np.asarray(self.means[:even]).reshape(-1, 2).mean(axis=1).tolist()
+            f = self.first[:even:2]
+            if even < len(self.means):
+                # An odd last batch waits for its partner: back to pending as r equal
+                # 5-batch means (the same weight in the next average).
+                self._pm = np.concatenate([np.full(r, self.means[-1]), self._pm])
+                self._pf = np.concatenate([np.full(r, self.first[-1]), self._pf])
+            self.means, self.first = m, f
+            self.size *= 2
+            r = self.size // 5
+
+    def warmup(self) -> float:
+        """The send time of the first message kept (0 with no message at all), as
+        :func:`simq.run.auto_warmup` reads MSER's cut."""
+        if math.isnan(self.first_sent):
+            return 0.0
+        cut = mser(np.asarray(self.means), 1)
+        return float(self.first[cut]) if cut > 0 else self.first_sent
+
+
+# Window rules ---------------------------------------------------------------------------
+
+@dataclass
+class Window:
+    """The measurement window [t0, t1] and the rules of what belongs to it.
+
+    Mid-run ``t1`` and ``t_end`` are unknown (infinite): only rows that every rule can
+    already decide are folded (:data:`LAST`). Messages count by send time, visits by
+    arrival, services by start; completions and events by their time in [t0, t1]; an
+    interval by its overlap with the window (an open one ends at ``t_end``). Without a
+    warm-up, a queue's starting backlog (sent at minus its age, producer -1) belongs to
+    the window: the run is about it (docs/peak.md).
+    """
+
+    t0: float
+    t1: float = math.inf
+    t_end: float = math.inf
+
+    @property
+    def backlog_in(self) -> bool:
+        return self.t0 <= 0
+
+    @property
+    def span(self) -> float:
+        s = self.t1 - self.t0
+        return s if s > 0 else math.nan
+
+    def sent_in(self, sent: np.ndarray, producer: np.ndarray) -> np.ndarray:
+        inside = (sent >= self.t0) & (sent < self.t1)
+        return inside | (producer < 0) if self.backlog_in else inside
+
+    def entered(self, arrived: np.ndarray) -> np.ndarray:
+        inside = (arrived >= self.t0) & (arrived < self.t1)
+        return inside | (arrived < self.t0) if self.backlog_in else inside
+
+    def started_in(self, t: np.ndarray) -> np.ndarray:
+        return (t >= self.t0) & (t < self.t1)
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        return (t >= self.t0) & (t <= self.t1)
+
+    def covered(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Seconds of each interval inside the window (end NaN: open until t_end)."""
+        return overlap(start, np.where(np.isnan(end), self.t_end, end), self.t0, self.t1)
+
+
+def horizon(now: float, stops_after_messages: bool, last_sends: list[float]) -> float:
+    """A time the end of the measurement window cannot precede: now, or the last send
+    when the run stops after N messages (the window ends at the last send)."""
+    if not stops_after_messages:
+        return now
+    sends = [t for t in last_sends if not math.isnan(t)]
+    return max(sends) if sends else -math.inf
+
+
+def _fin(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.inf, x)
+
+
+def _visit_last(c: Mapping[str, np.ndarray]) -> np.ndarray:
+    # Still waiting (left NaN) or still in service (end NaN with a worker) wait for t_end;
+    # an eviction's end is NaN for good.
+    end = np.where(np.isnan(c["end"]), np.where(c["group"] >= 0, np.inf, -np.inf), c["end"])
+    return np.fmax(_fin(c["left"]), end)
+
+
+# The time after which nothing about a row can change (inf: only at the end). A row is
+# folded mid-run once this time is before the horizon. `copies` has no time: a copy row
+# is folded with its own created row (see Accumulators.fold).
+LAST: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
+    "created": lambda c: c["sent"],
+    "finished": lambda c: c["t"],
+    "visits": _visit_last,
+    "hops": lambda c: np.fmax(c["tx_end"], c["out"]),
+    "stages": lambda c: np.fmax(c["start"], _fin(c["end"])),
+    "batches": lambda c: np.fmax(c["start"], _fin(c["end"])),
+    "retransmits": lambda c: c["t"],
+    "events": lambda c: c["t"],
+    "blocked": lambda c: np.fmax(c["start"], _fin(c["end"])),
+}
+
+
+# Accumulators ---------------------------------------------------------------------------
+
+# Per-message slots: the raw sums the breakdown is made of (wait, the visit's service,
+# the link, then one per stage code).
+_RAW = ("wait", "vservice", "link", *STAGES.values())
+_COL = {k: i for i, k in enumerate(_RAW)}
+_FAULT_KINDS = (OUTAGE, BACK, CUT, HEALED)
+
+
+def _present_parts(raw: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """The breakdown parts (but `other`) that have rows, from raw per-message sums."""
+    out = {}
+    for k in BREAKDOWN[:-1]:
+        if k == "service":
+            if _COL["vservice"] in raw:
+                service = raw[_COL["vservice"]].copy()
+                for sub in ("decode", "fetch", "buffer"):
+                    if _COL[sub] in raw:
+                        service -= raw[_COL[sub]]
+                out[k] = service
+        elif _COL[k] in raw:
+            out[k] = raw[_COL[k]]
+    return out
+
+
+def _breakdown(raw: np.ndarray) -> np.ndarray:
+    """Columns of BREAKDOWN[:-1] from raw slot sums (rows: messages or classes)."""
+    # A visit runs from leaving the line to the end of service: take out the decode and,
+    # with prefetch, the trip to the consumer (`fetch`, also in `link`) and its buffer.
+    service = raw[:, _COL["vservice"]] - raw[:, _COL["decode"]] - raw[:, _COL["fetch"]] \
+        - raw[:, _COL["buffer"]]
+    cols = [service if k == "service" else raw[:, _COL[k]] for k in BREAKDOWN[:-1]]
+    return np.stack(cols, axis=1)
+
+
+class _Grow:
+    """A per-message array over every id ever created, grown in blocks."""
+
+    def __init__(self, dtype: Any, fill: int) -> None:
+        self.a = np.full(1024, fill, dtype=dtype)
+        self.fill = fill
+
+    def ensure(self, n: int) -> None:
+        if n > len(self.a):
+            more = np.full(max(n, 2 * len(self.a)) - len(self.a), self.fill, dtype=self.a.dtype)
+            self.a = np.concatenate([self.a, more])
+
+
+@dataclass
+class _Queue:
+    wait: LogHistogram = field(default_factory=LogHistogram)
+    area: float = 0.0
+    entered: int = 0
+    evicted: int = 0
+    dropped: int = 0
+    expired: int = 0
+
+
+@dataclass
+class _Group:
+    busy: float = 0.0
+    ended: int = 0
+    service_total: float = 0.0
+    service_n: int = 0
+
+
+@dataclass
+class _Link:
+    delay_total: float = 0.0
+    delay_n: int = 0
+    tx_area: float = 0.0
+    lost: int = 0
+    retransmitted: int = 0
+
+
+class _Spells:
+    """Fault spells of the components that can stop a queue, and the recovery after each.
+
+    A spell's start and end come from the event log (outages, link cuts) or the worker
+    log (every worker of a group down). Recovery is the time from a spell's end until the
+    number of messages in the system (sent, not finished) is back to its level at the
+    start: rows are folded in time order up to the horizon, so that level is known at
+    every time before the horizon.
+    """
+
+    def __init__(self) -> None:
+        self.created = 0  # messages sent before the last fold's horizon
+        self.finished = 0
+        # key -> list of [start, end, level at start, end checked?, recovery]
+        self.spells: dict[tuple[str, int], list[list[float]]] = {}
+        self.workers_seen = 0
+        self.group_up: dict[int, bool] = {}
+
+    def _start(self, key: tuple[str, int], t: float, level: float) -> None:
+        self.spells.setdefault(key, []).append([t, math.nan, level, 0.0, math.nan])
+
+    def _end(self, key: tuple[str, int], t: float) -> None:
+        for s in self.spells.get(key, []):
+            if math.isnan(s[1]):
+                s[1] = t
+                return
+
+    def fold(self, sent: np.ndarray, done: np.ndarray, marks: list[tuple[float, int, str, int]],
+             final_t: float | None) -> None:
+        """``sent``/``done``: the newly folded send and finish times; ``marks``: (time,
+        +1 start / -1 end, kind, component) of the newly folded spell edges; ``final_t``:
+        at the last fold, the end of the run (spells still open end there)."""
+        sent, done = np.sort(sent), np.sort(done)
+        c0, f0 = self.created, self.finished
+
+        def level(t: np.ndarray) -> np.ndarray:
+            return (c0 + np.searchsorted(sent, t, side="right")
+                    - f0 - np.searchsorted(done, t, side="right"))
+
+        for t, step, kind, where in sorted(marks, key=lambda m: (m[0], -m[1])):
+            if step > 0:
+                self._start((kind, where), t, float(level(np.array([t]))[0]))
+            else:
+                self._end((kind, where), t)
+        if final_t is not None:
+            for spells in self.spells.values():
+                for s in spells:
+                    if math.isnan(s[1]):
+                        s[1] = final_t
+        for spells in self.spells.values():
+            for s in spells:
+                a, b, before, checked, rec = s
+                if not math.isnan(rec) or math.isnan(b):
+                    continue
+                if not checked:  # the level at the end of the fault itself
+                    s[3] = 1.0
+                    if level(np.array([b]))[0] <= before:
+                        s[4] = 0.0
+                        continue
+                # The level only falls at departures: check each one after the end.
+                later = done[done > b]
+                if len(later):
+                    ok = np.flatnonzero(level(later) <= before)
+                    if len(ok):
+                        s[4] = float(later[ok[0]] - b)
+        self.created += len(sent)
+        self.finished += len(done)
+
+    def of(self, key: tuple[str, int]) -> list[tuple[float, float, float]]:
+        """(start, end, recovery) of each spell (recovery NaN: not by the end)."""
+        return [(s[0], s[1], s[4]) for s in self.spells.get(key, [])]
+
+
+class Accumulators:
+    """Everything the summary is made of, for one replication, fed chunk by chunk."""
+
+    def __init__(self, sc: Scenario, window: Window, *, check: bool = True,
+                 percentiles: bool = True) -> None:
+        self.sc = sc
+        self.w = window
+        self.check = check
+        self.check_waits = check
+        nq, ng, nl, npr = len(sc.queues), len(sc.consumers), len(sc.links), len(sc.producers)
+        self.np = npr
+        self.produced = 0
+        self.finished = 0
+        self.outcomes = np.zeros(5, dtype=np.int64)
+        def hist() -> LogHistogram:
+            return LogHistogram(percentiles)
+
+        self.latency = hist()
+        # Per producer (the last row: a queue's starting backlog, producer -1).
+        self.offered = np.zeros(npr + 1, dtype=np.int64)
+        self.delivered_in = np.zeros(npr + 1, dtype=np.int64)
+        self.counted = np.zeros(npr + 1, dtype=np.int64)
+        self.parts = np.zeros((npr + 1, len(_RAW)))
+        self.latency_by = [hist() for _ in range(npr + 1)]
+        self.blocked = np.zeros(npr + 1)
+        self.queues = [_Queue(hist()) for _ in range(nq)]
+        self.groups = [_Group() for _ in range(ng)]
+        self.links = [_Link() for _ in range(nl)]
+        self._last_tx: list[tuple[float, float] | None] = [None] * nl
+        self.logged = [c.logs_services for c in sc.consumers.values()]
+        width = max(nq, ng, nl, npr, 1)
+        self.events_total = np.zeros(len(EVENTS), dtype=np.int64)
+        self.events_in = np.zeros((len(EVENTS), width), dtype=np.int64)
+        self.copies = 0
+        self.timed = np.array([p.timeout is not None for p in sc.producers.values()] + [False])
+        self.spells = _Spells()
+        self._faulty = (any(q.outages is not None for q in sc.queues.values())
+                        or any(lk.partitions is not None for lk in sc.links.values())
+                        or any(c.crashes is not None for c in sc.consumers.values()))
+        self.mser: StreamedMser | None = None
+        # Messages from id `base` on that may still be in flight: send time, producer,
+        # parent (-1: an original), latency once delivered, still open, raw part sums.
+        self.base = 0
+        self._sent = np.empty(0)
+        self._prod = np.empty(0, dtype=np.int64)
+        self._parent = np.empty(0, dtype=np.int64)
+        self._lat = np.empty(0)
+        self._open = np.empty(0, dtype=bool)
+        # Raw part sums per live message, one array per part that has rows at all.
+        self._raw: dict[int, np.ndarray] = {}
+        # Every message's class once finished: -1 not counted in the window, else the
+        # producer row it was counted in (-2: not finished yet). One byte per message.
+        self._class = _Grow(np.int8 if npr < 126 else np.int16, -2)
+        # Deliveries per root message (a retried send's copies share their root), for
+        # producers with a send timeout: 0, 1 or 2 (= more than one).
+        self._hits = _Grow(np.int8, 0) if self.timed.any() else None
+
+    # Folding ---------------------------------------------------------------------------
+    def fold(self, logs: Mapping[str, Mapping[str, np.ndarray]], workers: Mapping[str, np.ndarray],
+             *, final: bool = False) -> None:
+        """Fold rows of the logs (each decided: see :data:`LAST`); ``workers`` is the whole
+        worker-count log so far, of which the rows before the horizon are folded.
+
+        ``final``: the last fold, with the window's ``t1`` and ``t_end`` known.
+        """
+        w = self.w
+        self._final = final
+        c = logs.get("created")
+        if c is not None and len(c["sent"]):
+            self._created(c)
+        cp = logs.get("copies")
+        if cp is not None and len(cp["id"]):
+            self.copies += len(cp["id"])
+            self._parent[cp["id"] - self.base] = cp["parent"]
+        for name in ("visits", "hops", "stages"):
+            x = logs.get(name)
+            if x is not None and len(x["id"]):
+                getattr(self, "_" + name)(x)
+        b = logs.get("batches")
+        if b is not None and len(b["group"]):
+            self._batches(b)
+        r = logs.get("retransmits")
+        if r is not None and len(r["t"]):
+            resent = w.at(r["t"])
+            for li, lk in enumerate(self.links):
+                lk.retransmitted += int((resent & (r["link"] == li)).sum())
+        bl = logs.get("blocked")
+        if bl is not None and len(bl["producer"]):
+            held = w.covered(bl["start"], bl["end"])
+            self.blocked += np.bincount(bl["producer"], weights=held, minlength=self.np + 1)[
+                : self.np + 1]
+        marks: list[tuple[float, int, str, int]] = []
+        e = logs.get("events")
+        if e is not None and len(e["t"]):
+            self._events(e, marks)
+        marks += self._worker_marks(workers, math.inf if final else self._horizon)
+        f = logs.get("finished")
+        done = np.empty(0)
+        if f is not None and len(f["id"]):
+            self._finished(f)
+            done = f["t"]
+        if self._faulty:
+            self.spells.fold(c["sent"] if c is not None else np.empty(0), done, marks,
+                             w.t_end if final else None)
+        self._forget(final)
+
+    _horizon = -math.inf  # set by the driver before each mid-run fold
+    _final = False
+    _faulty = False
+
+    def set_horizon(self, h: float) -> None:
+        self._horizon = h
+
+    def _created(self, c: Mapping[str, np.ndarray]) -> None:
+        sent, prod = c["sent"], c["producer"]
+        n = len(sent)
+        self.produced += n
+        row = np.where(prod < 0, self.np, prod)
+        self.offered += np.bincount(row[self.w.sent_in(sent, prod)], minlength=self.np + 1)
+        self._sent = np.concatenate([self._sent, sent])
+        self._prod = np.concatenate([self._prod, row])
+        self._parent = np.concatenate([self._parent, np.full(n, -1, dtype=np.int64)])
+        self._lat = np.concatenate([self._lat, np.full(n, np.nan)])
+        self._open = np.concatenate([self._open, np.ones(n, dtype=bool)])
+        for col, x in self._raw.items():
+            self._raw[col] = np.concatenate([x, np.zeros(n)])
+        self._class.ensure(self.produced)
+        if self._hits is not None:
+            self._hits.ensure(self.produced)
+
+    def _add_parts(self, ids: np.ndarray, col: int, x: np.ndarray) -> None:
+        """Add per-row amounts to their messages' slots (or, for a message that already
+        finished, to the totals of its class)."""
+        if len(ids) == 0:
+            return
+        rel = ids - self.base
+        _known(ids, self.produced)
+        if rel.min() >= 0 and self._open[rel].all():  # the usual case: all in flight
+            live = np.ones(len(rel), dtype=bool)
+        else:
+            live = rel >= 0
+            live[live] = self._open[rel[live]]
+        if live.any():
+            if col not in self._raw:
+                self._raw[col] = np.zeros(len(self._open))
+            self._raw[col] += np.bincount(rel[live], weights=x[live],
+                                          minlength=len(self._open))
+        if not live.all():  # rows logged after their message finished
+            cls = self._class.a[ids[~live]].astype(np.int64)
+            mine = cls >= 0
+            self.parts[:, col] += np.bincount(cls[mine], weights=x[~live][mine],
+                                              minlength=self.np + 1)
+
+    def _visits(self, v: Mapping[str, np.ndarray]) -> None:
+        w = self.w
+        ids, queue, arrived, left, end, group = (v["id"], v["queue"], v["arrived"], v["left"],
+                                                 v["end"], v["group"])
+        taken = ~np.isnan(left)
+        left_f = np.where(taken, left, w.t_end)
+        wait = left_f - arrived
+        service = end - left
+        served = ~np.isnan(service)
+        if taken.all():  # the usual case: no message still waiting or evicted unserved
+            wait_t, ids_t = wait, ids
+        else:
+            wait_t, ids_t = wait[taken], ids[taken]
+        if self.check_waits:
+            _no_negative("wait", wait_t, ids_t)
+        if self.check:
+            _no_negative("service", service[served], ids[served])
+        # Work on a copy whose fate was decided elsewhere (record.REPEAT) is in the
+        # queue's length and the group's busy time, not on the message's path.
+        path = group > REPEAT
+        if path.all():
+            self._add_parts(ids_t, _COL["wait"], wait_t)
+            self._add_parts(ids[served], _COL["vservice"], service[served])
+        else:
+            self._add_parts(ids[taken & path], _COL["wait"], wait[taken & path])
+            self._add_parts(ids[served & path], _COL["vservice"], service[served & path])
+        entered = w.entered(arrived)
+        waited = overlap(arrived, left_f, w.t0, w.t1)
+        one_queue = len(self.queues) == 1
+        for qi, acc in enumerate(self.queues):
+            at = queue == qi
+            if not one_queue and not at.any():
+                continue
+            acc.wait.add(wait[at & entered & (group >= 0) & taken])
+            acc.area += float(waited[at].sum())
+            acc.entered += int((at & entered).sum())
+            acc.evicted += int((at & (group == -1) & taken & (left_f >= w.t0)
+                                & (left_f <= w.t1)).sum())
+        busy = w.covered(left, end)
+        started = w.started_in(left) & served
+        ended = w.at(end)
+        for gi, g in enumerate(self.groups):
+            at = group == gi
+            if not at.any():
+                continue
+            g.ended += int((at & ended).sum())
+            if not self.logged[gi]:  # their visits are their services
+                g.busy += float(busy[at].sum())
+                g.service_total += float(service[at & started].sum())
+                g.service_n += int((at & started).sum())
+
+    def _batches(self, b: Mapping[str, np.ndarray]) -> None:
+        # Batching, prefetching and visibility-timeout groups log each service (a visit of
+        # theirs also spans the batch or the trip to the consumer, or ends when the broker
+        # took the message back); a batch is one service for its messages.
+        w = self.w
+        busy = w.covered(b["start"], b["end"])
+        started = w.started_in(b["start"]) & ~np.isnan(b["end"])
+        for gi, g in enumerate(self.groups):
+            if not self.logged[gi]:
+                continue
+            at = b["group"] == gi
+            g.busy += float(busy[at].sum())
+            g.service_total += float((b["end"] - b["start"])[at & started].sum())
+            g.service_n += int((at & started).sum())
+
+    def _hops(self, h: Mapping[str, np.ndarray]) -> None:
+        w = self.w
+        delay = h["out"] - h["entered"]
+        if self.check:
+            _no_negative("link delay", delay, h["id"])
+        self._add_parts(h["id"], _COL["link"], delay)
+        inw = w.started_in(h["entered"])
+        batched = any(p.batch_size is not None for p in self.sc.producers.values())
+        for li, lk in enumerate(self.links):
+            at = h["link"] == li
+            if not at.any():
+                continue
+            tx_start, tx_end = h["tx_start"][at], h["tx_end"][at]
+            if batched:
+                # A producer batch is one transmission logged once per message, all at
+                # once: a serializing link sends one thing at a time, so equal intervals
+                # are the same batch (the last one may continue a previous chunk's).
+                pairs = np.unique(np.stack([tx_start, tx_end]), axis=1)
+                tx_start, tx_end = pairs[0], pairs[1]
+                prev = self._last_tx[li]
+                if prev is not None:
+                    same = (tx_start == prev[0]) & (tx_end == prev[1])
+                    tx_start, tx_end = tx_start[~same], tx_end[~same]
+                if len(tx_end):
+                    k = int(np.argmax(tx_end))
+                    self._last_tx[li] = (float(tx_start[k]), float(tx_end[k]))
+            lk.tx_area += float(overlap(tx_start, tx_end, w.t0, w.t1).sum())
+            lk.delay_total += float(delay[at & inw].sum())
+            lk.delay_n += int((at & inw).sum())
+
+    def _stages(self, st: Mapping[str, np.ndarray]) -> None:
+        ids, code = st["id"], st["stage"]
+        length = st["end"] - st["start"]
+        if self.check:
+            done = ~np.isnan(length)
+            _no_negative("stage time", length[done], ids[done])
+        for k, name in STAGES.items():
+            at = (code == k) & ~np.isnan(length)
+            if at.any():
+                self._add_parts(ids[at], _COL[name], length[at])
+
+    def _events(self, e: Mapping[str, np.ndarray], marks: list[tuple[float, int, str, int]]
+                ) -> None:
+        kind, where, t = e["kind"], e["where"], e["t"]
+        self.events_total += np.bincount(kind, minlength=len(EVENTS))[: len(EVENTS)]
+        inw = self.w.at(t) & (where >= 0)
+        np.add.at(self.events_in, (kind[inw], where[inw]), 1)
+        for code, step, name in ((OUTAGE, 1, "queue"), (BACK, -1, "queue"),
+                                 (CUT, 1, "link"), (HEALED, -1, "link")):
+            at = kind == code
+            marks += [(float(x), step, name, int(y)) for x, y in zip(t[at], where[at],
+                                                                      strict=True)]
+
+    def _worker_marks(self, workers: Mapping[str, np.ndarray], before: float
+                      ) -> list[tuple[float, int, str, int]]:
+        """Spells with every worker of a crashing group down, from the worker log."""
+        out: list[tuple[float, int, str, int]] = []
+        if not workers or not self._crashing:
+            return out
+        t, g, n = workers["t"], workers["group"], workers["online"]
+        k = self.spells.workers_seen
+        while k < len(t) and t[k] < before:
+            gi = int(g[k])
+            if gi in self._crashing:
+                up = bool(n[k] > 0)
+                was = self.spells.group_up.get(gi, True)
+                if was and not up:
+                    out.append((float(t[k]), 1, "group", gi))
+                elif up and not was:
+                    out.append((float(t[k]), -1, "group", gi))
+                self.spells.group_up[gi] = up
+            k += 1
+        self.spells.workers_seen = k
+        return out
+
+    @property
+    def _crashing(self) -> set[int]:
+        return {i for i, c in enumerate(self.sc.consumers.values()) if c.crashes is not None}
+
+    def _finished(self, f: Mapping[str, np.ndarray]) -> None:
+        w = self.w
+        ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
+        _known(ids, self.produced)
+        rel = ids - self.base
+        sent, prod = self._sent[rel], self._prod[rel]
+        latency = t - sent
+        if self.check:
+            _no_negative("latency", latency, ids)
+        self._open[rel] = False
+        self.finished += len(ids)
+        self.outcomes += np.bincount(code, minlength=5)[:5]
+        delivered = code == DELIVERED
+        if self.mser is not None:
+            self._lat[rel[delivered]] = latency[delivered]
+        done_in = w.at(t)
+        self.delivered_in += np.bincount(prod[delivered & done_in], minlength=self.np + 1)
+        counted = delivered & w.sent_in(sent, np.where(prod == self.np, -1, prod))
+        self.latency.add(latency[counted])
+        if not self._final:  # a row of a later fold may still name this message
+            self._class.a[ids] = np.where(counted, prod, -1)
+        self.counted += np.bincount(prod[counted], minlength=self.np + 1)
+        raw = {col: x[rel] for col, x in self._raw.items()}
+        for col, x in raw.items():
+            self.parts[:, col] += np.bincount(prod[counted], weights=x[counted],
+                                              minlength=self.np + 1)
+        rows = np.flatnonzero(np.bincount(prod[counted], minlength=self.np + 1)).tolist()
+        for p in rows:
+            self.latency_by[p].add(latency[counted] if len(rows) == 1
+                                   else latency[counted & (prod == p)])
+        if self.check_waits and delivered.any():
+            lat_d = latency[delivered]
+            total = np.zeros(len(lat_d))
+            for name, x in _present_parts({c: x[delivered] for c, x in raw.items()}).items():
+                bad = x < -_TOL * (1 + np.abs(lat_d))
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise InvariantError(f"negative breakdown part {name!r} of message "
+                                         f"{int(ids[delivered][i])}: {float(x[i])!r}")
+                total += x
+            other = lat_d - total
+            low = other < -_TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
+            if low.any():
+                i = int(np.flatnonzero(low)[0])
+                raise InvariantError(
+                    f"the breakdown of message {int(ids[delivered][i])} exceeds its latency "
+                    f"{float(lat_d[i])!r} by {float(-other[i])!r}")
+        # Only the messages not delivered can have been dropped, expired or lost.
+        undelivered = np.flatnonzero(~delivered & done_in)
+        code_o, where_o = code[undelivered], where[undelivered]
+        for qi, acc in enumerate(self.queues):
+            acc.dropped += int(((code_o == DROPPED) & (where_o == qi)).sum())
+            acc.expired += int(((code_o == EXPIRED) & (where_o == qi)).sum())
+        for li, lk in enumerate(self.links):
+            lk.lost += int(((code_o == LOST) & (where_o == li)).sum())
+        if self._hits is not None:
+            hit = delivered & self.timed[prod]
+            if hit.any():
+                parent = self._parent[rel[hit]]
+                root = np.where(parent >= 0, parent, ids[hit])
+                at, counts = np.unique(root, return_counts=True)
+                self._hits.a[at] = np.minimum(self._hits.a[at] + counts, 2)
+
+    def _forget(self, final: bool) -> None:
+        """Drop the slots of the oldest messages once all of them have an outcome."""
+        still = np.flatnonzero(self._open)
+        cut = len(self._open) if final or not len(still) else int(still[0])
+        if not cut:
+            return
+        if self.mser is not None:
+            lat, sent = self._lat[:cut], self._sent[:cut]
+            ok = ~np.isnan(lat) & (sent < self.w.t1)
+            self.mser.add(lat[ok], sent[ok])
+        self.base += cut
+        self._sent, self._prod = self._sent[cut:], self._prod[cut:]
+        self._parent, self._lat = self._parent[cut:], self._lat[cut:]
+        self._open = self._open[cut:]
+        self._raw = {col: x[cut:] for col, x in self._raw.items()}
+
+    # Reading ---------------------------------------------------------------------------
+    def count(self, code: int, where: int | None = None) -> int:
+        """Events of a kind in the window (at one component), or in the whole run."""
+        if where is None:
+            return int(self.events_total[code])
+        return int(self.events_in[code, where]) if where < self.events_in.shape[1] else 0
+
+    def resent_twice(self) -> int:
+        """Messages of producers with a send timeout that more than one send delivered."""
+        return 0 if self._hits is None else int((self._hits.a >= 2).sum())
+
+    def summary(self, out: Any, worker_seconds: Callable[[int, int], float],
+                fault_spells: Callable[[str], list[tuple[float, float, float]] | None]
+                ) -> dict[str, Any]:
+        """The numbers of the output contract from the accumulators (docs/output.md).
+
+        Percentiles come from the histograms; ``length_max``, peak, drain and growth
+        rate are left NaN for the caller, which knows them better (full records exactly,
+        summary mode from the queues' own peaks and the sampled levels).
+        ``worker_seconds(group, count)`` integrates the worker log over the window;
+        ``fault_spells(queue)`` gives (start, end, recovery) of each spell that stopped
+        the queue, or None when no faults are modelled for it.
+        """
+        sc, w = self.sc, self.w
+        t0, t1, span = w.t0, w.t1, w.span
+        o = self.outcomes
+        counts = {
+            "produced": self.produced,
+            "delivered": int(o[DELIVERED]),
+            "dropped": int(o[DROPPED]),
+            "lost": int(o[LOST]),
+            "expired": int(o[EXPIRED]),
+            "dead_lettered": int(o[DEAD_LETTERED]),
+            "duplicates": self.count(DUPLICATE) + self.resent_twice(),
+            "in_flight": int(out.in_flight),
+        }
+        accounted = sum(v for k, v in counts.items() if k not in {"produced", "duplicates"})
+        if accounted != counts["produced"]:
+            raise ConservationError(
+                f"produced {counts['produced']} != accounted {accounted}: {counts}")
+        if self.produced - self.finished != counts["in_flight"]:
+            raise ConservationError(
+                f"{self.produced - self.finished} messages unfinished in the log, "
+                f"{counts['in_flight']} found inside")
+        # Fan-out copies are messages of their own (in `produced`); say how many there were
+        # (only where a fan-out topic exists, so plain summaries keep their shape).
+        if any(t.subscribers is not None for t in sc.topics.values()):
+            counts["copies"] = self.copies
+        # Not outcomes (a message may have several): requeues, and dedup's discarded copies.
+        counts["redelivered"] = self.count(REQUEUED)
+        counts["discarded"] = self.count(DISCARDED)
+        if self.timed[:-1].any():
+            counts["retries"] = self.count(RETRIED)
+        lat = self.latency
+        summary: dict[str, Any] = {
+            "messages": counts,
+            "throughput": float(self.delivered_in.sum() / span),
+            "offered_rate": float(self.offered.sum() / span),
+            "latency": {"mean": lat.mean, "p50": lat.quantile(0.5), "p95": lat.quantile(0.95),
+                        "p99": lat.quantile(0.99), "max": lat.max if lat.n else math.nan},
+            "queues": {},
+            "consumers": {},
+            "links": {},
+        }
+        n = self.counted.sum()
+        whole = _breakdown(self.parts.sum(axis=0, keepdims=True))[0]
+        if n:
+            means = (whole / n).tolist()
+            means.append(lat.mean - float(whole.sum() / n))
+        else:
+            means = [math.nan] * len(BREAKDOWN)
+        summary["breakdown"] = dict(zip(BREAKDOWN, means, strict=True))
+        summary["producers"] = {}
+        for pi, (name, prod) in enumerate(sc.producers.items()):
+            k = int(self.counted[pi])
+            held = float(self.blocked[pi])
+            summary["producers"][name] = {
+                "mode": prod.mode,
+                "priority": prod.priority,
+                "wait_mean": float(self.parts[pi, _COL["wait"]] / k) if k else math.nan,
+                "offered_rate": float(self.offered[pi] / span),
+                "throughput": float(self.delivered_in[pi] / span),
+                "latency_mean": self.latency_by[pi].mean,
+                "latency_p95": self.latency_by[pi].quantile(0.95),
+                # Backpressure: seconds this producer (summed over its sync clients) was
+                # held up.
+                "blocked_time": held,
+                "blocked_fraction": held / span,
+            }
+            if prod.timeout is not None:
+                # Goodput: messages whose ack reached the sender in time, per second.
+                summary["producers"][name].update({
+                    "goodput": self.count(ACKED, pi) / span,
+                    "timed_out": self.count(TIMED_OUT, pi),
+                    "retries": self.count(RETRIED, pi),
+                    "gave_up": self.count(GAVE_UP, pi),
+                })
+        for qi, (name, acc) in enumerate(zip(sc.queues, self.queues, strict=True)):
+            # Offered = entered the line + turned away at the door (drop-new); an evicted
+            # message (drop-oldest) had entered, so it is not counted twice.
+            offered = acc.entered + (acc.dropped - acc.evicted)
+            summary["queues"][name] = {
+                "wait_mean": acc.wait.mean,
+                "wait_p95": acc.wait.quantile(0.95),
+                "length_mean": float(acc.area / span),
+                "length_max": math.nan,
+                "arrivals": offered,
+                "dropped": acc.dropped,
+                "drop_fraction": acc.dropped / offered if offered else 0.0,
+                "growth_rate": math.nan,
+                "peak_length": math.nan,
+                "peak_time": math.nan,
+                "drain_time": math.nan,
+                # Whole-window counts (docs/reliability.md): taken out by ttl, moved to the
+                # dead-letter queue (or dead-lettered without one), given back to the line.
+                "expired": acc.expired,
+                "dead_lettered": self.count(DEAD_LETTER, qi),
+                "redelivered": self.count(REQUEUED, qi),
+            }
+            spells = fault_spells(name)
+            if spells is not None:
+                inside = [(a, b, r) for a, b, r in spells if t0 <= a <= t1]
+                rec_times = [r for _, _, r in inside]
+                summary["queues"][name].update({
+                    "faults": len(inside),
+                    "down_time": float(sum(min(b, t1) - a for a, b, _ in inside)),
+                    "recovery_mean": float(np.mean(rec_times)) if rec_times else math.nan,
+                    "recovery_max": float(np.max(rec_times)) if rec_times else math.nan,
+                })
+        for gi, ((name, spec), g) in enumerate(zip(sc.consumers.items(), self.groups,
+                                                    strict=True)):
+            # The worker count may change (schedule, autoscale): divide by worker-seconds.
+            ws = worker_seconds(gi, spec.count)
+            summary["consumers"][name] = {
+                "utilization": float(g.busy / ws) if ws > 0 else math.nan,
+                "throughput": float(g.ended / span),
+                "service_mean": g.service_total / g.service_n if g.service_n else math.nan,
+                "worker_seconds": ws,
+            }
+            if spec.reliable:
+                summary["consumers"][name].update({
+                    "attempts": self.count(ATTEMPT, gi),
+                    "failures": self.count(FAILED, gi),
+                    "duplicates": self.count(DUPLICATE, gi),
+                    "discarded": self.count(DISCARDED, gi),
+                    "crashes": self.count(CRASH, gi),
+                    "lost": self.count(CRASH_LOST, gi),
+                })
+        for name, lk in zip(sc.links, self.links, strict=True):
+            summary["links"][name] = {
+                "delay_mean": lk.delay_total / lk.delay_n if lk.delay_n else math.nan,
+                "utilization": float(lk.tx_area / span),
+                "lost": lk.lost,
+                "retransmitted": lk.retransmitted,
+            }
+        return summary
+
+    def queue_spells(self, queue: str) -> list[tuple[float, float, float]] | None:
+        """Spells in which ``queue`` could not take in or give out messages: its outages,
+        its inbound links cut, every worker of a group reading it down (None: no faults
+        modelled), each with its recovery."""
+        sc = self.sc
+        names = list(sc.queues)
+        spec = sc.queues[queue]
+        links = [i for i, k in enumerate(sc.links)
+                 if k.partition("->")[2] == queue and sc.links[k].partitions is not None]
+        groups = [i for i, c in enumerate(sc.consumers.values())
+                  if c.source == queue and c.crashes is not None]
+        if spec.outages is None and not links and not groups:
+            return None
+        out = self.spells.of(("queue", names.index(queue))) if spec.outages is not None else []
+        for li in links:
+            out += self.spells.of(("link", li))
+        for gi in groups:
+            out += self.spells.of(("group", gi))
+        return sorted(out)
+
+
+def up_at(spells: list[tuple[float, float, float]], times: np.ndarray) -> np.ndarray:
+    """1 (up) or 0 (down) at each time, from a component's spells (start, end, ...)."""
+    up = np.ones(len(times), dtype=np.int64)
+    for a, b, *_ in spells:
+        up[(times >= a) & (times < b)] = 0
+    return up
+
+
+def _known(ids: np.ndarray, produced: int) -> None:
+    if len(ids) and int(ids.max()) >= produced:
+        raise EngineBugError(f"a log row names message {int(ids.max())}, but only "
+                             f"{produced} messages were created")
+
+
+def _no_negative(what: str, x: np.ndarray, ids: np.ndarray) -> None:
+    bad = x < -_TOL
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvariantError(f"negative {what} {float(x[i])!r} of message {int(ids[i])}")
