@@ -78,10 +78,15 @@ def take_decided(rec: Recorder, h: float, produced: int) -> dict[str, dict[str, 
     ``produced``: messages created in the rows folded before."""
     logs: dict[str, dict[str, np.ndarray]] = {}
     for log, last in LAST.items():
-        got = _take(getattr(rec, log), log,
-                    # At the end (h = inf) every row is decided, still-open ones included.
-                    lambda c, last=last: last(c) < h if h < math.inf else np.ones(
-                        len(next(iter(c.values()))), dtype=bool))
+
+        def ready(c: Mapping[str, np.ndarray],
+                  last: Callable[[Mapping[str, np.ndarray]], np.ndarray] = last) -> np.ndarray:
+            # At the end (h = inf) every row is decided, still-open ones included.
+            if h < math.inf:
+                return last(c) < h
+            return np.ones(len(next(iter(c.values()))), dtype=bool)
+
+        got = _take(getattr(rec, log), log, ready)  # type: ignore[arg-type]
         if got is not None:
             logs[log] = got
     # A copy row has no time of its own: it goes with the created row of its copy.
@@ -186,10 +191,10 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
         acc.queue_spells)
     times = ts["time"]
     inw = (times >= t0) & (times <= out.t_stop)
-    for name, q in sim.queues.items():
+    for name, line in sim.queues.items():
         if name not in summary["queues"]:
             continue
-        peak, peak_time, drain = _peak(q, out.t_stop)
+        peak, peak_time, drain = _peak(line, out.t_stop)
         summary["queues"][name].update({
             "length_max": peak,
             "growth_rate": slope(times[inw], ts[f"queue.{name}.length"][inw]),

@@ -254,18 +254,9 @@ REFUSED: dict[str, str] = {
     "consumer_link": r"needs consumers\.worker\.prefetch",
 }
 
-# Implementation refusals, expected to disappear: each has a defined meaning (stated) and
-# the engine lacks the path. Remove an entry as soon as its combination runs.
-_STREAMING = r"summary \(streaming\) mode does not cover"
-TODAY_ONLY: dict[str, str] = {
-    # Summary mode keeps accumulators only, and today has none for stages, batches,
-    # duplicates or reliability events. One set of accumulators fed in both modes covers
-    # them all.
-    **{f"{n}[summary]": _STREAMING for n in (
-        "sync", "window", "producer_batch", "links", "link_partitions", "prefetch",
-        "consumer_batch", "manual_ack", "failures", "dedup", "crashes", "outages",
-        "durability")},
-}
+# Implementation refusals, expected to disappear: each has a defined meaning and the
+# engine lacks the path. Remove an entry as soon as its combination runs. (None left.)
+TODAY_ONLY: dict[str, str] = {}
 
 
 def _entries(key: str, mode: str) -> dict[str, str]:
