@@ -178,6 +178,15 @@ class DeadLetter:
         self.dest = dest
 
 
+class _Forgets(set):  # type: ignore[type-arg]
+    """The settled record of a queue whose messages never have two copies (no consumer
+    reading it has a visibility timeout): nothing can ask about a message once it is
+    settled, so nothing is kept, and memory stays flat however long the run."""
+
+    def add(self, k: object) -> None:
+        pass
+
+
 class ReliableQueue(Queue):
     """A queue with the broker's reliability semantics (docs/reliability.md).
 
@@ -202,12 +211,15 @@ class ReliableQueue(Queue):
         ttl: float | None = None, expiry: str = "head",
         dead_letter: DeadLetter | None = None,
         persistent: bool = True, when_down: str = "block", deadlines: bool = False,
+        copies: bool = True,
     ) -> None:
         super().__init__(env, index, name, rec, capacity=capacity, overflow=overflow,
                          line=line, on_take=on_take)
         self.ttl = INF if ttl is None else ttl
         self.dead_letter = DeadLetter() if dead_letter is None else dead_letter
-        self.settled: set[tuple[int, int]] = set()
+        # ``copies``: a message may be in two places at once (a visibility timeout gave it
+        # back while a worker still holds it); only then is the record needed.
+        self.settled: set[tuple[int, int]] = set() if copies else _Forgets()
         self.persistent = persistent
         self.when_down = when_down
         self.down = False

@@ -186,7 +186,9 @@ class Simulation:
                 env, index, name, rec, capacity=q.capacity, overflow=q.overflow, line=line,
                 on_take=on_take, ttl=q.ttl, expiry=q.expiry, dead_letter=dead,
                 persistent=q.persistent, when_down=q.when_down,
-                deadlines=any(p.ttl is not None for p in sc.producers.values()))
+                deadlines=any(p.ttl is not None for p in sc.producers.values()),
+                copies=any(sc.consumers[g].visibility_timeout is not None
+                           for g in self._drains[name]))
         else:
             queue = Queue(env, index, name, rec, capacity=q.capacity, overflow=q.overflow,
                           line=line, on_take=on_take)

@@ -617,7 +617,8 @@ class Acks:
                 elif q.settle(m, LOST, NOWHERE):  # auto ack: the broker deleted it
                     event((mid, CRASH_LOST, gi, end))
                 continue
-            self._applied(m)
+            if self.visibility is not None or (self.cut and key(m) in self.cut):
+                self._applied(m)  # (only a copy given back can be processed twice)
             if back is not None:  # stale: its ack is refused
                 self._repeat(mid, qi, back, back, end, steps)
             elif self._settle(m, q):
@@ -744,6 +745,10 @@ class Acks:
         q.settled.add(k)
         self.tries.pop(k, None)
         self.waited.pop(k, None)
+        if self.visibility is None:  # no copy can come back: what was kept for it can go
+            self.poisoned.pop(msg.id, None)
+            self.cut.discard(k)
+            self.applied.discard(k)
         return True
 
     def holding(self, slot: int, held: list[Message],
