@@ -27,7 +27,7 @@ from simq.record import (
     Recorder,
 )
 
-__all__ = ["DeadLetter", "Levels", "Queue", "ReliableQueue"]
+__all__ = ["DeadLetter", "Levels", "Queue", "ReliableQueue", "wake_parked"]
 
 NAN = math.nan
 INF = math.inf
@@ -131,10 +131,7 @@ class Queue:
 
     def wake_all(self) -> None:
         """Wake every parked worker with nothing (so that one asked to leave can)."""
-        parked = list(self.idle)
-        self.idle.clear()
-        for ev in parked:
-            ev.succeed(None)
+        wake_parked(self.idle)
 
     def inside(self) -> int:
         """How many messages this queue holds (in line or at the door), for conservation."""
@@ -164,6 +161,15 @@ class Queue:
     def waiting(self) -> list[Message]:
         """Messages still in line or blocked at the door (for the end-of-run count)."""
         return list(self.items) + [m for m, _ in self.blocked]
+
+
+def wake_parked(idle: deque[Event]) -> None:
+    """Wake every worker parked on ``idle`` with nothing: it looks again (a worker asked
+    to leave leaves; the others park again)."""
+    parked = list(idle)
+    idle.clear()
+    for ev in parked:
+        ev.succeed(None)
 
 
 class DeadLetter:

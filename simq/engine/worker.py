@@ -28,7 +28,7 @@ from simpy.events import Event
 from simpy.exceptions import Interrupt
 
 from simq.engine.core import Destination, Message, Request, key, next_visit
-from simq.engine.queue import Queue, ReliableQueue
+from simq.engine.queue import Queue, ReliableQueue, wake_parked
 from simq.engine.retry import Backoff
 from simq.record import (
     ATTEMPT,
@@ -181,10 +181,7 @@ class Partitioned:
 
     def wake(self) -> None:
         for line in self.lines.values():
-            parked = list(line.idle)
-            line.idle.clear()
-            for ev in parked:
-                ev.succeed(None)
+            wake_parked(line.idle)
 
     def stop(self, slot: int) -> None:
         pass
@@ -349,10 +346,7 @@ class Prefetch:
 
     def wake(self) -> None:
         for b in self.buffers.values():
-            parked = list(b.idle)
-            b.idle.clear()
-            for ev in parked:
-                ev.succeed(None)
+            wake_parked(b.idle)
 
     def stop(self, slot: int) -> None:
         self.buffers[slot].stop()
