@@ -158,9 +158,6 @@ class Queue:
         self.peaks = [[now, self.peak, NAN if self.peak else now]]
         self._draining = self.peak > 0
 
-    def waiting(self) -> list[Message]:
-        """Messages still in line or blocked at the door (for the end-of-run count)."""
-        return list(self.items) + [m for m, _ in self.blocked]
 
 
 def wake_parked(idle: deque[Event]) -> None:

@@ -14,7 +14,6 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import simpy
@@ -22,7 +21,7 @@ from simpy.events import Event
 
 from simq.dists import parse
 from simq.engine import arrivals
-from simq.engine.core import Destination, Message, Streams
+from simq.engine.core import Destination, Holder, Message, Streams
 from simq.engine.durability import Persister
 from simq.engine.faults import Faults
 from simq.engine.link import CutLink, Link
@@ -455,7 +454,7 @@ class Simulation:
             t_stop = t_end
         return Outcome(t_end, t_stop, self._close())
 
-    def holders(self) -> list[Any]:
+    def holders(self) -> list[Holder]:
         """Every component that can hold messages at the end of a run."""
         return [*self.persisters.values(), *self.links.values(), *self.fetch_links,
                 *self.outbound, *self.ends]
