@@ -391,3 +391,28 @@ def test_every_table_entry_names_known_features() -> None:
         assert all(p in FEATURES for p in parts), key
         assert parts == [n for n in FEATURES if n in parts], f"{key}: catalogue order"
     assert not set(REFUSED) & set(TODAY_ONLY)
+
+
+# Beyond pairs: whole systems with many features on at once (the three systems
+# are the bundled kafka_like, rabbitmq_like and rpc models, run in tests/test_models.py).
+MANY = [
+    ("consumer_link", "prefetch", "partitions"),  # a link from a topic to its consumers
+    ("consumer_link", "prefetch", "autoscale", "manual_ack", "crashes", "partitions"),
+    ("sync", "links", "consumer_link", "prefetch", "consumer_batch", "failures", "crashes"),
+    ("window", "arrivals", "producer_batch", "credits", "ttl", "outages", "durability"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("names", MANY, ids="+".join)
+def test_many_features_compose(names: tuple[str, ...], mode: str) -> None:
+    raw = build(names, mode)
+    for p in raw["producers"].values():
+        if p.get("mode") in ("sync", "window"):
+            # A sender that waits needs a timeout on a path that can lose its message.
+            p.update({"timeout": 5.0, "retry": {"max_attempts": 3}})
+    res = simq.run(raw)
+    check_summary(res.summary)
+    assert same(res.summary, simq.run(raw).summary)
+    if mode == "full":
+        check_records(res)
