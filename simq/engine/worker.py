@@ -18,6 +18,7 @@ held. Scaling (schedule, autoscale) adds workers and retires them between messag
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -324,19 +325,11 @@ class Prefetch:
         self.ack = ack
         self.rec = rec
         self.buffers: dict[int, Buffer] = {}
-        self.links: list[Destination] = []
 
     def line(self, slot: int) -> Buffer:
         if slot not in self.buffers:
-            wire = None
-            if self.link is not None:
-                make = self.link
-
-                def wire(buffer: Destination, slot: int = slot) -> Destination:
-                    out = make(slot, buffer)
-                    self.links.append(out)
-                    return out
-
+            # Each consumer its own copy of the link (the model keeps them for the count).
+            wire = None if self.link is None else functools.partial(self.link, slot)
             self.buffers[slot] = Buffer(self.env, self.inner.line(slot), self.prefetch, wire,
                                         self.ack, self.rec)
         return self.buffers[slot]
