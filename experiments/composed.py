@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import simq
-from simq.summary import BREAKDOWN
+from simq.record.summary import BREAKDOWN
 
 try:
     from experiments import _common as common

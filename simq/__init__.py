@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simq.analysis import compare
+    from simq.analysis.compare import compare
     from simq.errors import ScenarioError
     from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
     from simq.scenario import Scenario, load, loads
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "Prediction",
     "RecordsUnavailableError",
     "RunResult",
     "Scenario",
@@ -28,6 +29,7 @@ __all__ = [
     "compare",
     "load",
     "loads",
+    "predict",
     "read_sweep",
     "run",
     "sweep",
@@ -49,7 +51,9 @@ _LAZY = {
     "SweepResult": "simq.sweep",
     "read_sweep": "simq.sweep",
     "sweep": "simq.sweep",
-    "compare": "simq.analysis",
+    "compare": "simq.analysis.compare",
+    "predict": "simq.model.predict",
+    "Prediction": "simq.model.predict",
 }
 # Functions named like the module that defines them. Importing a submodule binds it to
 # the package attribute of the same name (the import system does `simq.run = <module>`),

@@ -67,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # printed with the summary
         res = simq.run(sc, seed=args.seed, replications=args.replications)
     print(format_summary(res.summary))
-    from simq.analysis import format_compare
+    from simq.analysis.compare import format_compare
 
     t = res.summary["theory"]
     print(f"\nMeasured against theory: {t['model']} ({t['kind']})"

@@ -17,10 +17,10 @@ import yaml
 
 import simq
 from simq import plots
-from simq.analysis import format_number as _num
+from simq.analysis.compare import format_number as _num
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
-from simq.peak import has_peak_features
+from simq.record.measures import has_peak_features
 from simq.run import RunResult
 
 __all__ = ["OutputExistsError", "build_report", "format_summary", "prepare_dir", "report",
@@ -419,7 +419,7 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     # (and `simq report` later) can draw them from the folder alone.
     # The measured-vs-theory table needs the scenario and the replications: computed
     # here once, kept as a file so the report can be rebuilt from the folder.
-    from simq.analysis import compare
+    from simq.analysis.compare import compare
 
     table = compare(res)
     write_atomic(folder / "comparison.csv", lambda p: table.to_csv(p, index=False))

@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simq.analysis.stats import mean_ci, mser, verdict
 from simq.engine import Simulation
+from simq.engine.recorder import ATTEMPT, OUTCOMES, REPEAT, REQUEUED, Records
+from simq.engine.recorder import DELIVERED as OUTCOMES_DELIVERED
 from simq.errors import ScenarioError
-from simq.flows import Flows, flows
-from simq.peak import has_peak_features
-from simq.record import ATTEMPT, OUTCOMES, REPEAT, REQUEUED, Records
-from simq.record import DELIVERED as OUTCOMES_DELIVERED
+from simq.model.network import Flows, flows
+from simq.model.predict import Prediction, predict
+from simq.record.measures import has_peak_features
+from simq.record.streaming import run_full, run_streaming, streamed_warmup
+from simq.record.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
 from simq.scenario import Scenario, load
-from simq.stats import mean_ci, mser, verdict
-from simq.streaming import run_full, run_streaming, streamed_warmup
-from simq.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
-from simq.theory.predict import Prediction, predict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -384,8 +384,8 @@ class RunResult:
                         quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
                         by: str = "sent") -> pd.DataFrame:
         """Latency percentiles per window of ``width`` s, one block of rows per replication
-        (see :func:`simq.peak.latency_windows`)."""
-        from simq.peak import latency_windows
+        (see :func:`simq.record.measures.latency_windows`)."""
+        from simq.record.measures import latency_windows
 
         self._need_records("latency_windows()")
         frames = []
@@ -397,8 +397,8 @@ class RunResult:
 
     def timeline(self, width: float | None = None) -> pd.DataFrame:
         """Arrival rate, messages waiting and workers per window (default: 200 windows),
-        one block of rows per replication (see :func:`simq.peak.timeline`)."""
-        from simq.peak import timeline
+        one block of rows per replication (see :func:`simq.record.measures.timeline`)."""
+        from simq.record.measures import timeline
 
         self._need_records("timeline()")
         frames = []

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import simq
-from simq.analysis import (
+from simq.analysis.compare import (
     COMPARE_COLUMNS,
     batch_means_ci,
     format_compare,
     paired,
     replication_values,
 )
-from simq.stats import batch_means, mser, percentile_ci, verdict
+from simq.analysis.stats import batch_means, mser, percentile_ci, verdict
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import simq
-from simq.flows import flows
+from simq.model.network import flows
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -13,9 +13,9 @@ import pytest
 
 import simq
 from simq.engine import Simulation
+from simq.record.streaming import run_full
+from simq.record.summary import summarise
 from simq.run import flatten, seed_for
-from simq.streaming import run_full
-from simq.summary import summarise
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import simq
-from simq.summary import BREAKDOWN
+from simq.record.summary import BREAKDOWN
 
 Raw = dict[str, Any]
 

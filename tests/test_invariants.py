@@ -6,9 +6,9 @@ import pytest
 
 import simq
 from simq.engine import Simulation
+from simq.record.streaming import run_full
+from simq.record.summary import EngineBugError, InvariantError, summarise
 from simq.run import seed_for
-from simq.streaming import run_full
-from simq.summary import EngineBugError, InvariantError, summarise
 
 
 def _records(model: str, **over: object) -> tuple:
@@ -51,7 +51,7 @@ def test_a_breakdown_longer_than_the_latency_is_an_engine_bug() -> None:
 
 def test_conservation_and_invariants_are_one_kind_of_error() -> None:
     assert issubclass(InvariantError, EngineBugError)
-    assert issubclass(simq.summary.ConservationError, EngineBugError)
+    assert issubclass(simq.record.summary.ConservationError, EngineBugError)
 
 
 def test_summary_mode_checks_too() -> None:

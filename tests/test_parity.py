@@ -1,6 +1,6 @@
 """Full records against summary mode (run.records: summary) on every bundled model.
 
-Both modes fold the same accumulators (simq.accumulators); full records then replace
+Both modes fold the same accumulators (simq.record.accumulators); full records then replace
 what needs every row. So counts must be equal, means equal up to summation order,
 percentiles within the histogram's stated error, and the time series must have the same
 columns.
@@ -18,10 +18,10 @@ import pytest
 
 import simq
 from simq.engine import Simulation
-from simq.flows import flows
+from simq.model.network import flows
+from simq.record.streaming import HISTOGRAM_ERROR, run_full, run_streaming, streamed_warmup
+from simq.record.summary import summarise, timeseries_columns
 from simq.run import auto_warmup, seed_for
-from simq.streaming import HISTOGRAM_ERROR, run_full, run_streaming, streamed_warmup
-from simq.summary import summarise, timeseries_columns
 
 MODELS = sorted(glob.glob("models/*.yaml"))
 # np.quantile interpolates between two order statistics; the histogram puts each within

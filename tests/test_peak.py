@@ -14,9 +14,9 @@ from scipy import stats
 
 import simq
 from simq.engine import Simulation
-from simq.peak import latency_windows, queue_peak
-from simq.peakspec import mmpp_generator
-from simq.record import level_at
+from simq.engine.recorder import level_at
+from simq.record.measures import latency_windows, queue_peak
+from simq.scenario.workload import mmpp_generator
 from simq.theory.mmpp import mmpp_m1
 
 matplotlib.use("Agg")
@@ -507,7 +507,7 @@ def test_nested_override_reaches_into_arrivals_and_autoscale() -> None:
 
 
 def test_lag_is_the_age_of_the_oldest_waiting_message() -> None:
-    from simq.peak import lag_at
+    from simq.record.measures import lag_at
 
     arrived = np.array([0.0, 1.0, 2.0, 6.0])
     left = np.array([3.0, 4.0, 5.0, np.nan])

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 import simq
 from simq import theory
-from simq.theory.predict import Matcher, Prediction, features, predict, register
+from simq.model.predict import Matcher, Prediction, features, predict, register
 
-# `simq.theory.predict` is also the function's name; reach the module itself.
-predict_module = sys.modules["simq.theory.predict"]
+# `simq.model.predict` is also the function's name; reach the module itself.
+predict_module = sys.modules["simq.model.predict"]
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import simq
-from simq.record import DROPPED
+from simq.engine.recorder import DROPPED
 from simq.run import run_replication
 
 PROPS = settings(deadline=None, derandomize=True, database=None, max_examples=40,

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 import simq
 from simq import theory
 from simq.engine import Simulation
+from simq.engine.recorder import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS, OUTAGE_LOST
 from simq.engine.retry import Backoff
-from simq.flows import flows
-from simq.record import ATTEMPT, CRASH, DELIVERED, DUPLICATE, EVENTS, OUTAGE_LOST
+from simq.model.network import flows
+from simq.record.summary import summarise
 from simq.run import seed_for
-from simq.summary import summarise
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

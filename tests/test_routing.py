@@ -9,7 +9,7 @@ import pytest
 
 import simq
 from simq import theory
-from simq.flows import flows
+from simq.model.network import flows
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -15,10 +15,10 @@ from test_parity import assert_parity
 import simq
 from simq.cli import main
 from simq.engine import Simulation
-from simq.record import level_max
+from simq.engine.recorder import level_max
+from simq.record.streaming import HISTOGRAM_ERROR, LogHistogram, run_full, run_streaming
+from simq.record.summary import summarise
 from simq.run import seed_for
-from simq.streaming import HISTOGRAM_ERROR, LogHistogram, run_full, run_streaming
-from simq.summary import summarise
 
 MODELS = "models"
 
@@ -204,7 +204,7 @@ def _sweep(up: np.ndarray, down: np.ndarray, t0: float, t1: float) -> tuple[int,
 def test_queue_peak_matches_an_event_by_event_walk(
     spans: list[tuple[int, int | None]], a: int, b: int
 ) -> None:
-    from simq.peak import queue_peak
+    from simq.record.measures import queue_peak
 
     t0, t1 = min(a, b), max(a, b)
     up = np.array([float(s) for s, _ in spans])

@@ -17,9 +17,9 @@ import pytest
 
 import simq
 from simq import theory
+from simq.analysis.stats import mean_ci
 from simq.cli import main
 from simq.files import OutputExistsError
-from simq.stats import mean_ci
 from simq.sweep import grid_points, parse_values, read_sweep, sweep
 
 ROOT = Path(__file__).resolve().parent.parent

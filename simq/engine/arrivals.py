@@ -27,7 +27,7 @@ import simpy
 
 from simq.dists import parse
 from simq.engine.core import Streams
-from simq.peakspec import ArrivalsSpec, mmpp_stationary
+from simq.scenario.workload import ArrivalsSpec, mmpp_stationary
 
 __all__ = ["build"]
 

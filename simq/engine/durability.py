@@ -9,7 +9,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import PERSIST, REPLICATE, Recorder
+from simq.engine.recorder import PERSIST, REPLICATE, Recorder
 
 __all__ = ["Persister"]
 

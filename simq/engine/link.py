@@ -9,7 +9,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import CUT, HEALED, LOST, RETRANSMIT, Recorder
+from simq.engine.recorder import CUT, HEALED, LOST, RETRANSMIT, Recorder
 
 __all__ = ["CutLink", "Link"]
 

@@ -11,7 +11,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import BATCH, ENCODE, Recorder
+from simq.engine.recorder import BATCH, ENCODE, Recorder
 
 __all__ = ["Batcher", "CreditGate", "Credits", "Encoder", "Stamp"]
 

@@ -12,7 +12,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message, key, next_visit
-from simq.record import (
+from simq.engine.recorder import (
     BACK,
     DEAD_LETTER,
     DEAD_LETTERED,

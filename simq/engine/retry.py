@@ -10,7 +10,7 @@ __all__ = ["Backoff"]
 
 
 class Backoff:
-    """One policy of :data:`simq.relspec.BACKOFFS`, drawing its jitter from ``uniform``.
+    """One policy of :data:`simq.scenario.reliability.BACKOFFS`, jitter drawn from ``uniform``.
 
     ``delay(n, previous)`` is the wait before retry ``n`` (1 for the first retry);
     ``previous`` is the wait before the last retry (decorrelated jitter grows from it).

@@ -9,7 +9,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import DELIVERED, Recorder
+from simq.engine.recorder import DELIVERED, Recorder
 
 __all__ = ["Router", "Sink"]
 

@@ -26,7 +26,7 @@ import math
 import simpy
 
 from simq.engine.worker import Daemons, Group
-from simq.peakspec import AutoscaleSpec
+from simq.scenario.workload import AutoscaleSpec
 
 __all__ = ["Scaler"]
 

@@ -27,6 +27,7 @@ from simq.engine.faults import Faults
 from simq.engine.link import CutLink, Link
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
 from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
+from simq.engine.recorder import Recorder
 from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
@@ -43,10 +44,9 @@ from simq.engine.worker import (
     Server,
     SharedQueue,
 )
-from simq.peakspec import BacklogSpec
-from simq.record import Recorder
-from simq.relspec import BackoffSpec, CrashSpec
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
+from simq.scenario.reliability import BackoffSpec, CrashSpec
+from simq.scenario.workload import BacklogSpec
 
 __all__ = ["Daemons", "Outcome", "Simulation"]
 

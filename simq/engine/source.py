@@ -20,8 +20,8 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message, Request
+from simq.engine.recorder import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
 from simq.engine.retry import Backoff
-from simq.record import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
 
 __all__ = ["Pacer", "Source", "Tracker"]
 

@@ -11,7 +11,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
-from simq.record import Recorder
+from simq.engine.recorder import Recorder
 
 __all__ = ["FanOut", "Partitioner", "key_picker"]
 

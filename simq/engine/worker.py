@@ -30,8 +30,7 @@ from simpy.exceptions import Interrupt
 
 from simq.engine.core import Destination, Message, Request, key, next_visit
 from simq.engine.queue import Queue, ReliableQueue, wake_parked
-from simq.engine.retry import Backoff
-from simq.record import (
+from simq.engine.recorder import (
     ATTEMPT,
     BUFFER,
     CRASH,
@@ -49,6 +48,7 @@ from simq.record import (
     RESTART,
     Recorder,
 )
+from simq.engine.retry import Backoff
 
 __all__ = ["Acks", "AutoAck", "CrashPlan", "Group", "Partitioned", "Prefetch", "Replier",
            "Server", "SharedQueue"]

@@ -68,9 +68,3 @@ __all__ = [
     "throughput_as_written",
     "throughput_reading",
 ]
-
-# predict reads scenario specs (duck-typed) and so comes after the pure formulas.
-from . import predict_patterns  # noqa: E402,F401  (registers the pattern matchers)
-from .predict import Prediction, predict  # noqa: E402
-
-__all__ += ["Prediction", "predict"]

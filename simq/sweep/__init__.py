@@ -30,7 +30,7 @@ from simq import theory
 from simq.dists import Exponential
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
-from simq.flows import flows
+from simq.model.network import flows
 from simq.run import combine, flatten, resolve, run_replication
 from simq.scenario import Scenario
 

@@ -7,7 +7,7 @@ that this module does not know) gives "none: ..." instead of a wrong number, so 
 semantics can land before their theory: a later matcher declares ``handles`` for its own
 keys and is added with :func:`register`.
 
-This module reads a scenario's specs and the pure arithmetic of :mod:`simq.flows`; it never
+This module reads a scenario's specs and the pure arithmetic of :mod:`simq.model.network`; it never
 imports the engine or the run layer.
 """
 
@@ -658,7 +658,7 @@ _WHY = {
 def _parts(scenario: Any) -> list[Any]:
     """Independent subsystems of a scenario (no message passes between them), each a
     scenario of its own, so each can be matched to its own model."""
-    from simq.theory.predict_patterns import split
+    from simq.model.predict.patterns import split
 
     to_dict = getattr(scenario, "to_dict", None)
     if to_dict is None:
@@ -681,7 +681,7 @@ def predict(scenario: Any) -> Prediction:
     """
     parts = _parts(scenario)
     if len(parts) > 1:
-        from simq.theory.predict_patterns import combine
+        from simq.model.predict.patterns import combine
 
         return combine([(", ".join(sorted(part.producers)) or "(no producers)", predict(part))
                         for part in parts])
@@ -705,3 +705,4 @@ def predict(scenario: Any) -> Prediction:
             "uses " + ", ".join(first_unknown) + ", which no analytic model here covers"
         )
     return Prediction.none("no analytic model recognises this scenario")
+from simq.model.predict import patterns as _patterns  # noqa: E402,F401  (registers the pattern matchers)

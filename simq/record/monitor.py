@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simq.engine import Simulation
-from simq.flows import flows
+from simq.model.network import flows
 
 __all__ = ["CHUNK", "Monitor", "sample_interval"]
 
@@ -126,6 +126,6 @@ class Monitor:
             yield env.timeout(wake - now)
 
     def timeseries(self) -> dict[str, np.ndarray]:
-        """The samples as columns (the names of :func:`simq.summary.timeseries_columns`)."""
+        """The samples as columns (the names of :func:`simq.record.summary.timeseries_columns`)."""
         table = np.array(self.samples, dtype=float).reshape(-1, len(self.columns))
         return {c: table[:, i] for i, c in enumerate(self.columns)}

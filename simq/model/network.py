@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simq.peakspec import nominal_count
 from simq.scenario import ConsumerSpec, Scenario
+from simq.scenario.workload import nominal_count
 from simq.theory import mva
 
 __all__ = ["Flows", "QueueFlow", "flows", "producer_rate", "service_mean"]

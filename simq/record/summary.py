@@ -13,17 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from simq.accumulators import (
-    BREAKDOWN,
-    Accumulators,
-    ConservationError,
-    EngineBugError,
-    InvariantError,
-    Window,
-)
+from simq.analysis.stats import slope
 from simq.engine import Outcome
-from simq.peak import queue_peak, worker_seconds, workers_at
-from simq.record import (
+from simq.engine.recorder import (
     BACK,
     CUT,
     DELIVERED,
@@ -36,8 +28,16 @@ from simq.record import (
     level_at,
     level_max,
 )
+from simq.record.accumulators import (
+    BREAKDOWN,
+    Accumulators,
+    ConservationError,
+    EngineBugError,
+    InvariantError,
+    Window,
+)
+from simq.record.measures import queue_peak, worker_seconds, workers_at
 from simq.scenario import Scenario
-from simq.stats import slope
 
 __all__ = ["BREAKDOWN", "ConservationError", "EngineBugError", "InvariantError",
            "breakdown_columns", "fault_rows", "record_logs", "summarise",

@@ -1,7 +1,7 @@
 """Matchers for messaging patterns: synchronous clients (MVA) and priority queues (Cobham),
 and the split of a scenario into independent subsystems.
 
-Registered with :func:`simq.theory.predict.register` when :mod:`simq.theory` is imported.
+Registered with :func:`simq.model.predict.register` when :mod:`simq.theory` is imported.
 Like the base matchers, each reads only a scenario's specs.
 """
 
@@ -11,9 +11,9 @@ import math
 from typing import Any
 
 from simq.dists import Distribution, Exponential
+from simq.model.predict import Kind, Matcher, Prediction, register
 from simq.theory import networks, queues
 from simq.theory.metrics import QueueMetrics
-from simq.theory.predict import Kind, Matcher, Prediction, register
 
 __all__ = ["split", "combine"]
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simq.record import DELIVERED, Records, level_at
+from simq.engine.recorder import DELIVERED, Records, level_at
 from simq.scenario import Scenario
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Both record modes use them. ``run.records: summary`` folds each chunk of log rows into
 them while the run goes and drops the rows; full records fold the whole log once at the
 end, keep it, and replace what needs every row (exact quantiles, the longest line, peak
-and drain, the 201-point growth fit, exact time series; :mod:`simq.summary`). Chunk
+and drain, the 201-point growth fit, exact time series; :mod:`simq.record.summary`). Chunk
 boundaries never change a result: a chunk holds whole rows, and every statistic is a sum
 over rows or over messages. The window rules (:class:`Window`) and the rule for when a row
 may be folded (:data:`LAST`, :func:`horizon`) live here and nowhere else.
@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from simq.record import (
+from simq.analysis.stats import mser
+from simq.engine.recorder import (
     ACKED,
     ATTEMPT,
     BACK,
@@ -53,7 +54,6 @@ from simq.record import (
     overlap,
 )
 from simq.scenario import Scenario
-from simq.stats import mser
 
 __all__ = ["BREAKDOWN", "HISTOGRAM_ERROR", "LAST", "Accumulators", "ConservationError",
            "EngineBugError", "InvariantError", "LogHistogram", "StreamedMser", "Window",
@@ -159,7 +159,7 @@ class LogHistogram:
 class StreamedMser:
     """MSER-5 over batch means that arrive in send order, in bounded memory.
 
-    The series is cut into batches of 5 consecutive latencies, as :func:`simq.stats.mser`
+    The series is cut into batches of 5 consecutive latencies, as :func:`simq.analysis.stats.mser`
     does; only each batch's mean and the send time of its first message are kept. When
     more than ``cap`` batch means are held, neighbours are averaged in pairs (batches of
     10, then 20, ...), so memory stays bounded however long the run. MSER on batch means

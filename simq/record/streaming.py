@@ -2,7 +2,7 @@
 
 The engine's hot path is the same as in full mode: it appends tuples to the Recorder's
 lists. A monitor process folds those lists into the accumulators of
-:mod:`simq.accumulators` (the same ones full records use) whenever they hold a chunk of
+:mod:`simq.record.accumulators` (the same ones full records use) whenever they hold a chunk of
 rows, then clears them, so memory stays flat however many messages a run sends. What
 full records read from every row is replaced here by:
 
@@ -12,12 +12,12 @@ full records read from every row is replaced here by:
 - queue lengths, busy workers and messages in flight sampled at regular times, which give
   the time series and the growth rate;
 - with ``warmup: auto``, MSER-5 over batch means streamed in send order
-  (:class:`simq.accumulators.StreamedMser`). The window's start is only known once the
+  (:class:`simq.record.accumulators.StreamedMser`). The window's start is only known once the
   run is over, and every windowed sum depends on it, so the replication runs twice from
   the same seed: the first run only finds the warm-up, the second measures with it.
 
 A row is folded only once every window condition about it is decided (``LAST`` and
-``horizon`` in :mod:`simq.accumulators`); later rows, and messages still waiting or in
+``horizon`` in :mod:`simq.record.accumulators`); later rows, and messages still waiting or in
 service, stay in the lists until the end of the run, when everything is folded with the
 real window. Counts, means and areas therefore equal full mode's (means up to
 floating-point summation order); percentiles are within the histogram's error; the growth
@@ -34,7 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from simq.accumulators import (
+from simq.analysis.stats import slope
+from simq.engine import Outcome, Simulation
+from simq.engine.recorder import LAYOUT, Recorder, to_columns
+from simq.record.accumulators import (
     HISTOGRAM_ERROR,
     LAST,
     Accumulators,
@@ -44,11 +47,8 @@ from simq.accumulators import (
     horizon,
     up_at,
 )
-from simq.engine import Outcome, Simulation
-from simq.monitor import CHUNK, Monitor, sample_interval
-from simq.peak import worker_seconds, workers_at
-from simq.record import LAYOUT, Recorder, to_columns
-from simq.stats import slope
+from simq.record.measures import worker_seconds, workers_at
+from simq.record.monitor import CHUNK, Monitor, sample_interval
 
 __all__ = ["HISTOGRAM_ERROR", "LogHistogram", "StreamResult", "run_full", "run_streaming",
            "streamed_warmup"]
@@ -224,7 +224,7 @@ def _peak(q: Any, t1: float) -> tuple[int, float, float]:
 
 
 def _ordered(ts: dict[str, np.ndarray], sim: Simulation) -> dict[str, np.ndarray]:
-    """Columns in the order of :func:`simq.summary.timeseries_columns`."""
+    """Columns in the order of :func:`simq.record.summary.timeseries_columns`."""
     sc = sim.scenario
     order = ["time", "in_flight", *(f"queue.{n}.length" for n in sim.queues)]
     for n in sc.consumers:

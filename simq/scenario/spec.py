@@ -29,15 +29,7 @@ from pydantic import (
 
 from simq.dists import Distribution, exponential_rate, parse
 from simq.errors import ScenarioError
-from simq.peakspec import (
-    ArrivalsSpec,
-    AutoscaleSpec,
-    BacklogSpec,
-    check_consumer,
-    mean_interarrival,
-)
-from simq.peakspec import prepare as _prepare_peak
-from simq.relspec import (
+from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
     DurabilitySpec,
@@ -45,6 +37,14 @@ from simq.relspec import (
     SendRetrySpec,
     SlowSpec,
 )
+from simq.scenario.workload import (
+    ArrivalsSpec,
+    AutoscaleSpec,
+    BacklogSpec,
+    check_consumer,
+    mean_interarrival,
+)
+from simq.scenario.workload import prepare as _prepare_peak
 
 __all__ = ["EXIT", "Scenario", "load", "loads", "parse_override"]
 
@@ -69,7 +69,7 @@ class RunSpec(BaseModel):
 
     until: PositiveFloat | None = None
     messages: Annotated[int, Field(ge=1)] | None = None
-    # Seconds, or "auto": MSER-5 on each replication's latency series (simq.stats.mser).
+    # Seconds, or "auto": MSER-5 on each replication's latency series (simq.analysis.stats.mser).
     warmup: NonNegFloat | Literal["auto"] = 0.0
     seed: Annotated[int, Field(ge=0)] = 1
     replications: Annotated[int, Field(ge=1)] = 1

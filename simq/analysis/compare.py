@@ -3,8 +3,8 @@
 - Replication/deletion: ``simq.run(..., replications=R)`` gives Student-t 95% half-widths
   in ``summary["ci95"]``; :func:`replication_values` gives the per-replication numbers.
 - One long run: :func:`batch_means_ci` (batch means of the per-message latencies or waits).
-- Warm-up: ``run.warmup: auto`` (MSER-5, :func:`simq.stats.mser`), per replication.
-- Percentiles: :func:`simq.stats.percentile_ci` (order statistics, iid values) or the
+- Warm-up: ``run.warmup: auto`` (MSER-5, :func:`simq.analysis.stats.mser`), per replication.
+- Percentiles: :func:`simq.analysis.stats.percentile_ci` (order statistics, iid values) or the
   t interval over per-replication percentiles (``ci95.latency.p95``).
 - Common random numbers: every component draws from a stream named by its dotted path,
   so two configurations run with the same seed share their arrivals and service draws
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simq.analysis.stats import batch_means, mean_ci, mser, percentile_ci, t_halfwidth, verdict
+from simq.model.predict import Prediction, predict
 from simq.run import RunResult
-from simq.stats import batch_means, mean_ci, mser, percentile_ci, t_halfwidth, verdict
-from simq.theory.predict import Prediction, predict
 
 __all__ = [
     "COMPARE_COLUMNS",
