@@ -61,18 +61,11 @@ _LAZY = {
 _SHADOWED = ("run", "sweep")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("simq")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "0.0.0"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        value: Any = _version()
+        from simq._version import version
+
+        value: Any = version()
     elif name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
     elif not name.startswith("_") and find_spec(f"simq.{name}") is not None:

@@ -26,7 +26,7 @@ def prepare_dir(path: str | Path, kind: str, *, force: bool = False,
 
     ``meta`` adds fields to the folder's marker (what was written, for later checks).
     """
-    from simq import __version__
+    from simq._version import version
 
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -38,7 +38,7 @@ def prepare_dir(path: str | Path, kind: str, *, force: bool = False,
         )
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / MARKER,
-                 json.dumps({"kind": kind, "simq": __version__, **(meta or {})}) + "\n")
+                 json.dumps({"kind": kind, "simq": version(), **(meta or {})}) + "\n")
     return out
 
 

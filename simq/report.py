@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-import simq
 from simq import plots
+from simq._version import version
 from simq.analysis.compare import format_number as _num
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
@@ -290,7 +290,7 @@ def _run_report(folder: Path) -> Path:
         figures["utilization"] = _png(plots.utilization(per_rep))
     title = f"simq report: {s['scenario']}"
     meta = (f"seed {s['seed']}, {s['replications']} replication(s), measured window "
-            f"{_num(window[0])} to {_num(window[1])} s, simq {simq.__version__}")
+            f"{_num(window[0])} to {_num(window[1])} s, simq {version()}")
     table = _html_table(_FORMULA_HEADER, _formula_rows(s))
     table = table.replace("<td class='t'>yes</td>", "<td class='yes'>yes</td>").replace(
         "<td class='t'>no</td>", "<td class='no'>no</td>")
@@ -362,7 +362,7 @@ def _sweep_report(folder: Path) -> Path:
     meta = (f"{len(spec['points'])} points × {spec['replications']} replications "
             f"({len(res.tidy)} of {total} done), seed {spec['seed']}"
             + (", common random numbers" if spec.get("common_random_numbers") else "")
-            + f", simq {spec.get('simq', simq.__version__)}; ± = 95% CI over replications")
+            + f", simq {spec.get('simq', version())}; ± = 95% CI over replications")
     grid = "\n".join(f"{p} = {v}" for p, v in spec["grid"].items()) + (
         "\n(zipped)" if spec.get("zip") else "\n(full factorial)")
     scenario_text = yaml.safe_dump(spec["scenario"], sort_keys=False, allow_unicode=True)

@@ -14,15 +14,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from simq.analysis.stats import batch_means, mean_ci, mser, percentile_ci, t_halfwidth, verdict
 from simq.model.predict import Prediction, predict
-from simq.run import RunResult
+
+if TYPE_CHECKING:
+    from simq.engine.recorder import Records
+    from simq.scenario import Scenario
 
 __all__ = [
     "COMPARE_COLUMNS",
@@ -37,6 +40,37 @@ __all__ = [
     "replication_values",
     "t_halfwidth",
 ]
+
+
+
+class Replication(Protocol):
+    """What the comparisons read of one replication (:class:`simq.run.Replication`)."""
+
+    @property
+    def summary(self) -> dict[str, Any]: ...
+
+    @property
+    def window(self) -> tuple[float, float]: ...
+
+    def require_records(self, what: str) -> Records: ...
+
+
+class Result(Protocol):
+    """What the comparisons read of a run (:class:`simq.run.RunResult` is one); a
+    protocol, so that the analysis layer needs nothing from the run layer above it."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def summary(self) -> dict[str, Any]: ...
+
+    @property
+    def replications(self) -> Sequence[Replication]: ...
+
 
 COMPARE_COLUMNS = ["quantity", "measured", "ci95", "formula", "theory", "model", "kind",
                    "error", "verdict"]
@@ -62,12 +96,12 @@ def _split(path: str) -> list[str]:
     return [head, *([rest] if rest else [])]
 
 
-def replication_values(res: RunResult, path: str) -> np.ndarray:
+def replication_values(res: Result, path: str) -> np.ndarray:
     """One number per replication for a dotted summary path, e.g. ``queues.broker.wait_mean``."""
     return np.array([_get(r.summary, path) for r in res.replications], dtype=float)
 
 
-def batch_means_ci(res: RunResult, quantity: str = "latency", batches: int = 20,
+def batch_means_ci(res: Result, quantity: str = "latency", batches: int = 20,
                    replication: int = 0) -> tuple[float, float]:
     """(mean, 95% half-width) of per-message latency (or ``wait:QUEUE``) from one run.
 
@@ -92,7 +126,7 @@ def batch_means_ci(res: RunResult, quantity: str = "latency", batches: int = 20,
     return batch_means(x, batches)
 
 
-def paired(a: RunResult, b: RunResult, path: str, level: float = 0.95
+def paired(a: Result, b: Result, path: str, level: float = 0.95
            ) -> tuple[float, float]:
     """(mean, half-width) of b − a over paired replications (common random numbers).
 
@@ -129,7 +163,7 @@ def _row(quantity: str, measured: float, ci: float, formula: float, theory: floa
     }
 
 
-def compare(res: RunResult, prediction: Prediction | None = None) -> pd.DataFrame:
+def compare(res: Result, prediction: Prediction | None = None) -> pd.DataFrame:
     """One row per quantity: measured, 95% CI half-width, the document's formula, theory,
     model, relative error and verdict ("within CI", "outside CI", "no CI", "no theory").
 

@@ -400,7 +400,7 @@ def sweep(
     scenarios = [sc.with_overrides(p) for p in points]
     # runs/, like the CLI: results/ holds only curated outputs (docs/output.md).
     folder = Path(out) if out is not None else Path("runs") / f"{sc.name}-sweep"
-    from simq import __version__
+    from simq._version import version
 
     # Plain JSON with NaN/Infinity tokens: Python reads every float back exactly.
     spec = json.loads(json.dumps({
@@ -414,7 +414,7 @@ def sweep(
         "seed": sc.run.seed,
         "replications": reps,
         "common_random_numbers": common_random_numbers,
-        "simq": __version__,
+        "simq": version(),
     }))
     folder = prepare_dir(folder, "sweep", force=force)
     old_path = folder / SPEC

@@ -69,10 +69,10 @@ def _half(x: np.ndarray, level: float) -> float:
 
 
 def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
-    import simq
+    from simq.run import run
 
     started = time.process_time()
-    res = simq.run(case.scenario, replications=case.replications * scale_reps)
+    res = run(case.scenario, replications=case.replications * scale_reps)
     rows = []
     for chk in case.checks:
         rows.append({"case": case.name, "group": case.group, "quantity": chk.quantity,
@@ -82,11 +82,11 @@ def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
 
 
 def _run_referee(case: RefereeCase, scale_reps: int) -> dict[str, Any]:
-    import simq
+    from simq.run import run
 
     started = time.process_time()
     reps = case.replications * scale_reps
-    res = simq.run(case.scenario, replications=reps)
+    res = run(case.scenario, replications=reps)
     until = float(case.scenario["run"]["until"])
     warmup = float(case.scenario["run"]["warmup"])
     seed = int(case.scenario["run"]["seed"])
