@@ -18,6 +18,7 @@ from simq.engine.recorder import DELIVERED as OUTCOMES_DELIVERED
 from simq.errors import ScenarioError
 from simq.model.network import Flows, flows
 from simq.model.predict import Prediction, predict
+from simq.model.stability import stability_warnings
 from simq.record.measures import has_peak_features
 from simq.record.streaming import run_full, run_streaming, streamed_warmup
 from simq.record.summary import breakdown_columns, fault_rows, summarise, timeseries_columns
@@ -520,51 +521,6 @@ def _visits_frame(sc: Scenario, r: Replication) -> pd.DataFrame:
     })
 
 
-def _stability_warnings(f: Flows, sc: Scenario) -> list[str]:
-    out = []
-    for q in f.queues.values():
-        # Closed loops scaled to fit exactly saturate a queue without growing it.
-        fits = q.closed and q.effective_arrival <= q.capacity * (1 + 1e-9)
-        room = sc.queues[q.name].capacity
-        if math.isfinite(room) and q.capacity > 0:
-            # A bounded queue cannot grow: past capacity the excess is turned away or
-            # held back (at exactly capacity it is stable, with some drops).
-            if q.effective_arrival > q.capacity and not fits:
-                policy = sc.queues[q.name].overflow
-                if policy == "block":
-                    fate, see = "holds back its senders", "producers.NAME.blocked_fraction"
-                else:
-                    fate, see = "drops messages", f"queues.{q.name}.drop_fraction"
-                out.append(
-                    f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
-                    f"consumers serve {q.capacity:.4g} msg/s: it fills up and {fate} "
-                    f"(about {q.growth:.4g} msg/s; see {see})"
-                )
-        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and (
-                sc.queues[q.name].ttl is not None
-                or any(p.ttl is not None for p in sc.producers.values())):
-            # Expiry sheds the excess (docs/reliability.md): the line stays bounded.
-            out.append(
-                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
-                f"consumers serve {q.capacity:.4g} msg/s: about {q.growth:.4g} msg/s "
-                f"expire (ttl; see messages.expired)")
-        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits and any(
-                p.credits is not None and p.to == q.name for p in sc.producers.values()):
-            out.append(
-                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
-                f"consumers serve {q.capacity:.4g} msg/s: credits hold its senders back "
-                f"(see producers.NAME.blocked_fraction)")
-        elif q.capacity > 0 and q.effective_arrival >= q.capacity and not fits:
-            out.append(
-                f"queue {q.name!r} is offered {q.effective_arrival:.4g} msg/s but its "
-                f"consumers serve {q.capacity:.4g} msg/s: it grows by about "
-                f"{q.growth:.4g} msg/s (see queues.{q.name}.growth_rate)"
-            )
-        elif q.capacity == 0 and q.effective_arrival > 0:
-            out.append(f"queue {q.name!r} has no consumers: every message stays in it")
-    return out
-
-
 def resolve(scenario: Scenario | str | Mapping[str, Any], *,
             overrides: Mapping[str, Any] | None = None, seed: int | None = None) -> Scenario:
     """The scenario a run or a sweep starts from: loaded, overridden, with its root seed."""
@@ -594,7 +550,7 @@ def run(
     reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
     mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
-    notes = _stability_warnings(f, sc)
+    notes = stability_warnings(sc)
     for note in notes:
         warnings.warn(note, UnstableWarning, stacklevel=2)
     t0s = [r.window[0] for r in reps]

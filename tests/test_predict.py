@@ -16,6 +16,7 @@ from simq.model.predict import Matcher, Prediction, features, predict, register
 
 # `simq.model.predict` is also the function's name; reach the module itself.
 predict_module = sys.modules["simq.model.predict"]
+predict_base = sys.modules["simq.model.predict.base"]
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -187,8 +188,8 @@ def test_unknown_feature_gives_none_not_a_crash(monkeypatch: pytest.MonkeyPatch)
         def consumers(self) -> dict[str, object]:
             return {"worker": _Spec()}
 
-    original = predict_module._default_of
-    monkeypatch.setattr(predict_module, "_default_of",
+    original = predict_base._default_of
+    monkeypatch.setattr(predict_base, "_default_of",
                         lambda cls, key: "async" if key == "mode" else original(cls, key))
     fut = Future()
     assert features(fut) == ["consumers.*.mode"]
@@ -352,3 +353,74 @@ def test_independent_parts_are_matched_one_by_one() -> None:
     # One part without a model makes the whole "none", naming the part.
     raw["consumers"]["wb"]["batch"] = 2
     assert predict(simq.load(raw)).reason.startswith("part b:")
+
+
+# --- one traffic model, one list of matchers ------------------------------------------------
+
+
+def test_predict_sweep_and_warnings_read_the_same_traffic_model() -> None:
+    from simq.model.network import network
+    from simq.model.stability import stability_warnings
+    from simq.sweep import nominal_columns
+
+    sc = simq.load(MODELS / "routing.yaml").with_overrides(
+        {"consumers.retry.service": "exponential(mean=1.0)"})
+    net = network(sc)
+    p = predict(sc)
+    load = net.utilisation
+    # Feedback raises validation's load above gamma / (c mu) = 1 / 2.5.
+    assert load["validate-q"] > 0.4 + 1e-6
+    for q, m in p.queues.items():
+        assert m.utilization == pytest.approx(load[q], rel=1e-12)
+    assert nominal_columns(sc)["nominal.load"] == pytest.approx(max(load.values()), rel=1e-12)
+    assert stability_warnings(sc) == []
+    # Push the charge step over its capacity: all three name the same queue and rate.
+    hot = sc.with_overrides({"producers.orders.rate": 1.6})
+    over = [q for q, rho in network(hot).utilisation.items() if rho >= 1]
+    assert over == ["charge-q"]
+    assert not predict(hot).queues["charge-q"].stable
+    assert nominal_columns(hot)["nominal.load"] == pytest.approx(
+        network(hot).utilisation["charge-q"], rel=1e-12)
+    (note,) = stability_warnings(hot)
+    offered = network(hot).effective[network(hot).index("charge-q")]
+    assert "'charge-q'" in note and f"{offered:.4g} msg/s" in note
+
+
+def test_the_traffic_model_is_solved_once_per_scenario_value() -> None:
+    from simq.model.network import network
+
+    sc = simq.load(MODELS / "tandem.yaml")
+    assert network(sc) is network(simq.load(MODELS / "tandem.yaml"))
+    other = network(sc.with_overrides({"producers.orders.rate": 0.5}))
+    assert other is not network(sc) and other.generation_rate == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        network(sc).offered[0] = 1.0  # shared, so read-only
+
+
+def test_the_matchers_are_one_ordered_list() -> None:
+    from simq.model.predict import patterns, stations
+
+    names = [m.name for m in predict_module.MATCHERS]
+    assert names == ["closed-loop", "open-station", "priority", "routing", "no-consumers",
+                     "finite-buffer-in-network", "jackson", "feed-forward"]
+    fns = [m.fn for m in predict_module.MATCHERS]
+    every = [getattr(mod, n) for mod in (patterns, stations) for n in mod.__all__]
+    assert sorted(map(id, fns)) == sorted(map(id, every))  # each exactly once
+
+
+@pytest.mark.parametrize("module", ["base", "patterns", "stations", "parts"])
+def test_predict_modules_import_alone_and_one_way(module: str) -> None:
+    import ast
+    import subprocess
+
+    name = f"simq.model.predict.{module}"
+    done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # Nothing below the list imports the package that lists it (no cycle to break).
+    tree = ast.parse(Path(sys.modules[name].__file__ or "").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "simq.model.predict" not in imported
+    allowed = {"simq.model.predict.base"} if module != "base" else set()
+    assert {m for m in imported if m and m.startswith("simq.model.predict.")} <= allowed

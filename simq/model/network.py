@@ -1,22 +1,35 @@
-"""Nominal rates of a scenario: what each queue is offered and can serve, on paper.
+"""The one traffic model of a scenario: its network of queues on paper.
 
-The document's formulas and queueing theory both start from these numbers: the mean
-generation rate, each queue's capacity (sum of count x service rate of the groups that
-drain it), the processing and transmission time along each producer's path.
+:func:`network` builds it once per scenario (cached on the scenario's value): the stations
+(a queue, the consumer groups serving it, their servers, capacity and service), the routing
+matrix between them and the visit ratios it gives, the external arrivals, each producer's
+rate (a closed loop's by mean value analysis), the offered loads, the utilisation and the
+link delays. Everything that reasons about a scenario on paper reads this one model:
+:func:`flows` (the document's formulas: generation rate, capacities, processing and
+transmission time), the theory matchers of :mod:`simq.model.predict`, the single station
+of :mod:`simq.model.station` and the warnings of :mod:`simq.model.stability`.
+
+One cohesive thing over 400 lines: the traffic equations and the numbers they are built
+from.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
+from simq.dists import Distribution
 from simq.scenario import ConsumerSpec, Scenario
 from simq.scenario.workload import nominal_count
 from simq.theory import mva
 
-__all__ = ["Flows", "QueueFlow", "flows", "producer_rate", "service_mean"]
+__all__ = ["Flows", "Network", "QueueFlow", "Station", "flows", "network", "producer_rate",
+           "service_mean"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,83 @@ class Flows:
         return self.generation_rate / b.load
 
 
+@dataclass(frozen=True)
+class Station:
+    """One queue as a station: the groups serving it and what they serve."""
+
+    name: str
+    groups: tuple[tuple[str, float], ...]  # (group, its share of the capacity)
+    servers: int  # workers (a partition counts its one owner)
+    capacity: float  # messages/s the groups serve (sum of c * mu)
+    service_mean: float  # mean busy time per message (share-weighted)
+    service: Distribution | None  # the groups' common service; None if they differ or none
+    buffer: float  # room in the queue (its ``capacity`` key)
+    overflow: str
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g for g, _ in self.groups]
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A scenario as a network of stations, one message's view and the rates through it.
+
+    Rates are what is sent: a link's loss is left out of ``P``, ``offered`` and
+    ``effective`` (as the document's nominal rates leave it out); ``arrived`` and
+    ``external`` thin them by each link's loss (without retransmission) for theory, which
+    counts what reaches a station.
+    """
+
+    names: tuple[str, ...]
+    stations: Mapping[str, Station]
+    P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i (as sent)
+    arrived: np.ndarray  # P thinned by the loss of the links between the stations
+    exit: np.ndarray  # probability a message served at i leaves the system
+    entry: Mapping[str, np.ndarray]  # producer -> copies per message sent at each queue
+    reach: Mapping[str, float]  # producer -> share of its messages its link delivers
+    visits: Mapping[str, np.ndarray]  # producer -> expected visits per message sent
+    rates: Mapping[str, float]  # producer -> messages/s (closed loops by MVA, shared)
+    offered: np.ndarray  # arrivals at each queue if every upstream stage kept up
+    effective: np.ndarray  # arrivals once upstream bottlenecks cap the flow
+    closed: frozenset[str]  # queues a sync or window sender waits on
+    generation_rate: float
+    processing_time: float  # per delivery, rate-weighted
+    transmission_time: float  # per delivery, rate-weighted
+    paths: Mapping[str, tuple[str, ...]]
+
+    @property
+    def capacity(self) -> np.ndarray:
+        return np.array([self.stations[q].capacity for q in self.names])
+
+    @property
+    def servers(self) -> np.ndarray:
+        return np.array([self.stations[q].servers for q in self.names], dtype=int)
+
+    @property
+    def external(self) -> np.ndarray:
+        """Arrivals from outside at each queue per second, once the producers' links lost
+        their share."""
+        out = np.zeros(len(self.names))
+        for p, e in self.entry.items():
+            out += self.rates[p] * self.reach[p] * e
+        return out
+
+    @property
+    def utilisation(self) -> dict[str, float]:
+        """Offered load per unit of capacity at each queue (inf where nobody serves)."""
+        return {q: (float(self.offered[i]) / s.capacity if s.capacity > 0 else math.inf)
+                for i, (q, s) in enumerate(self.stations.items())}
+
+    def index(self, queue: str) -> int:
+        return self.names.index(queue)
+
+
 def _link_delay(sc: Scenario, key: str, size: float) -> float:
     spec = sc.links.get(key)
     if spec is None:
@@ -82,19 +172,6 @@ def _link_delay(sc: Scenario, key: str, size: float) -> float:
 def service_mean(c: ConsumerSpec) -> float:
     """A worker's busy time per message: decoding (when given) plus the service."""
     return c.service.mean + (c.decode.mean if c.decode is not None else 0.0)
-
-
-@dataclass(frozen=True)
-class _Network:
-    """The scenario as a routing matrix between queues, one message's view."""
-
-    names: list[str]
-    capacity: np.ndarray  # messages/s each queue's consumers serve
-    servers: np.ndarray
-    P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i
-    service: np.ndarray  # mean busy time per message served at i (share-weighted)
-    exit: np.ndarray  # probability a message served at i leaves the system
-    groups: dict[str, list[tuple[str, float]]]  # queue -> (group, share)
 
 
 def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
@@ -129,12 +206,45 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     return (rate * share[p] / total if total > 0 else rate), 1
 
 
-def _network(sc: Scenario) -> _Network:
+def _pass(sc: Scenario, key: str) -> float:
+    """Share of the messages a link delivers (a retransmitting link loses none)."""
+    spec = sc.links.get(key)
+    if spec is None or spec.retransmit is not None:
+        return 1.0
+    return 1.0 - spec.loss
+
+
+def _common_service(sc: Scenario, groups: list[str]) -> Distribution | None:
+    if not groups:
+        return None
+    first = sc.consumers[groups[0]].service
+    same = all(str(sc.consumers[g].service) == str(first) for g in groups)
+    return first if same else None
+
+
+@dataclass(frozen=True)
+class _Routing:
+    names: list[str]
+    stations: dict[str, Station]
+    P: np.ndarray
+    arrived: np.ndarray
+    exit: np.ndarray
+
+    @property
+    def capacity(self) -> np.ndarray:
+        return np.array([self.stations[q].capacity for q in self.names])
+
+    @property
+    def servers(self) -> np.ndarray:
+        return np.array([self.stations[q].servers for q in self.names], dtype=int)
+
+
+def _routing(sc: Scenario) -> _Routing:
+    """The stations and the routing matrix between them."""
     names = list(sc.queues)
     idx = {q: i for i, q in enumerate(names)}
     n = len(names)
     drains = sc.drains()
-    groups: dict[str, list[tuple[str, float]]] = {q: [] for q in names}
     cap = np.zeros(n)
     servers = np.zeros(n, dtype=int)
     per_group: dict[tuple[str, str], float] = {}
@@ -145,15 +255,19 @@ def _network(sc: Scenario) -> _Network:
             cap[idx[q]] += rate
             servers[idx[q]] += workers
     P = np.zeros((n, n))
-    service = np.zeros(n)
+    arrived = np.zeros((n, n))
     leave = np.zeros(n)
-    for q, gs in drains.items():
+    stations: dict[str, Station] = {}
+    for q in names:
         i = idx[q]
+        gs = drains.get(q, [])
+        groups: list[tuple[str, float]] = []
+        service = 0.0
         for g in gs:
             c = sc.consumers[g]
             share = per_group[(q, g)] / cap[i]
-            groups[q].append((g, share))
-            service[i] += share * service_mean(c)
+            groups.append((g, share))
+            service += share * service_mean(c)
             ok = 1.0 - c.failure  # a failed processing (docs/reliability.md) goes back...
             if c.failure and c.ack == "manual":
                 f, k = c.failure, c.max_attempts
@@ -163,9 +277,11 @@ def _network(sc: Scenario) -> _Network:
                 # visits and p^k of them are dead-lettered.
                 dead = 0.0 if k is None else f**k * (1 - f) / (1 - f**k)
                 P[i, i] += share * (f - dead)
+                arrived[i, i] += share * (f - dead)
                 dlq = sc.queues[q].dead_letter
                 if dlq is not None and drains.get(dlq):
                     P[i, idx[dlq]] += share * dead
+                    arrived[i, idx[dlq]] += share * dead
                 else:
                     leave[i] += share * dead
             else:
@@ -173,31 +289,36 @@ def _network(sc: Scenario) -> _Network:
             for dest, p in c.routes:
                 if dest is None:
                     leave[i] += share * p * ok
-                else:
-                    for q2, copies in sc.resolve(dest):
-                        P[i, idx[q2]] += share * p * copies * ok
-    return _Network(names, cap, servers, P, service, leave, groups)
+                    continue
+                kept = _pass(sc, f"{g}->{dest}")
+                for q2, copies in sc.resolve(dest):
+                    P[i, idx[q2]] += share * p * copies * ok
+                    arrived[i, idx[q2]] += share * p * copies * ok * kept
+        spec = sc.queues[q]
+        stations[q] = Station(q, tuple(groups), int(servers[i]), float(cap[i]), service,
+                              _common_service(sc, list(gs)), spec.capacity, spec.overflow)
+    return _Routing(names, stations, P, arrived, leave)
 
 
-def _out_delay(sc: Scenario, net: _Network, size: float) -> np.ndarray:
+def _out_delay(sc: Scenario, net: _Routing, size: float) -> np.ndarray:
     """Mean link delay a message of this size meets after being served at each queue."""
     d = np.zeros(len(net.names))
     for i, q in enumerate(net.names):
-        for g, share in net.groups[q]:
+        for g, share in net.stations[q].groups:
             for dest, p in sc.consumers[g].routes:
                 if dest is not None:
                     d[i] += share * p * _link_delay(sc, f"{g}->{dest}", size)
     return d
 
 
-def _entry(sc: Scenario, net: _Network, dest: str) -> np.ndarray:
+def _entry(sc: Scenario, net: _Routing, dest: str) -> np.ndarray:
     e = np.zeros(len(net.names))
     for q, copies in sc.resolve(dest):
         e[net.names.index(q)] += copies
     return e
 
 
-def _visits(net: _Network, entry: np.ndarray) -> np.ndarray:
+def _visits(net: _Routing, entry: np.ndarray) -> np.ndarray:
     """Expected visits to each queue per message sent (copies included): v = e + v P.
 
     A queue nobody drains absorbs what reaches it (its row of P is zero), and the scenario
@@ -206,7 +327,7 @@ def _visits(net: _Network, entry: np.ndarray) -> np.ndarray:
     return np.linalg.solve(np.eye(len(entry)) - net.P.T, entry)
 
 
-def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
+def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
     """Throughput of a sync or window sender: a closed loop, solved by exact MVA.
 
     Each queue on the route is a station (demand = visits x mean service per server,
@@ -216,13 +337,14 @@ def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
     p = sc.producers[pname]
     v = _visits(net, _entry(sc, net, p.to))
     reached = v > 1e-12
-    if np.any(reached & (net.capacity <= 0)):
+    capacity, workers = net.capacity, net.servers
+    if np.any(reached & (capacity <= 0)):
         return 0.0  # an undrained queue keeps every request: the loop stalls
     size = p.size.mean
     delay = (p.reply.mean + _link_delay(sc, f"{pname}->{p.to}", size)
              + float(v @ _out_delay(sc, net, size)))
-    demands = list(v[reached] * net.servers[reached] / net.capacity[reached])
-    servers = [int(x) for x in net.servers[reached]]
+    demands = list(v[reached] * workers[reached] / capacity[reached])
+    servers = [int(x) for x in workers[reached]]
     if p.mode == "sync":
         clients = p.clients
         delay += p.think.mean + (p.encode.mean if p.encode is not None else 0.0)
@@ -239,6 +361,12 @@ def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
     return rate
 
 
+def _open_rate(sc: Scenario, pname: str) -> float:
+    p = sc.producers[pname]
+    assert p.interarrival is not None
+    return 1.0 / p.interarrival.mean if p.interarrival.mean > 0 else math.inf
+
+
 def producer_rate(sc: Scenario, pname: str) -> float:
     """Messages per second a producer generates on paper.
 
@@ -246,14 +374,12 @@ def producer_rate(sc: Scenario, pname: str) -> float:
     loop turns, so their rate is the loop's throughput (exact MVA for exponential
     stations; an approximation otherwise).
     """
-    p = sc.producers[pname]
-    if p.mode == "async":
-        assert p.interarrival is not None
-        return 1.0 / p.interarrival.mean if p.interarrival.mean > 0 else math.inf
-    return _closed_rate(sc, pname, _network(sc))
+    if sc.producers[pname].mode == "async":
+        return _open_rate(sc, pname)
+    return _closed_rate(sc, pname, _routing(sc))
 
 
-def _shared_rates(sc: Scenario, net: _Network,
+def _shared_rates(sc: Scenario, net: _Routing,
                   visits: dict[str, np.ndarray]) -> dict[str, float]:
     """Each producer's rate; closed loops sharing a queue slow each other down.
 
@@ -261,8 +387,9 @@ def _shared_rates(sc: Scenario, net: _Network,
     exceed a queue's capacity, the closed loops are scaled down to fit what the open
     traffic leaves (a closed loop cannot overload a queue: it waits instead).
     """
-    rates = {n: (producer_rate(sc, n) if p.mode == "async" else _closed_rate(sc, n, net))
+    rates = {n: (_open_rate(sc, n) if p.mode == "async" else _closed_rate(sc, n, net))
              for n, p in sc.producers.items()}
+    capacity = net.capacity
     open_load = np.zeros(len(net.names))
     closed_load = np.zeros(len(net.names))
     for n, p in sc.producers.items():
@@ -275,22 +402,23 @@ def _shared_rates(sc: Scenario, net: _Network,
             continue
         factor = 1.0
         for i in np.flatnonzero(visits[n] > 1e-12):
-            if closed_load[i] > 0 and open_load[i] + closed_load[i] > net.capacity[i]:
+            if closed_load[i] > 0 and open_load[i] + closed_load[i] > capacity[i]:
                 factor = min(factor,
-                             max(0.0, net.capacity[i] - open_load[i]) / closed_load[i])
+                             max(0.0, capacity[i] - open_load[i]) / closed_load[i])
         rates[n] *= factor
     return rates
 
 
-def _effective(net: _Network, gamma: np.ndarray) -> np.ndarray:
+def _effective(net: _Routing, gamma: np.ndarray) -> np.ndarray:
     """Arrivals once bottlenecks cap the flow: lam = gamma + P^T min(lam, capacity).
 
     Iterating from lam = gamma increases monotonically to the least fixed point; an
     undrained queue passes nothing on.
     """
+    capacity = net.capacity
     lam = gamma.copy()
     for _ in range(10_000):
-        out = np.minimum(lam, net.capacity)
+        out = np.minimum(lam, capacity)
         nxt = gamma + net.P.T @ out
         if np.allclose(nxt, lam, rtol=1e-12, atol=1e-12):
             return nxt
@@ -319,11 +447,11 @@ def _path(sc: Scenario, pname: str) -> list[str]:
     return hops
 
 
-def flows(sc: Scenario) -> Flows:
-    """Propagate mean rates through the routes of a scenario (traffic equations)."""
-    net = _network(sc)
+def _build(sc: Scenario) -> Network:
+    net = _routing(sc)
     n = len(net.names)
-    visits = {name: _visits(net, _entry(sc, net, p.to)) for name, p in sc.producers.items()}
+    entry = {name: _entry(sc, net, p.to) for name, p in sc.producers.items()}
+    visits = {name: _visits(net, entry[name]) for name in sc.producers}
     rates = _shared_rates(sc, net, visits)
     nominal = np.zeros(n)
     gamma = np.zeros(n)
@@ -336,22 +464,54 @@ def flows(sc: Scenario) -> Flows:
         # A fan-out delivers several copies of one message: the document's times are
         # per delivery, so the sums below are divided by deliveries, not by messages.
         deliveries += rate * float(v @ net.exit)
-        gamma += rate * _entry(sc, net, p.to)
+        gamma += rate * entry[pname]
         size = p.size.mean
         encode = p.encode.mean if p.encode is not None else 0.0
         reply = p.reply.mean if p.waits_for_reply else 0.0
+        service = np.array([net.stations[q].service_mean for q in net.names])
         # Per message: every visit's service, every hop's delay.
-        processing += rate * (float(v @ net.service) + encode)
+        processing += rate * (float(v @ service) + encode)
         transmission += rate * (_link_delay(sc, f"{pname}->{p.to}", size)
                                 + float(v @ _out_delay(sc, net, size)) + reply)
     effective = _effective(net, gamma)
-    closed_at = {net.names[i] for name, p in sc.producers.items() if p.waits_for_reply
-                 for i in np.flatnonzero(visits[name] > 1e-12)}
-    qflows = {
-        q: QueueFlow(q, float(nominal[i]), float(net.capacity[i]), int(net.servers[i]),
-                     float(effective[i]), q in closed_at)
-        for i, q in enumerate(net.names)
-    }
+    closed = frozenset(net.names[i] for name, p in sc.producers.items() if p.waits_for_reply
+                       for i in np.flatnonzero(visits[name] > 1e-12))
     norm = deliveries if deliveries > 0 else (total if total > 0 else 1.0)
-    paths = {pname: _path(sc, pname) for pname in sc.producers}
-    return Flows(total, qflows, processing / norm, transmission / norm, paths)
+    return Network(
+        names=tuple(net.names),
+        stations=MappingProxyType(net.stations),
+        P=_frozen(net.P), arrived=_frozen(net.arrived), exit=_frozen(net.exit),
+        entry=MappingProxyType({k: _frozen(v) for k, v in entry.items()}),
+        reach=MappingProxyType({name: _pass(sc, f"{name}->{p.to}")
+                                for name, p in sc.producers.items()}),
+        visits=MappingProxyType({k: _frozen(v) for k, v in visits.items()}),
+        rates=MappingProxyType(rates),
+        offered=_frozen(nominal), effective=_frozen(effective), closed=closed,
+        generation_rate=total, processing_time=processing / norm,
+        transmission_time=transmission / norm,
+        paths=MappingProxyType({pname: tuple(_path(sc, pname)) for pname in sc.producers}),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(sc: Scenario, base_dir: object) -> Network:
+    # Keyed on the scenario's value (what the user wrote) and the folder its file
+    # references resolve from: equal keys validate to the same scenario.
+    return _build(sc)
+
+
+def network(sc: Scenario) -> Network:
+    """The traffic model of a scenario, solved once per scenario value."""
+    return _cached(sc, sc.base_dir)
+
+
+def flows(sc: Scenario) -> Flows:
+    """Propagate mean rates through the routes of a scenario (traffic equations)."""
+    net = network(sc)
+    qflows = {
+        q: QueueFlow(q, float(net.offered[i]), s.capacity, s.servers,
+                     float(net.effective[i]), q in net.closed)
+        for i, (q, s) in enumerate(net.stations.items())
+    }
+    return Flows(net.generation_rate, qflows, net.processing_time, net.transmission_time,
+                 {p: list(hops) for p, hops in net.paths.items()})

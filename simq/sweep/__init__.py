@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from simq import theory
-from simq.dists import Exponential
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.model.network import flows
+from simq.model.station import station_metrics
 from simq.run import combine, flatten, resolve, run_replication
 from simq.scenario import Scenario
 
@@ -140,7 +139,7 @@ def nominal_columns(sc: Scenario) -> dict[str, float]:
     }
     keys = ("latency_mean", "wait_mean", "length_mean", "throughput", "utilization")
     out.update({f"theory.{k}": math.nan for k in keys})
-    m = _station(sc)
+    m = station_metrics(sc)
     if m is not None:
         out.update({
             "theory.latency_mean": m.sojourn_mean + f.transmission_time,
@@ -150,40 +149,6 @@ def nominal_columns(sc: Scenario) -> dict[str, float]:
             "theory.utilization": m.utilization,
         })
     return out
-
-
-def _station(sc: Scenario) -> theory.QueueMetrics | None:
-    if (len(sc.producers) != 1 or len(sc.queues) != 1 or len(sc.consumers) != 1
-            or getattr(sc, "topics", None)):
-        return None
-    p = next(iter(sc.producers.values()))
-    q = next(iter(sc.queues.values()))
-    c = next(iter(sc.consumers.values()))
-    # Only the plain open station the formulas describe: anything that reshapes arrivals
-    # or service (closed loops, batching, schedules, backlogs, priorities...) is left out.
-    plain = (
-        p.mode == "async" and p.stop is None and p.start == 0 and p.arrivals is None
-        and p.encode is None and p.batch_size is None
-        and q.overflow != "block" and q.discipline == "fifo" and q.backlog is None
-        and c.to is None and c.schedule is None and c.autoscale is None
-        and c.decode is None and c.batch == 1
-        and all(lk.loss == 0 for lk in sc.links.values())
-    )
-    arrival, service = p.interarrival, c.service
-    if not plain or arrival is None:
-        return None
-    if arrival.mean <= 0 or service.mean <= 0:
-        return None
-    lam, mean, k = 1.0 / arrival.mean, service.mean, c.count
-    poisson = isinstance(arrival, Exponential)
-    if poisson and isinstance(service, Exponential):
-        return theory.mmck(lam, 1.0 / mean, k, k + q.capacity if math.isfinite(q.capacity)
-                           else math.inf)
-    if not math.isfinite(q.capacity):
-        if poisson and k == 1:
-            return theory.mg1(lam, mean, service.scv)
-        return theory.ggc_allen_cunneen(lam, arrival.scv, mean, service.scv, k)
-    return None
 
 
 # Executors ---------------------------------------------------------------------------

@@ -1,28 +1,28 @@
-"""Matchers for messaging patterns: synchronous clients (MVA) and priority queues (Cobham),
-and the split of a scenario into independent subsystems.
+"""Matchers for messaging patterns on one station: synchronous clients (a closed loop,
+MVA), priority classes (Cobham) and encode/decode steps around an open station.
 
-Registered with :func:`simq.model.predict.register` when :mod:`simq.theory` is imported.
-Like the base matchers, each reads only a scenario's specs.
+Each reads only a scenario's specs; :data:`simq.model.predict.MATCHERS` lists them with
+the features each handles.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from simq.dists import Distribution, Exponential
-from simq.model.predict import Kind, Matcher, Prediction, register
+from simq.model.predict.base import Kind, Prediction
+from simq.scenario import Scenario
 from simq.theory import networks, queues
 from simq.theory.metrics import QueueMetrics
 
-__all__ = ["split", "combine"]
+__all__ = ["closed_loop", "open_station", "priority"]
 
 
 def _mean(d: Distribution | None) -> float:
     return 0.0 if d is None else d.mean
 
 
-def _single_station(sc: Any) -> tuple[str, str] | None:
+def _single_station(sc: Scenario) -> tuple[str, str] | None:
     """(queue, group) when the scenario is one FIFO-or-priority queue drained by one group
     that forwards nowhere, with an infinite buffer; None otherwise."""
     if len(sc.queues) != 1 or len(sc.consumers) != 1:
@@ -33,7 +33,7 @@ def _single_station(sc: Any) -> tuple[str, str] | None:
     return qname, gname
 
 
-def _pure_delay_links(sc: Any) -> float | None:
+def _pure_delay_links(sc: Scenario) -> float | None:
     """Mean propagation of the producers' links when they are pure delays (no bandwidth
     limit, no loss, no sharing); None when a link is more than a delay."""
     total = 0.0
@@ -48,7 +48,7 @@ def _pure_delay_links(sc: Any) -> float | None:
     return total
 
 
-def _fifo_station(sc: Any) -> tuple[str, str, float] | None:
+def _fifo_station(sc: Scenario) -> tuple[str, str, float] | None:
     """(queue, its consumer group's name, mean link delay) for one FIFO station reached
     over pure-delay links; None otherwise."""
     station = _single_station(sc)
@@ -61,7 +61,7 @@ def _fifo_station(sc: Any) -> tuple[str, str, float] | None:
     return qname, gname, delay_links
 
 
-def _closed_loop(sc: Any) -> Prediction | None:
+def closed_loop(sc: Scenario) -> Prediction | None:
     """Synchronous clients on one consumer group: a closed network solved by exact MVA.
 
     Stations: the group (c servers, demand = decode + service) and one delay station for
@@ -111,7 +111,7 @@ def _closed_loop(sc: Any) -> Prediction | None:
     )
 
 
-def _priority(sc: Any) -> Prediction | None:
+def priority(sc: Scenario) -> Prediction | None:
     """Poisson classes on a non-preemptive priority queue with one worker: Cobham's
     M/G/1 priority formula (exact). Classes are the producers' priorities, highest first."""
     station = _single_station(sc)
@@ -154,7 +154,7 @@ def _priority(sc: Any) -> Prediction | None:
     )
 
 
-def _open_station(sc: Any) -> Prediction | None:
+def open_station(sc: Scenario) -> Prediction | None:
     """Poisson async senders with an encoding step and/or a consumer that decodes, on one
     station. Each encoder is a FIFO M/G/1 of its own (exact); the station serves decode +
     service: M/G/1 (exact) when no encoder reshapes the stream, otherwise G/G/c with the
@@ -213,90 +213,3 @@ def _open_station(sc: Any) -> Prediction | None:
         queues={qname: m}, latency_mean=ahead + m.sojourn_mean, throughput=m.throughput,
         offered=lam,
     )
-
-
-# --- independent subsystems ---------------------------------------------------------------
-
-_SECTIONS = ("producers", "queues", "consumers", "links")
-
-
-def split(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """The scenario's independent parts (no message passes between them), each as a raw
-    scenario mapping; one part when everything is connected."""
-    if raw.get("topics"):
-        return [raw]
-    parent: dict[str, str] = {}
-
-    def find(a: str) -> str:
-        parent.setdefault(a, a)
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    def join(a: str, b: str) -> None:
-        parent[find(a)] = find(b)
-
-    for section in _SECTIONS:
-        for name in raw.get(section) or {}:
-            find(f"{section}:{name}")
-    for name, p in (raw.get("producers") or {}).items():
-        join(f"producers:{name}", f"queues:{p['to']}")
-    for name, c in (raw.get("consumers") or {}).items():
-        join(f"consumers:{name}", f"queues:{c['from']}")
-        to = c.get("to")
-        targets = [to] if isinstance(to, str) else list(to or {})
-        for t in targets:
-            if t in (raw.get("queues") or {}):
-                join(f"consumers:{name}", f"queues:{t}")
-    for key in raw.get("links") or {}:
-        a, _, b = key.partition("->")
-        for section in ("producers", "queues", "consumers"):
-            if a in (raw.get(section) or {}):
-                join(f"links:{key}", f"{section}:{a}")
-            if b in (raw.get(section) or {}):
-                join(f"links:{key}", f"{section}:{b}")
-    for name, q in (raw.get("queues") or {}).items():
-        dlq = (q or {}).get("dead_letter")
-        if isinstance(dlq, str):
-            join(f"queues:{name}", f"queues:{dlq}")
-    roots: dict[str, list[str]] = {}
-    for key in list(parent):
-        roots.setdefault(find(key), []).append(key)
-    if len(roots) < 2:
-        return [raw]
-    parts = []
-    for members in roots.values():
-        part = {k: v for k, v in raw.items() if k not in _SECTIONS}
-        for section in _SECTIONS:
-            names = {m.partition(":")[2] for m in members if m.startswith(section + ":")}
-            part[section] = {n: v for n, v in (raw.get(section) or {}).items() if n in names}
-        parts.append(part)
-    return parts
-
-
-def combine(preds: list[tuple[str, Prediction]]) -> Prediction:
-    """One prediction for independent parts: sums of rates, delivered-weighted latency."""
-    for label, p in preds:
-        if p.kind == "none":
-            return Prediction.none(f"part {label}: {p.reason}")
-    thr = sum(p.throughput for _, p in preds)
-    latency = (sum(p.throughput * p.latency_mean for _, p in preds) / thr if thr > 0
-               else math.nan)
-    kind: Kind = "exact" if all(p.kind == "exact" for _, p in preds) else "approximate"
-    return Prediction(
-        model=" + ".join(dict.fromkeys(p.model for _, p in preds)), kind=kind,
-        reason="independent parts: " + "; ".join(f"{label}: {p.reason}" for label, p in preds),
-        queues={q: m for _, p in preds for q, m in p.queues.items()},
-        links={k: v for _, p in preds for k, v in p.links.items()},
-        latency_mean=latency, throughput=thr, offered=sum(p.offered for _, p in preds),
-    )
-
-
-register(Matcher("closed-loop", _closed_loop, handles=(
-    "producers.*.mode", "producers.*.clients", "producers.*.think", "producers.*.encode",
-    "producers.*.reply", "consumers.*.decode")), before="routing")
-register(Matcher("open-station", _open_station, handles=(
-    "producers.*.encode", "consumers.*.decode")), before="routing")
-register(Matcher("priority", _priority, handles=(
-    "producers.*.priority", "queues.*.discipline")), before="routing")
