@@ -227,7 +227,7 @@ def _closed_rate(sc: Scenario, pname: str, net: _Network) -> float:
         clients = p.clients
         delay += p.think.mean + (p.encode.mean if p.encode is not None else 0.0)
     else:
-        clients = p.window or 1
+        clients = p.window if p.mode == "window" else 1
         if p.encode is not None:  # one FIFO encoder: a station, not a delay
             demands.append(p.encode.mean)
             servers.append(1)

@@ -169,7 +169,7 @@ def _station(sc: Scenario) -> theory.QueueMetrics | None:
         and c.decode is None and c.batch == 1
         and all(lk.loss == 0 for lk in sc.links.values())
     )
-    arrival, service = p.interarrival, c.service
+    arrival, service = p.pace, c.service
     if not plain or arrival is None:
         return None
     if arrival.mean <= 0 or service.mean <= 0:

@@ -328,7 +328,7 @@ def _decompose(sc: Any) -> Prediction:
         if p.stop is not None:
             return Prediction.none(f"producer {pname!r} stops at {p.stop:g} s: the arrivals "
                                    "are not stationary")
-        ia = p.interarrival
+        ia = p.pace
         lam = _rate(ia)
         offered += lam
         size_of[pname] = p.size
@@ -420,7 +420,7 @@ def _end_to_end(sc: Any, solved: Mapping[str, QueueMetrics],
 
     for pname, p in sc.producers.items():
         lp = links.get(f"{pname}->{p.to}")
-        walk(p.to, _rate(p.interarrival) * (1 - (lp.loss if lp else 0.0)),
+        walk(p.to, _rate(p.pace) * (1 - (lp.loss if lp else 0.0)),
              lp.delay_mean if lp else 0.0)
     delivered = sum(
         m.throughput * sc.consumers[g].count / st[q].servers
@@ -493,7 +493,7 @@ def _jackson(sc: Any) -> Prediction | None:
     solved with :func:`simq.theory.jackson` (the decomposition agrees; this cross-checks it)."""
     if len(sc.queues) < 2:
         return None
-    if any(not _is_exponential(p.interarrival) for p in sc.producers.values()):
+    if any(not _is_exponential(p.pace) for p in sc.producers.values()):
         return None
     if any(not _is_exponential(c.service) for c in sc.consumers.values()):
         return None
@@ -509,7 +509,7 @@ def _jackson(sc: Any) -> Prediction | None:
     gamma = [0.0] * len(names)
     for pname, p in sc.producers.items():
         spec = sc.links.get(f"{pname}->{p.to}")
-        gamma[idx[p.to]] += _rate(p.interarrival) * (1 - (spec.loss if spec else 0.0))
+        gamma[idx[p.to]] += _rate(p.pace) * (1 - (spec.loss if spec else 0.0))
     if sum(gamma) <= 0:
         return None
     P = [[0.0] * len(names) for _ in names]
@@ -566,10 +566,10 @@ def _routed(sc: Any) -> Prediction | None:
     for pname, p in sc.producers.items():
         if p.stop is not None:
             return Prediction.none(f"producer {pname!r} stops: the arrivals are not stationary")
-        if not _is_exponential(p.interarrival):
+        if not _is_exponential(p.pace):
             return Prediction.none("non-Poisson producers in a routed network: no closed form")
         spec = sc.links.get(f"{pname}->{p.to}")
-        rate = _rate(p.interarrival)
+        rate = _rate(p.pace)
         offered += rate
         gamma[idx[p.to]] += rate * (1 - (spec.loss if spec else 0.0))
     P = [[0.0] * len(names) for _ in names]
@@ -628,7 +628,7 @@ def _link_flows(sc: Any, net: Any, idx: Mapping[str, int]) -> list[tuple[float, 
     for key, spec in sc.links.items():
         src, _, dst = key.partition("->")
         if src in sc.producers:
-            out.append((_rate(sc.producers[src].interarrival), spec))
+            out.append((_rate(sc.producers[src].pace), spec))
         elif src in sc.consumers:
             c = sc.consumers[src]
             to = c.to if isinstance(c.to, Mapping) else {c.to: 1.0}
