@@ -6,7 +6,8 @@ Producers are a union tagged by ``mode``: an :class:`AsyncProducer` (the default
 ``mode`` is absent), a :class:`SyncProducer` or a :class:`WindowProducer`, each holding only
 the keys that mean something for it. A key of another mode is refused naming the key, the
 mode it needs and this producer's mode. Rules that span components live in
-:mod:`simq.scenario.checks`.
+:mod:`simq.scenario.checks`. The module is long because there are six kinds of
+component; it is one thing, the spec of each.
 """
 
 from __future__ import annotations
