@@ -3,7 +3,7 @@
 - Every ```python block of the tutorial and the how-to guides runs (the blocks of one page
   in order, in one namespace, in a scratch folder holding a copy of ``models/``), unless
   the line before it is ``<!-- not run: REASON -->``.
-- Every key of the scenario schema (the pydantic models of ``simq/scenario.py`` and the
+- Every key of the scenario schema (the pydantic models of ``simq/scenario/`` and the
   specs they nest) appears in ``docs/reference/scenario.md``, and every key listed there
   exists; every command and option of ``simq`` appears in ``docs/reference/cli.md``.
 - Relative links between the Markdown pages point at files that exist.
@@ -113,7 +113,8 @@ def schema_keys(model: type[BaseModel] = Model, prefix: str = "") -> set[str]:
         nested = _models(field.annotation)
         if typing.get_origin(field.annotation) is dict and nested:
             keys.add(path)
-            keys |= schema_keys(nested[0], f"{path}.{SECTION_KEY[key]}.")
+            for m in nested:  # producers: one model per mode
+                keys |= schema_keys(m, f"{path}.{SECTION_KEY[key]}.")
             continue
         keys.add(path)
         if nested:

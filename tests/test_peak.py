@@ -465,7 +465,7 @@ def test_bad_arrivals_name_path_and_rule(producer: dict, path: str, words: str) 
     ({"count": 9, "autoscale": {"max": 4, "target_backlog_per_worker": 1}},
      "consumers.w.count", "[autoscale.min, autoscale.max]"),
     ({"schedule": [[10, 1], [5, 2]]}, "consumers.w.schedule", "increase"),
-    ({"schedule": [[0, -1]]}, "consumers.w.schedule", "greater than or equal to 0"),
+    ({"schedule": [[0, -1]]}, "consumers.w.schedule", "an integer >= 0, got -1"),
     ({"schedule": [[0, 1]], "autoscale": {"max": 4, "target_backlog_per_worker": 1}},
      "consumers.w", "not both"),
 ])
@@ -500,7 +500,7 @@ def test_nested_override_reaches_into_arrivals_and_autoscale() -> None:
     })
     assert sc.producers["spike_elastic"].arrivals.spike.peak == 12
     assert sc.consumers["elastic"].autoscale.max == 20
-    with pytest.raises(simq.ScenarioError, match="greater than or equal to 0"):
+    with pytest.raises(simq.ScenarioError, match=r"must be a rate >= 0 \(msg/s\), got -1"):
         sc.with_overrides({"producers.spike_elastic.arrivals.spike.base": -1})
     with pytest.raises(simq.ScenarioError, match="not a mapping"):
         sc.with_overrides({"consumers.elastic.count.x": 1})

@@ -349,7 +349,7 @@ def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
         clients = p.clients
         delay += p.think.mean + (p.encode.mean if p.encode is not None else 0.0)
     else:
-        clients = p.window or 1
+        clients = p.window if p.mode == "window" else 1
         if p.encode is not None:  # one FIFO encoder: a station, not a delay
             demands.append(p.encode.mean)
             servers.append(1)
@@ -362,9 +362,9 @@ def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
 
 
 def _open_rate(sc: Scenario, pname: str) -> float:
-    p = sc.producers[pname]
-    assert p.interarrival is not None
-    return 1.0 / p.interarrival.mean if p.interarrival.mean > 0 else math.inf
+    pace = sc.producers[pname].pace
+    assert pace is not None, "an open producer has a pace"
+    return 1.0 / pace.mean if pace.mean > 0 else math.inf
 
 
 def producer_rate(sc: Scenario, pname: str) -> float:

@@ -34,7 +34,7 @@ def station_metrics(sc: Scenario) -> QueueMetrics | None:
         and c.decode is None and c.batch == 1
         and all(lk.loss == 0 for lk in sc.links.values())
     )
-    arrival = p.interarrival
+    arrival = p.pace
     if not plain or arrival is None or arrival.mean <= 0:
         return None
     station = network(sc).stations[qname]

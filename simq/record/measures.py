@@ -27,7 +27,7 @@ __all__ = ["has_peak_features", "lag_at", "latency_windows", "queue_peak", "time
 
 def has_peak_features(sc: Scenario) -> bool:
     """Whether a scenario has time-varying load, a backlog or a changing worker count."""
-    return (any(p.arrivals is not None for p in sc.producers.values())
+    return (any(p.mode != "sync" and p.arrivals is not None for p in sc.producers.values())
             or any(q.backlog is not None and q.backlog.count > 0 for q in sc.queues.values())
             or any(c.schedule is not None or c.autoscale is not None
                    for c in sc.consumers.values()))

@@ -10,16 +10,22 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from simq.dists import Distribution, parse
+from simq.scenario.types import (
+    STRICT,
+    Count,
+    Dist,
+    NonNegative,
+    Positive,
+    PositiveOrInf,
+    Whole,
+    default_dist,
+)
 
 __all__ = ["BACKOFFS", "BackoffSpec", "CrashSpec", "DurabilitySpec", "FaultSpec",
            "SendRetrySpec", "SlowSpec"]
 
-_Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 BACKOFFS = ("fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated")
 
@@ -31,27 +37,13 @@ class BackoffSpec(BaseModel):
     ``min(cap, delay * multiplier ** (n - 1))``, jittered as the policy says.
     """
 
-    model_config = _Strict
+    model_config = STRICT
 
     policy: Literal["fixed", "exponential", "full-jitter", "equal-jitter", "decorrelated"] = (
         "fixed")
-    delay: NonNeg = 0.0
-    multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 2.0
-    cap: float = math.inf
-
-    @field_validator("cap", mode="before")
-    @classmethod
-    def _cap(cls, v: Any) -> float:
-        if isinstance(v, str) and v.strip().lower() in {"inf", ".inf", "infinity"}:
-            return math.inf
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v <= 0:
-            raise ValueError(f"must be a number of seconds > 0 (or .inf), got {v!r}")
-        return float(v)
-
-
-def _dist(value: Any, info: ValidationInfo) -> Distribution:
-    base = (info.context or {}).get("base_dir")
-    return parse(value, path="", base_dir=base)
+    delay: NonNegative = 0.0
+    multiplier: Annotated[NonNegative, Field(ge=1)] = 2.0
+    cap: PositiveOrInf = math.inf
 
 
 class CrashSpec(BaseModel):
@@ -59,13 +51,11 @@ class CrashSpec(BaseModel):
     (random), and/or fails at the times in ``at``: ``[[time, seconds down], ...]``.
     For a consumer group, random crashes hit each worker, scheduled ones all of them."""
 
-    model_config = _Strict
+    model_config = STRICT
 
-    mtbf: Distribution | None = None
-    mttr: Distribution | None = None
-    at: list[tuple[NonNeg, Positive]] | None = None
-
-    _parse = field_validator("mtbf", "mttr", mode="before")(_dist)
+    mtbf: Dist | None = None
+    mttr: Dist | None = None
+    at: list[tuple[NonNegative, Positive]] | None = None
 
     @model_validator(mode="after")
     def _given(self) -> CrashSpec:
@@ -89,22 +79,22 @@ class SendRetrySpec(BaseModel):
     message, waiting as ``backoff`` says, and (``budget``) at most that many retries per
     first send, over the run (plus ``budget_floor`` retries, so a quiet start may retry)."""
 
-    model_config = _Strict
+    model_config = STRICT
 
-    max_attempts: Annotated[int, Field(ge=1)] = 3
+    max_attempts: Count = 3
     backoff: BackoffSpec = Field(default_factory=BackoffSpec)
-    budget: NonNeg | None = None
-    budget_floor: Annotated[int, Field(ge=0)] = 10
+    budget: NonNegative | None = None
+    budget_floor: Whole = 10
 
 
 class GroupCommitSpec(BaseModel):
     """One disk write for up to ``size`` messages, or for what came within ``wait``
     seconds of the first one (whichever comes first)."""
 
-    model_config = _Strict
+    model_config = STRICT
 
-    size: Annotated[int, Field(ge=1)]
-    wait: NonNeg = 0.0
+    size: Count
+    wait: NonNegative = 0.0
 
 
 class DurabilitySpec(BaseModel):
@@ -113,15 +103,13 @@ class DurabilitySpec(BaseModel):
     each acknowledging after ``replication``; with ``acks: all`` the message waits for
     every follower, with ``acks: 1`` only for the leader's own write."""
 
-    model_config = _Strict
+    model_config = STRICT
 
-    fsync: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    fsync: Dist = default_dist("constant(0)")
     group_commit: GroupCommitSpec | None = None
-    replicas: Annotated[int, Field(ge=0)] = 0
-    replication: Distribution = Field(default_factory=lambda: parse("constant(0)"))
+    replicas: Whole = 0
+    replication: Dist = default_dist("constant(0)")
     acks: Literal["1", "all"] = "1"
-
-    _parse = field_validator("fsync", "replication", mode="before")(_dist)
 
     @field_validator("acks", mode="before")
     @classmethod
@@ -137,7 +125,7 @@ class SlowSpec(BaseModel):
     """``workers`` of the group take ``factor`` times as long over every message (a slow
     consumer: a noisy neighbour, a degraded disk)."""
 
-    model_config = _Strict
+    model_config = STRICT
 
-    workers: Annotated[int, Field(ge=1)] = 1
-    factor: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    workers: Count = 1
+    factor: Positive

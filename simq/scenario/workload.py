@@ -15,17 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from simq.dists import Distribution, exponential_rate, parse
+from simq.dists import Distribution, exponential_rate
 from simq.errors import ScenarioError
+from simq.scenario.types import (
+    STRICT,
+    Count,
+    Dist,
+    NonNegative,
+    Positive,
+    Rate,
+    Whole,
+    default_dist,
+    exactly_one,
+)
 
 __all__ = ["ArrivalsSpec", "AutoscaleSpec", "BacklogSpec", "mmpp_stationary", "prepare"]
 
-_Strict = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 KINDS = ("schedule", "spike", "diurnal", "mmpp", "onoff", "trace")
 
@@ -33,19 +40,19 @@ KINDS = ("schedule", "spike", "diurnal", "mmpp", "onoff", "trace")
 class SpikeSpec(BaseModel):
     """``base`` msg/s, ``peak`` msg/s during [start, start + duration), then ``base`` again."""
 
-    model_config = _Strict
+    model_config = STRICT
     base: Rate
     peak: Rate
-    start: NonNeg
+    start: NonNegative
     duration: Positive
 
 
 class DiurnalSpec(BaseModel):
     """rate(t) = mean + amplitude * sin(2 pi t / period + phase)."""
 
-    model_config = _Strict
+    model_config = STRICT
     mean: Positive
-    amplitude: NonNeg
+    amplitude: NonNegative
     period: Positive
     phase: Annotated[float, Field(allow_inf_nan=False)] = 0.0
 
@@ -62,7 +69,7 @@ class MMPPSpec(BaseModel):
     """Markov-modulated Poisson: rate ``rates[i]`` in state i, which it leaves at rate
     ``switch[i]`` for one of the other states chosen uniformly."""
 
-    model_config = _Strict
+    model_config = STRICT
     rates: Annotated[list[Rate], Field(min_length=2)]
     switch: Annotated[list[Positive], Field(min_length=2)]
 
@@ -79,7 +86,7 @@ class MMPPSpec(BaseModel):
 class OnOffSpec(BaseModel):
     """Poisson at ``rate`` during ON periods (mean ``on`` s), silent during OFF (mean ``off``)."""
 
-    model_config = _Strict
+    model_config = STRICT
     rate: Positive
     on: Positive
     off: Positive
@@ -125,8 +132,8 @@ def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
 class ArrivalsSpec(BaseModel):
     """Exactly one time-varying arrival process for a producer."""
 
-    model_config = _Strict
-    schedule: list[tuple[NonNeg, Rate]] | None = None
+    model_config = STRICT
+    schedule: list[tuple[NonNegative, Rate]] | None = None
     repeat: Positive | None = None
     spike: SpikeSpec | None = None
     diurnal: DiurnalSpec | None = None
@@ -160,11 +167,7 @@ class ArrivalsSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ArrivalsSpec:
-        given = [k for k in KINDS if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(KINDS)}; got "
-                             f"{', '.join(given) or 'none'}")
-        kind = given[0]
+        kind = exactly_one(self, KINDS)
         if self.repeat is not None:
             if kind != "schedule":
                 raise ValueError("repeat applies to a schedule only")
@@ -265,29 +268,24 @@ def mmpp_generator(switch: list[float]) -> np.ndarray:
 class BacklogSpec(BaseModel):
     """Messages already waiting when the run starts, with their ages."""
 
-    model_config = _Strict
-    count: Annotated[int, Field(ge=0)]
-    age: Distribution = Field(default_factory=lambda: parse("constant(0)"))
-    size: Distribution = Field(default_factory=lambda: parse("constant(1000)"))
-
-    @field_validator("age", "size", mode="before")
-    @classmethod
-    def _age(cls, v: Any, info: ValidationInfo) -> Distribution:
-        return parse(v, path="", base_dir=(info.context or {}).get("base_dir"))
+    model_config = STRICT
+    count: Whole
+    age: Dist = default_dist("constant(0)")
+    size: Dist = default_dist("constant(1000)")
 
 
 class AutoscaleSpec(BaseModel):
     """Add or remove workers from the backlog (or lag) every ``interval`` seconds."""
 
-    model_config = _Strict
-    min: Annotated[int, Field(ge=0)] = 1
-    max: Annotated[int, Field(ge=1)]
+    model_config = STRICT
+    min: Whole = 1
+    max: Count
     metric: Literal["backlog", "lag"] = "backlog"
     target_backlog_per_worker: Positive | None = None
     target_lag: Positive | None = None
     interval: Positive = 10.0
-    scale_up_delay: NonNeg = 0.0
-    cooldown: NonNeg = 60.0
+    scale_up_delay: NonNegative = 0.0
+    cooldown: NonNegative = 60.0
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscaleSpec:

@@ -167,7 +167,7 @@ def _decompose(sc: Scenario) -> Prediction:
         if p.stop is not None:
             return Prediction.none(f"producer {pname!r} stops at {p.stop:g} s: the arrivals "
                                    "are not stationary")
-        ia = p.interarrival
+        ia = p.pace
         assert ia is not None  # an open producer (the closed ones are the patterns')
         lam = net.rates[pname]
         offered += lam
@@ -348,7 +348,7 @@ def jackson(sc: Scenario) -> Prediction | None:
     solved with :func:`simq.theory.jackson` (the decomposition agrees; this cross-checks it)."""
     if len(sc.queues) < 2:
         return None
-    if any(p.interarrival is None or not _is_exponential(p.interarrival)
+    if any(p.pace is None or not _is_exponential(p.pace)
            for p in sc.producers.values()):
         return None
     if any(not _is_exponential(c.service) for c in sc.consumers.values()):
@@ -404,7 +404,7 @@ def routed(sc: Scenario) -> Prediction | None:
     for pname, p in sc.producers.items():
         if p.stop is not None:
             return Prediction.none(f"producer {pname!r} stops: the arrivals are not stationary")
-        if p.interarrival is None or not _is_exponential(p.interarrival):
+        if p.pace is None or not _is_exponential(p.pace):
             return Prediction.none("non-Poisson producers in a routed network: no closed form")
     for q, s in net.stations.items():
         if not s.groups or s.service is None:

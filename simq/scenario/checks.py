@@ -1,0 +1,289 @@
+"""The rules that span components, each a function over the validated :class:`Model`.
+
+A component's own rules live on its spec (:mod:`simq.scenario.components`); these need the
+whole scenario: names and references, reliability settings that involve several
+components, the routes (no message may loop forever), what a waiting sender relies on,
+and time-varying load against the run. :data:`CHECKS` lists them in the order they run;
+each raises :class:`~simq.errors.ScenarioError` naming the path, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from simq.errors import ScenarioError
+from simq.scenario.components import EXIT
+from simq.scenario.model import Model
+from simq.scenario.workload import check_consumer, mean_interarrival
+
+__all__ = ["CHECKS", "run_checks"]
+
+
+def references(m: Model) -> None:
+    """Refuse dangling names and links that no message would cross."""
+    names: dict[str, str] = {}
+    for kind in ("producers", "queues", "consumers", "topics"):
+        for n in getattr(m, kind):
+            if n in names:
+                raise ScenarioError(f"{kind}.{n}", f"name already used by {names[n]}.{n}")
+            if "->" in n or "[" in n:
+                raise ScenarioError(f"{kind}.{n}", "names may not contain '->' or '['")
+            names[n] = kind
+    if EXIT in names:
+        raise ScenarioError(f"{names[EXIT]}.{EXIT}", f"{EXIT!r} is reserved for routing tables")
+    queues = sorted(m.queues)
+    dests = sorted([*m.queues, *m.topics])
+
+    def need_dest(path: str, target: str | None) -> None:
+        if target is not None and target not in m.queues and target not in m.topics:
+            raise ScenarioError(
+                path, f"no queue or topic named {target!r} (have: {', '.join(dests)})")
+
+    for t, spec in m.topics.items():
+        for i, q in enumerate(spec.subscribers or []):
+            if q not in m.queues:
+                raise ScenarioError(f"topics.{t}.subscribers.{i}",
+                                    f"no queue named {q!r} (queues: {', '.join(queues)})")
+    for n, p in m.producers.items():
+        need_dest(f"producers.{n}.to", p.to)
+        fanout = m.topics.get(p.to)
+        if p.wants_ack and fanout is not None and fanout.subscribers is not None:
+            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+                                f"fan-out topic {p.to!r} makes several copies", p.to)
+    for n, c in m.consumers.items():
+        src = m.topics.get(c.source)
+        if c.source not in m.queues and (src is None or src.partitions is None):
+            raise ScenarioError(
+                f"consumers.{n}.from",
+                f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
+                "topic read from its subscriber queues)", c.source)
+        if src is not None:
+            other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
+                         None)
+            if other is not None:
+                raise ScenarioError(
+                    f"consumers.{n}.from", f"topic {c.source!r} is already read by consumer "
+                    f"group {other!r}; a partitioned topic has one consumer group", c.source)
+        if isinstance(c.to, dict):
+            for dest in c.to:
+                if dest != EXIT:
+                    need_dest(f"consumers.{n}.to.{dest}", dest)
+        else:
+            need_dest(f"consumers.{n}.to", c.to)
+    flows = {(n, p.to) for n, p in m.producers.items()}
+    flows |= {(c.source, n) for n, c in m.consumers.items()}
+    flows |= {(n, dest) for n, c in m.consumers.items() for dest, _ in c.routes
+              if dest is not None}
+    for key in m.links:
+        a, sep, b = key.partition("->")
+        if not sep or not a or not b:
+            raise ScenarioError(f"links.{key}", "a link is named 'from->to', e.g. 'app->broker'")
+        if (a, b) not in flows:
+            raise ScenarioError(
+                f"links.{key}",
+                f"no messages flow from {a!r} to {b!r}; a link must join a producer to its "
+                "queue or a consumer group to the queue it forwards to",
+            )
+        lspec = m.links[key]
+        if lspec.shares is not None:
+            owner = m.links.get(lspec.shares)
+            if owner is None or lspec.shares == key:
+                raise ScenarioError(f"links.{key}.shares",
+                                    f"names another link (links: {', '.join(m.links)})",
+                                    lspec.shares)
+            if owner.shares is not None:
+                raise ScenarioError(f"links.{key}.shares", f"{lspec.shares!r} itself shares "
+                                    f"{owner.shares!r}: name the link that owns the bandwidth",
+                                    lspec.shares)
+            for k in (key, lspec.shares):
+                if k.partition("->")[0] in m.queues:
+                    raise ScenarioError(f"links.{key}.shares", "a queue->consumer link "
+                                        "(prefetch) has its own bandwidth per consumer", k)
+        if (a in m.queues or a in m.topics) and m.consumers[b].prefetch is None:
+            raise ScenarioError(
+                f"links.{key}", f"a link from a queue or topic to its consumers needs "
+                f"consumers.{b}.prefetch: how many unacknowledged messages the broker may "
+                "push over it (brokers differ: RabbitMQ pushes without limit, a Kafka "
+                "consumer fetches a batch at a time), so the scenario must say")
+
+
+def reliability(m: Model) -> None:
+    """Dead-letter names, and the reliability keys whose meaning spans components."""
+    for key, link in m.links.items():
+        a = key.partition("->")[0]
+        if link.partitions is not None and (a in m.queues or a in m.topics):
+            raise ScenarioError(f"links.{key}.partitions", "a queue->consumer (prefetch) "
+                                "link cannot be partitioned; partition the sender's link")
+        if link.partitions is not None and link.when_cut == "lose":
+            for n, p in m.producers.items():
+                if p.waits_for_reply and p.timeout is None:
+                    raise ScenarioError(f"links.{key}.when_cut", f"producer {n!r} (mode "
+                                        f"{p.mode}) waits for every reply and has no send "
+                                        "`timeout`; a partition that loses messages would "
+                                        "stall it", "lose")
+    for n, q in m.queues.items():
+        if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
+            others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"
+            raise ScenarioError(f"queues.{n}.dead_letter",
+                                f"names another queue (queues: {others})", q.dead_letter)
+    for t, tspec in m.topics.items():
+        if tspec.dead_letter is not None and tspec.dead_letter not in m.queues:
+            raise ScenarioError(f"topics.{t}.dead_letter",
+                                f"names a queue (queues: {', '.join(sorted(m.queues))})",
+                                tspec.dead_letter)
+    for n in m.queues:
+        trail = [n]
+        while (nxt := m.queues[trail[-1]].dead_letter) is not None:
+            if nxt in trail:
+                loop = " -> ".join([*trail[trail.index(nxt):], nxt])
+                raise ScenarioError(
+                    f"queues.{trail[-1]}.dead_letter", f"dead-letter queues form a cycle "
+                    f"({loop}): a message dead-lettered round it would never end (RabbitMQ "
+                    "drops such messages); end the chain in a queue without dead_letter", nxt)
+            trail.append(nxt)
+
+
+def no_cycle(m: Model) -> None:
+    """Refuse routes that keep a message forever: every loop must have a way out.
+
+    A queue can let a message out when a group draining it ends the route or may route to
+    `exit`, or may route to a queue that can (a queue nobody drains keeps what it gets,
+    which is a visible backlog, not a loop). Probabilistic feedback is fine as long as some
+    route leaves: the message then leaves with probability 1.
+    """
+    groups = m.drains()
+    leaves = {q for q, gs in groups.items()
+              if not gs or any(d is None for g in gs for d, _ in m.consumers[g].routes)}
+
+    def out(d: str | None) -> bool:
+        # A copy of a fan-out goes to every subscriber: all of them must let it out.
+        return d is None or all(q in leaves for q, _ in m.resolve(d))
+
+    changed = True
+    while changed:
+        changed = False
+        for q, gs in groups.items():
+            if q not in leaves and any(out(d) for g in gs for d, _ in m.consumers[g].routes):
+                leaves.add(q)
+                changed = True
+    stuck = [q for q in groups if q not in leaves]
+    if not stuck:
+        return
+    # Every route out of a stuck queue leads to another stuck one: walk until a repeat.
+    trail: list[str] = [stuck[0]]
+    seen = {stuck[0]: 0}
+    while True:
+        q = trail[-1]
+        g = groups[q][0]
+        dest = next(d for d, _ in m.consumers[g].routes if d is not None and not out(d))
+        nxt = next(x for x, _ in m.resolve(dest) if x not in leaves)
+        trail += [g, nxt]
+        if nxt in seen:
+            loop = " -> ".join(trail[seen[nxt]:])
+            path = f"consumers.{g}.to" if isinstance(m.consumers[g].to, str) else \
+                f"consumers.{g}.to.{dest}"
+            raise ScenarioError(path, f"messages would loop forever ({loop})", dest)
+        seen[nxt] = len(trail) - 1
+
+
+def replies(m: Model) -> None:
+    """A sync or window sender without a send ``timeout`` waits for every message it sent;
+    none may vanish on the way, or it would wait for ever.
+
+    So the queues it reaches must not drop or expire, the links it crosses must not lose,
+    and the consumers must not lose (auto ack with failures or crashes) or dead-letter
+    for good what they read. With a `timeout` the sender gives up (or retries), and every
+    combination is allowed.
+    """
+    drains = m.drains()
+    all_queues = m.all_queues()
+    for n, p in m.producers.items():
+        if not p.waits_for_reply or p.timeout is not None:
+            continue
+        why = (f"producer {n!r} (mode {p.mode}) waits for every reply and has no send "
+               "`timeout`; ")
+        if p.ttl is not None:
+            raise ScenarioError(f"producers.{n}.ttl", why + "messages that expire would stall "
+                                "it (give it a `timeout`, or no ttl)", p.ttl)
+        seen: set[str] = set()
+        todo = [(n, p.to)]
+        while todo:
+            src, dest = todo.pop()
+            link = m.links.get(f"{src}->{dest}")
+            if link is not None and link.loss > 0 and link.retransmit is None:
+                raise ScenarioError(
+                    f"links.{src}->{dest}.loss",
+                    why + "a lossy link would stall it (use loss 0, `retransmit`, or a "
+                    "`timeout`)", link.loss,
+                )
+            for q, _ in m.resolve(dest):
+                if q in seen:
+                    continue
+                seen.add(q)
+                spec = all_queues[q]
+                where = f"queues.{q}" if q in m.queues else f"topics.{dest}"
+                if spec.ttl is not None:
+                    raise ScenarioError(f"{where}.ttl", why + f"messages that expire in queue "
+                                        f"{q!r} would stall it", spec.ttl)
+                if spec.outages is not None and (not spec.persistent
+                                                 or spec.when_down == "drop"):
+                    raise ScenarioError(f"{where}.outages", why + f"an outage of queue {q!r} "
+                                        "that loses or turns away messages would stall it")
+                if math.isfinite(spec.capacity) and spec.overflow != "block":
+                    raise ScenarioError(
+                        f"{where}.overflow",
+                        why + "a queue that drops would stall it (use capacity .inf or "
+                        "overflow: block)", spec.overflow,
+                    )
+                for g in drains[q]:
+                    c = m.consumers[g]
+                    loses = c.ack == "auto" and (c.failure > 0 or c.poison > 0
+                                                 or c.crashes is not None)
+                    if loses:
+                        raise ScenarioError(
+                            f"consumers.{g}.ack", why + f"consumer {g!r} loses what fails or "
+                            "crashes under auto ack (use ack: manual, or a `timeout`)", c.ack)
+                    if c.ack == "manual" and (c.max_attempts is not None or c.poison > 0):
+                        dlq = spec.dead_letter
+                        if dlq is None or not drains.get(dlq):
+                            raise ScenarioError(
+                                f"consumers.{g}.max_attempts", why + f"messages dead-lettered "
+                                f"by consumer {g!r} end there (give the queue a dead_letter "
+                                "queue with consumers, or the sender a `timeout`)",
+                                c.max_attempts)
+                        todo.append((q, dlq))
+                    fan = [d for d, _ in c.routes if d is not None and d in m.topics
+                           and m.topics[d].subscribers is not None]
+                    if fan:
+                        raise ScenarioError(
+                            f"consumers.{g}.to", f"producer {n!r} (mode {p.mode}) waits for "
+                            "one reply; a fan-out topic on its route makes several", fan[0])
+                    todo += [(g, d) for d, _ in c.routes if d is not None]
+
+
+def peak(m: Model) -> None:
+    """Rules of time-varying load and capacity that span keys (docs/peak.md)."""
+    if not m.producers and not any(q.backlog for q in m.queues.values()):
+        raise ScenarioError("producers", "a scenario needs at least one producer "
+                            "(or a queue with a backlog)")
+    for n, p in m.producers.items():
+        if p.mode != "sync" and p.arrivals is not None:  # its mean rate must be usable
+            mean_interarrival(p.arrivals, m.run.until, f"producers.{n}.arrivals")
+    for n, c in m.consumers.items():
+        check_consumer(f"consumers.{n}", c.count, c.schedule, c.autoscale)
+    for n, q in m.queues.items():
+        if q.backlog is not None and q.backlog.count > q.capacity:
+            raise ScenarioError(f"queues.{n}.backlog.count",
+                                f"must be <= the queue's capacity ({q.capacity:g})",
+                                q.backlog.count)
+
+
+#: Every cross-component rule, in the order it is checked.
+CHECKS: tuple[Callable[[Model], None], ...] = (references, reliability, no_cycle, replies, peak)
+
+
+def run_checks(m: Model) -> None:
+    """Apply every rule of :data:`CHECKS` to ``m`` (the first broken one raises)."""
+    for check in CHECKS:
+        check(m)

@@ -1,0 +1,128 @@
+"""The validated value types every scenario spec is built from.
+
+Each type is an ``Annotated`` alias carrying its own rule, so a rule is written once and
+every key of its kind keeps it: a count refuses ``True`` wherever it appears, ``.inf`` is
+read the same way in every field that allows it, and a distribution is parsed from text,
+a number or a mapping in one place. Messages name the rule and the value; the path is
+added from pydantic's location when the error is reported (``simq.scenario.io``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo
+
+from simq.dists import Distribution, parse
+
+__all__ = ["INF_WORDS", "STRICT", "Bandwidth", "Capacity", "Count", "Dist", "Fraction",
+           "NonNegative", "Positive", "PositiveOrInf", "Probability", "Rate", "Whole",
+           "default_dist", "read_inf"]
+
+# Every spec refuses unknown keys and cannot be changed once built.
+STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+# How a user writes "no bound" in text (YAML's `.inf` arrives as a float already).
+INF_WORDS = frozenset({"inf", ".inf", "infinity", "unbounded"})
+
+
+def read_inf(v: Any) -> Any:
+    """The one rule for infinity: ``.inf``, ``inf``, ``infinity`` or ``unbounded`` (any
+    case) in text mean ``math.inf``; anything else is returned unchanged."""
+    if isinstance(v, str) and v.strip().lower() in INF_WORDS:
+        return math.inf
+    return v
+
+
+def _number(v: Any, rule: str) -> float:
+    # bool is an int in Python; `true` for a number is always a slip in a scenario.
+    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+        raise ValueError(f"must be {rule}, got {v!r}")
+    return float(v)
+
+
+def _counter(low: int) -> Callable[[Any], Any]:
+    rule = f"an integer >= {low}"
+
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        x = _number(v, rule)
+        if not math.isfinite(x) or x != int(x) or x < low:
+            raise ValueError(f"must be {rule}, got {v!r}")
+        return int(x)
+
+    return check
+
+
+def _finite(rule: str, ok: Callable[[float], bool]) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        x = _number(v, rule)
+        if not math.isfinite(x) or not ok(x):
+            raise ValueError(f"must be {rule}, got {v!r}")
+        return x
+
+    return check
+
+
+def _or_inf(rule: str, ok: Callable[[float], bool], whole: bool = False) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        x = _number(read_inf(v), rule)
+        if not ok(x) or (whole and math.isfinite(x) and x != int(x)):
+            raise ValueError(f"must be {rule}, got {v!r}")
+        return x
+
+    return check
+
+
+def exactly_one(spec: Any, keys: Sequence[str]) -> str:
+    """The one of ``keys`` that ``spec`` has (not None); raises when none or several are."""
+    given = [k for k in keys if getattr(spec, k) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(keys)}; got "
+                         f"{', '.join(given) or 'none'}")
+    return given[0]
+
+
+def _dist(value: Any, info: ValidationInfo) -> Distribution:
+    base = (info.context or {}).get("base_dir")
+    return parse(value, path="", base_dir=base)
+
+
+def default_dist(text: str) -> Any:
+    """A field default that is the distribution ``text`` (built fresh for each spec)."""
+    return Field(default_factory=lambda: parse(text))
+
+
+#: A distribution: text (``exponential(rate=2)``), a number (a constant) or a Distribution;
+#: ``empirical("file.csv")`` is found next to the scenario file.
+Dist = Annotated[Distribution, BeforeValidator(_dist)]
+#: A positive whole number (workers, attempts, a window): ``True`` and ``2.5`` are refused.
+Count = Annotated[int, BeforeValidator(_counter(1))]
+#: A whole number >= 0 (a seed, a backlog, replicas).
+Whole = Annotated[int, BeforeValidator(_counter(0))]
+#: Seconds (or any finite quantity) >= 0.
+NonNegative = Annotated[float, BeforeValidator(_finite("a number >= 0", lambda x: x >= 0))]
+#: Seconds (or any finite quantity) > 0.
+Positive = Annotated[float, BeforeValidator(_finite("a number > 0", lambda x: x > 0))]
+#: Messages per second >= 0 (a rate of 0 is a silent period).
+Rate = Annotated[float, BeforeValidator(_finite("a rate >= 0 (msg/s)", lambda x: x >= 0))]
+#: A probability in [0, 1].
+Probability = Annotated[float, BeforeValidator(
+    _finite("a probability in [0, 1]", lambda x: 0 <= x <= 1))]
+#: A probability in [0, 1): a share that cannot be every message (loss, failure).
+Fraction = Annotated[float, BeforeValidator(
+    _finite("a probability in [0, 1)", lambda x: 0 <= x < 1))]
+#: A queue's bound: a whole number >= 0, or ``.inf``.
+Capacity = Annotated[float, BeforeValidator(
+    _or_inf("a whole number >= 0 or .inf", lambda x: x >= 0, whole=True))]
+#: Bytes/second > 0, or ``.inf`` (no serialization delay).
+Bandwidth = Annotated[float, BeforeValidator(
+    _or_inf("a number of bytes/second > 0 (or .inf)", lambda x: x > 0))]
+#: Seconds > 0, or ``.inf`` (no bound on a wait).
+PositiveOrInf = Annotated[float, BeforeValidator(
+    _or_inf("a number of seconds > 0 (or .inf)", lambda x: x > 0))]
