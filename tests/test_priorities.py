@@ -28,7 +28,7 @@ def _two_classes(discipline: str = "priority") -> dict[str, Any]:
 
 def test_two_classes_match_cobham() -> None:
     # M/G/1 with two non-preemptive priority classes (Erlang-2 service, scv 1/2):
-    # Wq_k = W0 / ((1 - sigma_{k-1})(1 - sigma_k)). 
+    # Wq_k = W0 / ((1 - sigma_{k-1})(1 - sigma_k)).
     res = simq.run(_two_classes(), replications=8)
     cobham = theory.priority_mg1([0.3, 0.4], [1.0, 1.0], [0.5, 0.5])
     for name, expected in (("alerts", cobham.wait_means[0]), ("reports", cobham.wait_means[1])):

@@ -28,7 +28,7 @@ def _sync(clients: int, **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("clients", [1, 5, 20])
 def test_sync_clients_match_exact_mva(clients: int) -> None:
     # N clients, exponential service (mu = 1) and think time (Z = 4): a closed network of
-    # one FCFS station and one delay, solved exactly by MVA. 
+    # one FCFS station and one delay, solved exactly by MVA.
     res = simq.run(_sync(clients), replications=6)
     exact = theory.mva(clients, [1.0], think=4.0)
     assert_agrees(res, "throughput", exact.throughput)
@@ -62,7 +62,7 @@ def test_window_caps_throughput_at_n_over_round_trip(n: int, expected: float) ->
 
 def test_window_with_random_service_matches_closed_network() -> None:
     # A saturating window of n is n clients with no think time: MVA with the two links
-    # and the ack as delays (Z = 1.0) and an exponential consumer (mean 0.25). 
+    # and the ack as delays (Z = 1.0) and an exponential consumer (mean 0.25).
     res = simq.run(_window(3, "exponential(mean=0.25)"), replications=6)
     exact = theory.mva(3, [0.25], think=1.0)
     assert_agrees(res, "throughput", exact.throughput)
