@@ -27,13 +27,8 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def _retrying(p: float, until: float = 20000, **consumer: Any) -> dict[str, Any]:
-    return {
-        "run": {"until": until, "warmup": 1000, "seed": 5},
-        "producers": {"app": {"to": "q", "rate": 0.5}},
-        "queues": {"q": {}},
-        "consumers": {"w": {"from": "q", "rate": 1.0, "ack": "manual", "failure": p,
-                            **consumer}},
-    }
+    return one_queue(0.5, None, consumer={"rate": 1.0, "ack": "manual", "failure": p,
+                                          **consumer}, until=until, warmup=1000, seed=5)
 
 
 def test_failures_with_unlimited_retries_are_jackson_feedback() -> None:
@@ -508,14 +503,13 @@ def test_recovery_after_a_consumer_outage_follows_the_fluid_estimate() -> None:
     res = simq.run(sc, seed=1, replications=3)
     q = res.summary["queues"]["q"]
     assert q["faults"] == 1 and q["down_time"] == pytest.approx(300)
-    assert q["recovery_mean"] == pytest.approx(1.2 * 300 / 0.8, rel=0.2)
+    assert_agrees(res, "queues.q.recovery_mean", 1.2 * 300 / 0.8, kind="approximate",
+                  reason="the fluid estimate ignores the earlier backlog and the drain's noise")
 
 
 def _durable(d: dict[str, Any], lam: float = 0.6, until: float = 20000) -> dict[str, Any]:
-    return {"run": {"until": until, "warmup": 1000},
-            "producers": {"app": {"to": "q", "rate": lam}},
-            "queues": {"q": {"durability": d}},
-            "consumers": {"w": {"from": "q", "rate": 5.0, "count": 2}}}
+    return one_queue(lam, None, count=2, queue={"durability": d}, consumer={"rate": 5.0},
+                     until=until, warmup=1000, seed=None)
 
 
 def test_an_fsync_per_message_is_an_md1_queue_in_front_of_the_broker() -> None:
