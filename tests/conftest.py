@@ -14,7 +14,6 @@ to a number of a run's summary, at the test suite's Bonferroni level.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -178,11 +177,3 @@ def assert_agrees(res: simq.RunResult, path: str, theory: float, *, kind: str = 
         assert got.halfwidth <= precision * max(abs(theory), 1e-9), (
             f"{path}: {got} (interval too wide)")
     return got
-
-
-def assert_all_agree(checks: Sequence[tuple[float, float, float]], replications: int,
-                     **kw: Any) -> None:
-    """The rule for several (measured, 95% half-width, theory) triples at once."""
-    for m, h, th in checks:
-        got = agrees(m, h, th, replications=replications, checks=CHECKS, **kw)
-        assert got and math.isfinite(got.margin), str(got)

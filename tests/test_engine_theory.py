@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_agrees, at, one_queue
+from conftest import assert_agrees, at, one_queue, with_link
 from conftest import tandem as series
 from scipy import stats
 
@@ -209,8 +209,8 @@ def test_link_serialization_is_an_md1_queue() -> None:
 
 def test_link_loss_fraction_is_the_loss_probability() -> None:
     p = 0.1
-    sc = station(5.0, "exponential(rate=20)", until=2000, warmup=0)
-    sc["links"] = {"app->q": {"loss": p}}
+    sc = with_link(station(5.0, "exponential(rate=20)", until=2000, warmup=0), "app->q",
+                   loss=p)
     res = simq.run(sc, replications=4)
     lost = sum(r.summary["messages"]["lost"] for r in res.replications)
     n = sum(r.summary["messages"]["produced"] for r in res.replications)
@@ -231,8 +231,8 @@ def test_littles_law_at_every_queue_per_replication(case: str) -> None:
         "mm1k": station(1.1, "exponential(rate=1)", capacity=5),
         "mm3": station(2.5, "erlang(k=2, mean=1)", count=3),
         "tandem": tandem(),
-        "link": {**station(0.7, "uniform(low=0.5, high=1.5)"),
-                 "links": {"app->q": {"latency": "exponential(mean=0.3)", "bandwidth": 5000}}},
+        "link": with_link(station(0.7, "uniform(low=0.5, high=1.5)"), "app->q",
+                          latency="exponential(mean=0.3)", bandwidth=5000),
     }[case]
     res = simq.run(sc, replications=3)
     for r in res.replications:
