@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import mm1, one_queue, override, tandem, with_link
 
 import simq
@@ -9,7 +10,7 @@ import simq
 
 def test_builders_give_valid_scenarios() -> None:
     sc = simq.load(mm1(0.8, 2.0, count=3))
-    assert sc.producers["app"].rate == 0.8 * 2.0 * 3
+    assert sc.producers["app"].interarrival.mean == pytest.approx(1 / (0.8 * 2.0 * 3))
     assert sc.consumers["w"].count == 3
     t = simq.load(tandem(0.5, [1.0, 2.0, 3.0]))
     assert list(t.queues) == ["a", "b", "c"] and t.consumers["gc"].to is None
