@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import assert_agrees
 
 import simq
 from simq import theory
@@ -30,14 +31,11 @@ def test_serialization_is_md1_even_when_flows_share_the_link(flows: int) -> None
     # 1000-byte messages at 1000 B/s take 1 s to serialize, FIFO: Poisson arrivals at 0.8
     # make the serializer an M/D/1 queue, Wq = rho / (2 mu (1 - rho)) = 2 s; two flows of
     # 0.4 sharing the bandwidth are the same queue. Delay = Wq + 1 s + 0.1 s latency.
-    # Tolerance: 1.5 x the ci95 of 6 replications (t, 5 d.f.) plus 2%.
     res = simq.run(_link(flows), replications=6)
     expected = theory.md1(0.8, 1.0).wait_mean + 1.0 + 0.1
-    links, ci = res.summary["links"], res.summary["ci95"]["links"]
+    links = res.summary["links"]
     for i in range(flows):
-        name = f"p{i}->q"
-        assert abs(links[name]["delay_mean"] - expected) <= (
-            1.5 * ci[name]["delay_mean"] + 0.02 * expected)
+        assert_agrees(res, f"links.p{i}->q.delay_mean", expected)
     # The wire is busy rho = 80% of the time, split between the links that share it.
     total = sum(links[f"p{i}->q"]["utilization"] for i in range(flows))
     assert total == pytest.approx(0.8, rel=0.03)

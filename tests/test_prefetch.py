@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_agrees
 
 import simq
 from simq import theory
@@ -46,12 +47,11 @@ def test_prefetch_one_idles_for_the_round_trip(n: int, utilization: float) -> No
 
 def test_prefetch_without_a_network_is_the_plain_queue() -> None:
     # No link: the ack is back at once, so prefetch 1 is an ordinary worker: M/M/1 at
-    # 0.8. Tolerance: 1.5 x the ci95 of 6 replications, plus 2%.
+    # 0.8.
     sc = _prefetch(1, rate=0.8, until=8000, service="exponential(mean=1)", latency=None)
     res = simq.run(sc, replications=6)
     mm1 = theory.mm1(0.8, 1.0)
-    q, h = res.summary["queues"]["broker"], res.summary["ci95"]["queues"]["broker"]
-    assert abs(q["wait_mean"] - mm1.wait_mean) <= 1.5 * h["wait_mean"] + 0.02 * mm1.wait_mean
+    assert_agrees(res, "queues.broker.wait_mean", mm1.wait_mean)
 
 
 def test_a_large_prefetch_moves_the_waiting_to_the_client() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_agrees
 
 import simq
 from simq import theory
@@ -27,29 +28,22 @@ def _two_classes(discipline: str = "priority") -> dict[str, Any]:
 
 def test_two_classes_match_cobham() -> None:
     # M/G/1 with two non-preemptive priority classes (Erlang-2 service, scv 1/2):
-    # Wq_k = W0 / ((1 - sigma_{k-1})(1 - sigma_k)). Tolerance: 1.5 x the ci95 of 8
-    # replications (t, 7 d.f.; the extra half for what the warm-up leaves) plus 2%.
+    # Wq_k = W0 / ((1 - sigma_{k-1})(1 - sigma_k)).
     res = simq.run(_two_classes(), replications=8)
     cobham = theory.priority_mg1([0.3, 0.4], [1.0, 1.0], [0.5, 0.5])
-    p, ci = res.summary["producers"], res.summary["ci95"]["producers"]
     for name, expected in (("alerts", cobham.wait_means[0]), ("reports", cobham.wait_means[1])):
-        assert abs(p[name]["wait_mean"] - expected) <= (
-            1.5 * ci[name]["wait_mean"] + 0.02 * expected), name
+        assert_agrees(res, f"producers.{name}.wait_mean", expected)
     # The overall mean wait is the FIFO one (work conservation): M/G/1 by P-K.
     pk = theory.mg1(0.7, 1.0, 0.5)
-    assert abs(res.summary["queues"]["q"]["wait_mean"] - pk.wait_mean) <= (
-        1.5 * res.summary["ci95"]["queues"]["q"]["wait_mean"] + 0.02 * pk.wait_mean)
+    assert_agrees(res, "queues.q.wait_mean", pk.wait_mean)
 
 
 def test_fifo_treats_classes_alike() -> None:
-    # Same scenario, FIFO: both classes wait the P-K mean (the ci95 of 6 replications,
-    # widened by half, plus 2%).
+    # Same scenario, FIFO: both classes wait the P-K mean.
     res = simq.run(_two_classes("fifo"), replications=6)
     pk = theory.mg1(0.7, 1.0, 0.5)
-    p, ci = res.summary["producers"], res.summary["ci95"]["producers"]
     for name in ("alerts", "reports"):
-        assert abs(p[name]["wait_mean"] - pk.wait_mean) <= (
-            1.5 * ci[name]["wait_mean"] + 0.02 * pk.wait_mean)
+        assert_agrees(res, f"producers.{name}.wait_mean", pk.wait_mean)
 
 
 def test_priority_line_serves_highest_first_and_fifo_within_a_class() -> None:

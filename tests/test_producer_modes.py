@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_agrees, one_queue
 
 import simq
 from simq import theory
@@ -27,16 +28,11 @@ def _sync(clients: int, **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("clients", [1, 5, 20])
 def test_sync_clients_match_exact_mva(clients: int) -> None:
     # N clients, exponential service (mu = 1) and think time (Z = 4): a closed network of
-    # one FCFS station and one delay, solved exactly by MVA. Tolerance: the ci95 of 6
-    # replications (t with 5 d.f.), widened by half again for the start-up transient the
-    # warm-up leaves, plus 1% of the value.
+    # one FCFS station and one delay, solved exactly by MVA.
     res = simq.run(_sync(clients), replications=6)
     exact = theory.mva(clients, [1.0], think=4.0)
-    s, ci = res.summary, res.summary["ci95"]
-    assert abs(s["throughput"] - exact.throughput) <= (
-        1.5 * ci["throughput"] + 0.01 * exact.throughput)
-    assert abs(s["latency"]["mean"] - exact.response_time) <= (
-        1.5 * ci["latency"]["mean"] + 0.01 * exact.response_time)
+    assert_agrees(res, "throughput", exact.throughput)
+    assert_agrees(res, "latency.mean", exact.response_time)
     # On paper the sync producer generates what its closed loop carries.
     assert flows(simq.load(_sync(clients))).generation_rate == pytest.approx(exact.throughput)
 
@@ -66,13 +62,10 @@ def test_window_caps_throughput_at_n_over_round_trip(n: int, expected: float) ->
 
 def test_window_with_random_service_matches_closed_network() -> None:
     # A saturating window of n is n clients with no think time: MVA with the two links
-    # and the ack as delays (Z = 1.0) and an exponential consumer (mean 0.25). Tolerance
-    # as for the sync clients.
+    # and the ack as delays (Z = 1.0) and an exponential consumer (mean 0.25).
     res = simq.run(_window(3, "exponential(mean=0.25)"), replications=6)
     exact = theory.mva(3, [0.25], think=1.0)
-    s, ci = res.summary, res.summary["ci95"]
-    assert abs(s["throughput"] - exact.throughput) <= (
-        1.5 * ci["throughput"] + 0.01 * exact.throughput)
+    assert_agrees(res, "throughput", exact.throughput)
 
 
 def test_breakdown_adds_up_for_a_deterministic_request() -> None:
@@ -106,18 +99,12 @@ def test_breakdown_adds_up_for_a_deterministic_request() -> None:
 def test_async_encoder_is_a_fifo_stage_and_keeps_the_rate() -> None:
     # A constant encode of 0.5 s in front of Poisson arrivals at 1/s is an M/D/1 queue at
     # the sender: mean encode step = 0.5 + Wq(M/D/1, rho 0.5) = 0.5 + 0.5 = 1.0 s.
-    # Tolerance from the ci95 of 6 replications, widened by half again.
-    sc = {
-        "run": {"until": 4000, "warmup": 200},
-        "producers": {"app": {"to": "q", "rate": 1.0, "encode": "constant(0.5)"}},
-        "queues": {"q": {}},
-        "consumers": {"w": {"from": "q", "service": "constant(0.01)"}},
-    }
+    sc = one_queue(1.0, "constant(0.01)", producer={"encode": "constant(0.5)"},
+                   until=4000, warmup=200, seed=None)
     res = simq.run(sc, replications=6)
     md1 = theory.md1(1.0, 2.0)
     expected = 0.5 + md1.wait_mean
-    assert abs(res.summary["breakdown"]["encode"] - expected) <= (
-        1.5 * res.summary["ci95"]["breakdown"]["encode"] + 0.01)
+    assert_agrees(res, "breakdown.encode", expected)
     assert res.summary["throughput"] == pytest.approx(1.0, rel=0.05)
 
 

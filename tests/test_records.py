@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from conftest import one_queue
 
 import simq
 
@@ -154,16 +154,6 @@ def test_queue_wait_is_the_mean_over_window_arrivals(piped: simq.RunResult) -> N
                 mine["wait"].mean(), rel=1e-12)
 
 
-def one_station(lam: float, service: str, until: float, seed: int = 1) -> dict[str, Any]:
-    return {
-        "name": "station",
-        "run": {"until": until, "warmup": until / 10, "seed": seed},
-        "producers": {"app": {"to": "q", "rate": lam}},
-        "queues": {"q": {}},
-        "consumers": {"w": {"from": "q", "service": service}},
-    }
-
-
 def test_formulas_in_overload() -> None:
     # λ = 1.2 against μ = 1: the consumer is always busy, so delivered/offered is μ/λ,
     # exactly the text's "processing rate / generation rate", and the queue gains
@@ -171,7 +161,7 @@ def test_formulas_in_overload() -> None:
     # read as a growth rate. Both must hold (within the 10% tolerance of `holds`), and
     # so does throughput read as a rate, min(λ, μ) = 1 msg/s.
     with pytest.warns(simq.UnstableWarning):
-        res = simq.run(one_station(1.2, "exponential(rate=1)", 20000))
+        res = simq.run(one_queue(1.2, "exponential(rate=1)", until=20000))
     f = res.summary["formulas"]
     assert f["throughput_ratio"]["predicted"] == pytest.approx(1 / 1.2)
     assert f["throughput_ratio"]["holds"] is True
@@ -198,7 +188,7 @@ def test_formulas_at_rho_08() -> None:
     # while the text predicts μ/λ = 1.25, and the queue does not grow although the text
     # predicts −0.2 msg/s: neither holds below saturation. Read as a rate, throughput is
     # min(λ, μ) = 0.8 msg/s, which holds.
-    res = simq.run(one_station(0.8, "exponential(rate=1)", 20000))
+    res = simq.run(one_queue(0.8, "exponential(rate=1)", until=20000))
     f = res.summary["formulas"]
     assert f["latency"]["predicted"] == pytest.approx(1.0)
     assert f["latency"]["holds"] is False
@@ -217,7 +207,7 @@ def test_formulas_at_rho_08() -> None:
 
 
 def test_rows_compare_like_with_like() -> None:
-    res = simq.run(one_station(0.5, "exponential(rate=1)", 2000), replications=2)
+    res = simq.run(one_queue(0.5, "exponential(rate=1)", until=2000), replications=2)
     f = res.summary["formulas"]
     units = {k: row["unit"] for k, row in f.items()}
     assert units == {"throughput": "msg/s", "throughput_ratio": "ratio", "latency": "s",
@@ -249,7 +239,7 @@ def test_formulas_at_very_low_load_with_constant_service() -> None:
     # while another is served: Wq = λs²/(2(1−ρ)) ≈ 0.005 s (M/D/1), half a percent of
     # the service time. Latency is then processing time plus nothing, so the text's
     # formula holds.
-    res = simq.run(one_station(0.01, "constant(1.0)", 200000))
+    res = simq.run(one_queue(0.01, "constant(1.0)", until=200000))
     f = res.summary["formulas"]
     assert f["latency"]["predicted"] == pytest.approx(1.0)
     assert f["latency"]["holds"] is True
@@ -258,7 +248,7 @@ def test_formulas_at_very_low_load_with_constant_service() -> None:
 
 
 def test_formula_table_has_the_contract_fields() -> None:
-    res = simq.run(one_station(0.5, "exponential(rate=1)", 500))
+    res = simq.run(one_queue(0.5, "exponential(rate=1)", until=500))
     for name in ("throughput", "throughput_ratio", "latency", "queue_growth", "queue_length"):
         row = res.summary["formulas"][name]
         assert {"text_formula", "predicted", "measured", "theory", "holds"} <= set(row)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_agrees
 
 import simq
 from simq import theory
@@ -29,20 +30,17 @@ def _feedback(until: float = 6000) -> dict[str, Any]:
 def test_feedback_network_matches_jackson() -> None:
     # Two M/M/1 nodes with feedback (a -> a, a -> b -> a): product form, so each node is an
     # M/M/1 at the rate of the traffic equations and the mean end-to-end latency is
-    # L / gamma. Tolerance: 1.5 x the ci95 of 8 replications (t, 7 d.f.; the extra half
-    # covers the transient the warm-up leaves), plus 2% of the value.
+    # L / gamma.
     res = simq.run(_feedback(), replications=8)
     net = theory.jackson([0.5, 0.0], [[0.2, 0.6], [0.5, 0.0]], [1.5, 1.2])
-    s, ci = res.summary, res.summary["ci95"]
-    assert abs(s["latency"]["mean"] - net.sojourn_mean) <= (
-        1.5 * ci["latency"]["mean"] + 0.02 * net.sojourn_mean)
+    s = res.summary
+    assert_agrees(res, "latency.mean", net.sojourn_mean)
     for i, q in enumerate(("a", "b")):
         node = net.nodes[i]
-        assert abs(s["queues"][q]["wait_mean"] - node.wait_mean) <= (
-            1.5 * ci["queues"][q]["wait_mean"] + 0.02 * node.wait_mean)
+        assert_agrees(res, f"queues.{q}.wait_mean", node.wait_mean)
         # Arrivals per second at each queue (visits x external rate).
-        rate = s["queues"][q]["arrivals"] / (s["window"][1] - s["window"][0])
-        assert rate == pytest.approx(net.arrival_rates[i], rel=0.03)
+        assert_agrees(res, f"queues.{q}.arrivals", net.arrival_rates[i],
+                      scale=s["window"][1] - s["window"][0])
     # On paper, flows solves the same traffic equations.
     f = flows(simq.load(_feedback()))
     assert f.queues["a"].arrival_rate == pytest.approx(net.arrival_rates[0])
@@ -73,18 +71,14 @@ def test_split_sends_each_share_its_way() -> None:
 
 def test_sync_clients_through_feedback_match_mva() -> None:
     # Closed loop through the feedback network: demands are visits / mu per station.
-    # Tolerance as in the Jackson test.
     sc = _feedback(4000)
     sc["producers"] = {"app": {"to": "a", "mode": "sync", "clients": 4,
                                "think": "exponential(mean=2)"}}
     res = simq.run(sc, replications=6)
     net = theory.jackson([1.0, 0.0], [[0.2, 0.6], [0.5, 0.0]], [1.5, 1.2])
     exact = theory.mva(4, [net.visit_ratios[0] / 1.5, net.visit_ratios[1] / 1.2], think=2.0)
-    s, ci = res.summary, res.summary["ci95"]
-    assert abs(s["throughput"] - exact.throughput) <= (
-        1.5 * ci["throughput"] + 0.02 * exact.throughput)
-    assert abs(s["latency"]["mean"] - exact.response_time) <= (
-        1.5 * ci["latency"]["mean"] + 0.02 * exact.response_time)
+    assert_agrees(res, "throughput", exact.throughput)
+    assert_agrees(res, "latency.mean", exact.response_time)
 
 
 def test_a_loop_with_no_way_out_is_refused() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_agrees
 
 import simq
 from simq import theory
@@ -25,17 +26,12 @@ def _partitioned(count: int, key: str = "uniform", rate: float = 2.4,
 
 def test_random_keys_make_independent_mm1_partitions() -> None:
     # Poisson traffic split at random is Poisson on every partition: each partition with
-    # its own consumer is an M/M/1 at lambda / P = 0.6. Tolerance: 1.5 x the ci95 of 6
-    # replications (t, 5 d.f.; the extra half for the transient left after the warm-up),
-    # plus 2% of the value.
+    # its own consumer is an M/M/1 at lambda / P = 0.6.
     res = simq.run(_partitioned(4), replications=6)
     mm1 = theory.mm1(0.6, 1.0)
-    s, ci = res.summary, res.summary["ci95"]
     for p in range(4):
-        q, h = s["queues"][f"events[{p}]"], ci["queues"][f"events[{p}]"]
-        assert abs(q["wait_mean"] - mm1.wait_mean) <= 1.5 * h["wait_mean"] + 0.02 * mm1.wait_mean
-        assert abs(q["length_mean"] - mm1.length_mean) <= (
-            1.5 * h["length_mean"] + 0.02 * mm1.length_mean)
+        assert_agrees(res, f"queues.events[{p}].wait_mean", mm1.wait_mean)
+        assert_agrees(res, f"queues.events[{p}].length_mean", mm1.length_mean)
     # Per-partition lag is in the time series.
     cols = res.timeseries.columns
     assert all(f"queue.events[{p}].length" in cols for p in range(4))
@@ -56,14 +52,12 @@ def test_extra_consumers_stay_idle() -> None:
 def test_fewer_consumers_than_partitions_serve_their_partitions_as_one_line() -> None:
     # Two consumers own two partitions each; a consumer serves its partitions in arrival
     # order, so it is an M/M/1 fed by both: lambda = 1.2 / 2 = 0.6 per consumer, and every
-    # partition sees that consumer's wait. Tolerance as above.
+    # partition sees that consumer's wait.
     res = simq.run(_partitioned(2, rate=1.2, until=5000), replications=6)
     mm1 = theory.mm1(0.6, 1.0)
-    s, ci = res.summary, res.summary["ci95"]
+    s = res.summary
     for p in range(4):
-        q, h = s["queues"][f"events[{p}]"], ci["queues"][f"events[{p}]"]
-        assert abs(q["wait_mean"] - mm1.wait_mean) <= (
-            1.5 * h["wait_mean"] + 0.03 * mm1.wait_mean)
+        assert_agrees(res, f"queues.events[{p}].wait_mean", mm1.wait_mean)
     assert s["consumers"]["group"]["utilization"] == pytest.approx(0.6, rel=0.05)
 
 

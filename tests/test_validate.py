@@ -44,7 +44,7 @@ def test_validate_writes_csv_and_markdown(tmp_path: Path, capsys: pytest.Capture
     assert table["pass"].all()
     md = (out / "validation.md").read_text()
     assert md.startswith("# simq validation") and "| case | quantity |" in md
-    assert "Bonferroni" in md
+    assert "Bonferroni" in md and "When is agreement agreement?" in md
 
 
 def test_a_wrong_theory_fails_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

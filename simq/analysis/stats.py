@@ -1,14 +1,24 @@
-"""Small statistics used by every layer above the engine (numpy and scipy only)."""
+"""Small statistics used by every layer above the engine (numpy and scipy only).
+
+It also holds the one rule for "the simulation agrees with theory" (:func:`agrees`,
+:func:`agreement`, :class:`Agreement`), which run summaries, compare tables,
+``simq validate`` and the tests all apply; docs/theory.md, "When is agreement agreement?",
+states it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import special as _special
 
-__all__ = ["batch_means", "mean_ci", "mser", "percentile_ci", "slope", "t_halfwidth", "verdict"]
+__all__ = ["ALPHA", "APPROX", "EXACT", "Agreement", "agreement", "agrees", "batch_means",
+           "check_level", "mean_ci", "mser", "percentile_ci", "slope", "t_halfwidth",
+           "verdict"]
 
 
 def t_halfwidth(values: Sequence[float] | np.ndarray, level: float = 0.95) -> float:
@@ -106,18 +116,152 @@ def percentile_ci(
     return est, low, high
 
 
+# The rule. A check compares the mean m of R independent replications with a theory value
+# θ and passes when |m − θ| <= h + a·|θ|: h is the Student-t half-width over the
+# replications at the per-check level (Bonferroni-adjusted when N checks are judged
+# together, so that all N hold together with probability 1 − α), and a·|θ| allows for the
+# model bias that no number of replications removes. For an exact result that bias is the
+# finite window's (the transient left after the warm-up, messages that straddle the
+# window's edges): well under 1% for the run lengths simq's checks use, so EXACT = 1%.
+# For an approximation (Kingman, Allen–Cunneen) it is the formula's own error, about
+# 10–20% at the loads checked, so APPROX = 20%.
+ALPHA = 0.05
+EXACT = 0.01
+APPROX = 0.20
+Kind = Literal["exact", "approximate"]
+
+
+def check_level(level: float = 1 - ALPHA, checks: int = 1) -> float:
+    """Per-check confidence level when ``checks`` checks must hold together at ``level``
+    (Bonferroni: 1 − (1 − level) / checks)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1): {level}")
+    if checks < 1:
+        raise ValueError(f"checks must be >= 1: {checks}")
+    return 1.0 - (1.0 - level) / checks
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One check of a measured mean against theory, judged by :func:`agrees`.
+
+    True when it passes. ``halfwidth`` is the interval at the per-check ``level``,
+    ``margin`` the half-width plus the allowance (what |measured − theory| is held to),
+    ``verdict`` the text run summaries and compare tables show.
+    """
+
+    measured: float
+    theory: float
+    halfwidth: float
+    allowance: float
+    level: float
+    margin: float
+    ok: bool
+    verdict: str
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def error(self) -> float:
+        """|measured − theory|: what the margin bounds."""
+        return abs(self.measured - self.theory)
+
+    def __str__(self) -> str:
+        why = f"; {self.reason}" if self.reason else ""
+        return (f"measured {self.measured:.5g} vs theory {self.theory:.5g}: off by "
+                f"{self.error:.3g}, allowed {self.margin:.3g} = {self.halfwidth:.3g} "
+                f"({100 * self.level:.4g}% CI) + {100 * self.allowance:.3g}% of theory"
+                f"{why}: {self.verdict}")
+
+
+def _allowance(kind: Kind, allowance: float | None) -> float:
+    if allowance is not None:
+        if allowance < 0:
+            raise ValueError(f"allowance must be >= 0: {allowance}")
+        return float(allowance)
+    if kind == "exact":
+        return EXACT
+    if kind == "approximate":
+        return APPROX
+    raise ValueError(f"kind must be 'exact' or 'approximate': {kind!r}")
+
+
+def agrees(measured: float, halfwidth: float | None, theory: float | None, *,
+           replications: int | None = None, level: float = 0.95, checks: int = 1,
+           kind: Kind = "exact", allowance: float | None = None,
+           reason: str = "") -> Agreement:
+    """Judge a mean against theory from its 95% half-width (what ``summary["ci95"]`` holds).
+
+    The half-width is rescaled to the Bonferroni per-check level of ``checks`` checks at
+    ``level`` (which needs the number of ``replications``: the ratio of Student-t
+    quantiles with R − 1 degrees of freedom). The allowance is ``EXACT`` or ``APPROX`` by
+    ``kind``; an explicit ``allowance`` replaces it and should come with its ``reason``.
+    """
+    a = _allowance(kind, allowance)
+    per_check = check_level(level, checks)
+    h = math.nan if halfwidth is None else float(halfwidth)
+    if per_check != 0.95 and math.isfinite(h):
+        if replications is None or replications < 2:
+            raise ValueError("rescaling a 95% half-width to another level needs the number "
+                             f"of replications (>= 2): {replications}")
+        dof = replications - 1
+        h *= float(_special.stdtrit(dof, 0.5 + per_check / 2) / _special.stdtrit(dof, 0.975))
+    return _judge(float(measured), h, theory, a, per_check, reason)
+
+
+def agreement(values: Sequence[float] | np.ndarray, theory: float | None, *,
+              level: float = 0.95, checks: int = 1, kind: Kind = "exact",
+              allowance: float | None = None, reason: str = "",
+              reference: Sequence[float] | np.ndarray | None = None) -> Agreement:
+    """Judge the mean of per-replication ``values`` against theory (see :func:`agrees`).
+
+    With ``reference`` (per-replication values of another simulator, where theory is
+    silent) the theory value is their mean and the half-width combines both intervals,
+    sqrt(h² + h_ref²); ``theory`` is then ignored.
+    """
+    a = _allowance(kind, allowance)
+    per_check = check_level(level, checks)
+    h, m = _interval(values, per_check)
+    if reference is not None:
+        h_ref, theory = _interval(reference, per_check)
+        h = math.hypot(h, h_ref)
+    return _judge(m, h, theory, a, per_check, reason)
+
+
+def _interval(values: Sequence[float] | np.ndarray, level: float) -> tuple[float, float]:
+    """(half-width, mean); the half-width is NaN unless every value is finite."""
+    x = np.asarray(values, dtype=float)
+    m = float(x.mean()) if len(x) else math.nan
+    return (t_halfwidth(x, level) if np.all(np.isfinite(x)) else math.nan), m
+
+
+def _judge(m: float, h: float, theory: float | None, a: float, level: float,
+           reason: str) -> Agreement:
+    th = math.nan if theory is None else float(theory)
+    if not (math.isfinite(th) and math.isfinite(m)):
+        # A utilization of exactly 1 in overload, an infinite wait in both: equal is equal.
+        same = theory is not None and m == th
+        return Agreement(m, th, h, a, level, math.nan, same,
+                         "within CI" if same else "no theory", reason)
+    # The 1e-9 absorbs rounding in a theory value that is zero in exact arithmetic.
+    margin = h + a * abs(th) + 1e-9
+    if not math.isfinite(h):
+        # One replication: no interval; a value equal to theory (zero spread) still agrees.
+        return Agreement(m, th, h, a, level, margin, m == th, "no CI", reason)
+    ok = abs(m - th) <= margin
+    return Agreement(m, th, h, a, level, margin, ok, "within CI" if ok else "outside CI",
+                     reason)
+
+
 def verdict(measured: float, halfwidth: float | None, theory: float | None,
             allowance: float = 0.0) -> str:
     """"within CI", "outside CI", "no CI" (one replication) or "no theory".
 
-    ``allowance`` widens the interval by that fraction of |theory| (for approximations).
+    The agreement rule (:func:`agrees`) for one check at 95% from a 95% half-width, with
+    ``allowance`` the fraction of |theory| allowed for model bias (0 unless given: run
+    summaries and compare tables show the bare interval, and pass the allowance of an
+    approximation).
     """
-    if theory is None or not math.isfinite(float(theory)) or not math.isfinite(float(measured)):
-        if theory is not None and measured == theory:
-            return "within CI"
-        return "no theory"
-    if halfwidth is None or not math.isfinite(float(halfwidth)):
-        return "no CI"
-    # The 1e-9 absorbs rounding in a theory value that is zero in exact arithmetic.
-    ok = abs(measured - theory) <= halfwidth + allowance * abs(theory) + 1e-9
-    return "within CI" if ok else "outside CI"
+    return agrees(measured, halfwidth, theory, allowance=allowance).verdict

@@ -1,14 +1,15 @@
 """``simq validate``: canonical cases run through simq and checked against known answers.
 
-Pass rule, for every check: with R replications, mean m, standard deviation s and theory
-θ, the check passes when
+Every check is judged by simq's one agreement rule, :func:`simq.analysis.stats.agreement`
+(docs/theory.md, "When is agreement agreement?"): with R replications, mean m, standard
+deviation s and theory θ, the check passes when
 
     |m − θ| <= t(1 − α/(2N), R − 1) · s / √R  +  a · |θ|
 
 with α = 0.05 and N the number of checks in the suite (Bonferroni: if simq were exactly
-right, the whole suite fails by chance at most 5% of the time), and ``a`` the stated
-allowance: 1% for exact results (the bias a finite window leaves), 20% for the Kingman
-and Allen–Cunneen approximations. Referee checks (simq against Ciw) use the combined
+right, the whole suite fails by chance at most 5% of the time), and ``a`` the allowance
+for model bias: ``EXACT`` (1%) for exact results, ``APPROX`` (20%) for the Kingman and
+Allen–Cunneen approximations. Referee checks (simq against Ciw) use the combined
 interval sqrt(h_simq² + h_ciw²) in place of the half-width and the 1% allowance.
 """
 
@@ -26,16 +27,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
 
+from simq.analysis.stats import ALPHA, APPROX, EXACT, agreement, check_level, t_halfwidth
 from simq.files import MARKER, OutputExistsError
-from simq.validate.cases import EXACT, Case, cases
+from simq.validate.cases import Case, cases
 from simq.validate.referee import RefereeCase, available, referee_cases
 
 __all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "check_output", "format_table",
            "fresh_folder", "run_suite", "write_outputs"]
 
-ALPHA = 0.05
 COLUMNS = ["case", "group", "quantity", "measured", "ci95", "theory", "theory_ci95", "model",
            "error", "tolerance", "pass"]
 
@@ -62,10 +62,8 @@ def _values(reps: Sequence[Any], measure: Callable[[Any], float]) -> np.ndarray:
     return np.array([measure(r) for r in reps], dtype=float)
 
 
-def _half(x: np.ndarray, level: float) -> float:
-    if len(x) < 2 or not np.all(np.isfinite(x)):
-        return math.nan
-    return float(_st.t.ppf(0.5 + level / 2, len(x) - 1) * np.std(x, ddof=1) / math.sqrt(len(x)))
+def _half95(x: np.ndarray) -> float:
+    return t_halfwidth(x, 0.95) if np.all(np.isfinite(x)) else math.nan
 
 
 def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
@@ -107,25 +105,17 @@ def _run_index(kind: str, index: int, scale: float, scale_reps: int) -> dict[str
     return _run_referee(referee_cases(scale / 2)[index], scale_reps)
 
 
-def _judge(row: dict[str, Any], level: float) -> dict[str, Any]:
+def _judge(row: dict[str, Any], checks: int) -> dict[str, Any]:
     x = row["values"]
-    m = float(np.mean(x)) if len(x) else math.nan
-    h95 = _half(x, 0.95)
-    hb = _half(x, level)
-    theory, t_h95 = row["theory"], math.nan
-    if row["theory_values"] is not None:
-        y = row["theory_values"]
-        theory = float(np.mean(y))
-        t_h95 = _half(y, 0.95)
-        hb = math.hypot(hb, _half(y, level))
-    tol = hb + row["allowance"] * abs(theory)
-    ok = bool(math.isfinite(m) and math.isfinite(theory) and abs(m - theory) <= tol)
-    if not ok and math.isfinite(m) and m == theory:
-        ok = True  # e.g. a utilization of exactly 1 in overload, with zero spread
+    ref = row["theory_values"]
+    ok = agreement(x, row["theory"], checks=checks, allowance=row["allowance"],
+                   reference=ref)
+    m, theory = ok.measured, ok.theory
     err = (m - theory) / abs(theory) if theory else math.nan
     return {"case": row["case"], "group": row["group"], "quantity": row["quantity"],
-            "measured": m, "ci95": h95, "theory": theory, "theory_ci95": t_h95,
-            "model": row["model"], "error": err, "tolerance": tol, "pass": ok}
+            "measured": m, "ci95": _half95(x), "theory": theory,
+            "theory_ci95": math.nan if ref is None else _half95(ref),
+            "model": row["model"], "error": err, "tolerance": ok.margin, "pass": ok.ok}
 
 
 def case_names(thorough: bool = False) -> list[str]:
@@ -169,8 +159,8 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
                     progress(c.name)
     rows = [r for res in results for r in res["rows"]]
     n = max(1, len(rows))
-    level = 1.0 - ALPHA / n
-    table = pd.DataFrame([_judge(r, level) for r in rows], columns=COLUMNS)
+    level = check_level(1 - ALPHA, n)
+    table = pd.DataFrame([_judge(r, n) for r in rows], columns=COLUMNS)
     return Suite(table, thorough, n, level, sum(r["cpu"] for r in results),
                  time.perf_counter() - wall, skipped, only or None)
 
@@ -209,9 +199,11 @@ def footer(suite: Suite) -> list[str]:
         f"{len(suite.table) - fails} pass, {fails} fail"
         f" ({'thorough' if suite.thorough else 'default'} suite, "
         f"{suite.cpu_seconds:.0f} s CPU, {suite.wall_seconds:.0f} s wall).",
-        f"Pass rule: |measured − theory| ≤ the {100 * suite.level:.3f}% Student-t half-width "
+        f"Pass rule (simq's agreement rule, docs/theory.md \"When is agreement agreement?\"): "
+        f"|measured − theory| ≤ the {100 * suite.level:.3f}% Student-t half-width "
         f"over the replications (Bonferroni: 5% over {suite.checks} checks) + an allowance of "
-        f"1% of theory for exact results, 20% for Kingman and Allen–Cunneen. "
+        f"{100 * EXACT:g}% of theory for exact results, {100 * APPROX:g}% for Kingman and "
+        "Allen–Cunneen. "
         "For Ciw referee rows the theory column is Ciw's mean ± 95% CI and the interval "
         "combines both simulators' half-widths.",
         *[f"Skipped: {s}" for s in suite.skipped],

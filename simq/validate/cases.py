@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simq import theory
+
+# The agreement rule's allowances for model bias: 1% (EXACT) for exact results, 20%
+# (APPROX) for the Kingman and Allen-Cunneen approximations.
+from simq.analysis.stats import APPROX, EXACT
 from simq.run import Replication
 
 __all__ = ["Case", "Check", "cases"]
 
-# Extra relative allowance on top of the confidence interval. Exact results get a small
-# one for the bias a finite window leaves (initial transient after the warm-up, messages
-# that straddle the window's edges); approximations get what their published accuracy
-# warrants at these loads (Kingman and Allen-Cunneen are typically within 10-20%).
-EXACT = 0.01
-APPROX = 0.20
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Ciw is a development extra; :func:`available` says whether it is installed. Each referee
 case runs simq and Ciw with the same number of replications (independent seeds) and
 compares the two means: they agree when the difference is within the combined interval
-``sqrt(h_simq^2 + h_ciw^2)`` at the suite's Bonferroni level.
+``sqrt(h_simq^2 + h_ciw^2)`` at the suite's Bonferroni level (the agreement rule of
+:func:`simq.analysis.stats.agreement` with a ``reference``).
 """
 
 from __future__ import annotations
