@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from simq import theory
+from simq.analysis.replications import combine, flatten
 from simq.dists import Exponential
 from simq.errors import ScenarioError
 from simq.files import OutputExistsError, prepare_dir, write_atomic
 from simq.model.network import flows
-from simq.run import combine, flatten, resolve, run_replication
+from simq.run import resolve, run_replication
 from simq.scenario import Scenario
 
 if TYPE_CHECKING:
