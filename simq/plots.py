@@ -83,7 +83,7 @@ def _table(data: Any) -> pd.DataFrame:
     if hasattr(data, "aggregated"):
         return data.aggregated
     if isinstance(data, Mapping):
-        from simq.run import flatten
+        from simq.analysis.replications import flatten
 
         return pd.DataFrame([flatten(data)])
     raise TypeError(f"expected a sweep result, a DataFrame or a summary, got {type(data)}")

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 import simq
+from simq.analysis.replications import flatten
 from simq.engine import Simulation
 from simq.record.streaming import run_full
 from simq.record.summary import summarise
-from simq.run import flatten, seed_for
+from simq.run import seed_for
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
