@@ -7,6 +7,10 @@ coefficient of variation (what ``simq.theory`` needs) and draws blocks of variat
 Scenario files write distributions as text, e.g. ``exponential(rate=0.8)``. ``parse`` reads
 that text with ``ast`` and a whitelist, never ``eval``; ``str(d)`` gives back a canonical text
 that ``parse`` turns into an equal object.
+
+The module is one thing, the distribution family and its text form: each distribution
+declares its fields' checks (``checks``) and its accepted keyword sets (``forms``) on the
+class, and the one reader of the text builds any of them from those declarations.
 """
 
 from __future__ import annotations
@@ -90,6 +94,22 @@ def _numbers(key: str, values: object, check: Callable[[str, object], float]) ->
     return tuple(check(f"{key}[{i}]", v) for i, v in enumerate(values))
 
 
+def _nonnegatives(key: str, values: object) -> tuple[float, ...]:
+    return _numbers(key, values, _nonnegative)
+
+
+def _positives(key: str, values: object) -> tuple[float, ...]:
+    return _numbers(key, values, _positive)
+
+
+def _phases(key: str, value: object) -> int:
+    """Erlang's k: an integer >= 1 (an integral float such as 2.0 is accepted)."""
+    number = _number(key, value)
+    if not number.is_integer() or number < 1:
+        raise ScenarioError("", f"{key} must be an integer >= 1", value)
+    return int(number)
+
+
 def _set(obj: object, name: str, value: object) -> None:
     # Frozen dataclasses normalise their own fields once, in __post_init__.
     object.__setattr__(obj, name, value)
@@ -130,6 +150,13 @@ class Distribution(ABC):
     forms: ClassVar[tuple[tuple[str, ...], ...]]
     #: Keywords that may also be given positionally, in order.
     positional: ClassVar[tuple[str, ...]] = ()
+    #: Each field's check, in order: it refuses a bad value (a ScenarioError naming the
+    #: field) and returns the value normalised (a float, a tuple).
+    checks: ClassVar[tuple[tuple[str, Callable[[str, Any], Any]], ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name, check in self.checks:
+            _set(self, name, check(name, getattr(self, name)))
 
     @property
     @abstractmethod
@@ -179,8 +206,7 @@ class Constant(Distribution):
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("value",),)
     positional: ClassVar[tuple[str, ...]] = ("value",)
 
-    def __post_init__(self) -> None:
-        _set(self, "value", _nonnegative("value", self.value))
+    checks = (("value", _nonnegative),)
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Constant:
@@ -207,8 +233,7 @@ class Exponential(Distribution):
     family: ClassVar[str] = "exponential"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("rate",), ("mean",))
 
-    def __post_init__(self) -> None:
-        _set(self, "rate", _positive("rate", self.rate))
+    checks = (("rate", _positive),)
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Exponential:
@@ -238,13 +263,13 @@ class Uniform(Distribution):
     family: ClassVar[str] = "uniform"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("low", "high"),)
 
+    checks = (("low", _nonnegative), ("high", _number))
+
     def __post_init__(self) -> None:
-        low = _nonnegative("low", self.low)
-        high = _number("high", self.high)
-        if high < low:
-            raise ScenarioError("", f"high must be >= low ({self.low!r})", self.high)
-        _set(self, "low", low)
-        _set(self, "high", high)
+        low, high = self.low, self.high  # as given, for the message
+        super().__post_init__()
+        if self.high < self.low:
+            raise ScenarioError("", f"high must be >= low ({low!r})", high)
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Uniform:
@@ -272,13 +297,11 @@ class Erlang(Distribution):
     family: ClassVar[str] = "erlang"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("k", "mean"), ("k", "rate"))
 
-    def __post_init__(self) -> None:
-        _set(self, "k", _phases(self.k))
-        _set(self, "rate", _positive("rate", self.rate))
+    checks = (("k", _phases), ("rate", _positive))
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Erlang:
-        k = _phases(kw["k"])
+        k = _phases("k", kw["k"])
         if "mean" in kw:
             return cls(k=k, rate=k / _positive("mean", kw["mean"]))
         return cls(k=k, rate=kw["rate"])
@@ -295,14 +318,6 @@ class Erlang(Distribution):
         return rng.gamma(self.k, 1.0 / self.rate, n)
 
 
-def _phases(value: object) -> int:
-    """Erlang's k: an integer >= 1 (an integral float such as 2.0 is accepted)."""
-    number = _number("k", value)
-    if not number.is_integer() or number < 1:
-        raise ScenarioError("", "k must be an integer >= 1", value)
-    return int(number)
-
-
 @dataclass(frozen=True)
 class Gamma(Distribution):
     """Gamma with ``shape`` and ``scale`` (mean shape*scale)."""
@@ -313,9 +328,7 @@ class Gamma(Distribution):
     family: ClassVar[str] = "gamma"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("shape", "scale"), ("mean", "cv"))
 
-    def __post_init__(self) -> None:
-        _set(self, "shape", _positive("shape", self.shape))
-        _set(self, "scale", _positive("scale", self.scale))
+    checks = (("shape", _positive), ("scale", _positive))
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Gamma:
@@ -346,9 +359,7 @@ class Lognormal(Distribution):
     family: ClassVar[str] = "lognormal"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("mean", "cv"), ("mu", "sigma"))
 
-    def __post_init__(self) -> None:
-        _set(self, "mu", _number("mu", self.mu))
-        _set(self, "sigma", _positive("sigma", self.sigma))
+    checks = (("mu", _number), ("sigma", _positive))
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Lognormal:
@@ -384,17 +395,17 @@ class Hyperexponential(Distribution):
     family: ClassVar[str] = "hyperexponential"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("p", "rates"), ("mean", "cv"))
 
+    checks = (("p", _nonnegatives), ("rates", _positives))
+
     def __post_init__(self) -> None:
-        p = _numbers("p", self.p, _nonnegative)
-        rates = _numbers("rates", self.rates, _positive)
+        super().__post_init__()
+        p, rates = self.p, self.rates
         if len(p) != len(rates):
             raise ScenarioError(
                 "", f"p and rates must have the same length ({len(rates)})", list(p)
             )
         if abs(math.fsum(p) - 1.0) > PROBABILITY_TOLERANCE:
             raise ScenarioError("", f"p must sum to 1 (within {PROBABILITY_TOLERANCE:g})", list(p))
-        _set(self, "p", p)
-        _set(self, "rates", rates)
 
     @classmethod
     def from_keywords(
@@ -446,9 +457,7 @@ class Pareto(Distribution):
     family: ClassVar[str] = "pareto"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("alpha", "xm"), ("alpha", "mean"))
 
-    def __post_init__(self) -> None:
-        _set(self, "alpha", _positive("alpha", self.alpha))
-        _set(self, "xm", _positive("xm", self.xm))
+    checks = (("alpha", _positive), ("xm", _positive))
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Pareto:
@@ -487,9 +496,7 @@ class Weibull(Distribution):
     family: ClassVar[str] = "weibull"
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("shape", "scale"), ("shape", "mean"))
 
-    def __post_init__(self) -> None:
-        _set(self, "shape", _positive("shape", self.shape))
-        _set(self, "scale", _positive("scale", self.scale))
+    checks = (("shape", _positive), ("scale", _positive))
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Weibull:
@@ -532,8 +539,7 @@ class Empirical(Distribution):
     forms: ClassVar[tuple[tuple[str, ...], ...]] = (("file",), ("values",))
     positional: ClassVar[tuple[str, ...]] = ("file",)
 
-    def __post_init__(self) -> None:
-        _set(self, "values", _numbers("values", self.values, _nonnegative))
+    checks = (("values", _nonnegatives),)
 
     @classmethod
     def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Empirical:

@@ -12,7 +12,8 @@ from simpy.events import Event
 
 from simq.dists import Distribution, stream
 
-__all__ = ["Destination", "Message", "Request", "Requester", "Streams", "key", "next_visit"]
+__all__ = ["Daemons", "Destination", "Message", "Request", "Requester", "Streams", "key",
+           "next_visit"]
 
 
 class Message:
@@ -126,3 +127,12 @@ class Streams:
                 yield from rng.random(4096).tolist()
 
         return blocks().__next__
+
+
+class Daemons(Protocol):
+    """The run's background clock (engine.simulation): sleeps that do not keep a run
+    that stops after N messages alive."""
+
+    def sleep(self, delay: float) -> Event: ...
+
+    def over(self) -> bool: ...

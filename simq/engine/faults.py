@@ -8,7 +8,7 @@ from typing import Protocol
 
 import simpy
 
-from simq.engine.worker import Daemons
+from simq.engine.core import Daemons
 
 __all__ = ["Faults"]
 

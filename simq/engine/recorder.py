@@ -36,12 +36,8 @@ class Fate(IntEnum):
     DEAD_LETTERED = 4
 
 
-DELIVERED = int(Fate.DELIVERED)
-DROPPED = int(Fate.DROPPED)
-LOST = int(Fate.LOST)
-EXPIRED = int(Fate.EXPIRED)
-DEAD_LETTERED = int(Fate.DEAD_LETTERED)
-IN_FLIGHT = int(Fate.IN_FLIGHT)
+# Plain ints, in the order of definition (the logs hold ints).
+(IN_FLIGHT, DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED) = map(int, Fate)
 OUTCOMES = {int(f): f.name.lower() for f in Fate if f >= 0} | {int(IN_FLIGHT): "in_flight"}
 
 
@@ -59,15 +55,8 @@ class Stage(IntEnum):
     REPLICATE = 8
 
 
-ENCODE = int(Stage.ENCODE)
-DECODE = int(Stage.DECODE)
-REPLY = int(Stage.REPLY)
-BATCH = int(Stage.BATCH)
-BUFFER = int(Stage.BUFFER)
-FETCH = int(Stage.FETCH)
-RETRANSMIT = int(Stage.RETRANSMIT)
-PERSIST = int(Stage.PERSIST)
-REPLICATE = int(Stage.REPLICATE)
+# Plain ints, in the order of definition (the logs hold ints).
+(ENCODE, DECODE, REPLY, BATCH, BUFFER, FETCH, RETRANSMIT, PERSIST, REPLICATE) = map(int, Stage)
 STAGES = {int(s): s.name.lower() for s in Stage}
 
 
@@ -101,24 +90,11 @@ class Kind(IntEnum):
     HEALED = 17
 
 
-ATTEMPT = int(Kind.ATTEMPT)
-REQUEUED = int(Kind.REQUEUED)
-FAILED = int(Kind.FAILED)
-DUPLICATE = int(Kind.DUPLICATE)
-DISCARDED = int(Kind.DISCARDED)
-DEAD_LETTER = int(Kind.DEAD_LETTER)
-CRASH = int(Kind.CRASH)
-RESTART = int(Kind.RESTART)
-CRASH_LOST = int(Kind.CRASH_LOST)
-ACKED = int(Kind.ACKED)
-TIMED_OUT = int(Kind.TIMED_OUT)
-RETRIED = int(Kind.RETRIED)
-GAVE_UP = int(Kind.GAVE_UP)
-OUTAGE = int(Kind.OUTAGE)
-BACK = int(Kind.BACK)
-OUTAGE_LOST = int(Kind.OUTAGE_LOST)
-CUT = int(Kind.CUT)
-HEALED = int(Kind.HEALED)
+# Plain ints, in the order of definition (the logs hold ints).
+(
+    ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART, CRASH_LOST,
+    ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT, HEALED
+) = map(int, Kind)
 EVENTS = {int(k): k.name.lower() for k in Kind}
 # A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a
 # message whose outcome was decided elsewhere (a duplicate processing, or what a worker

@@ -25,7 +25,8 @@ import math
 
 import simpy
 
-from simq.engine.worker import Daemons, Group
+from simq.engine.core import Daemons
+from simq.engine.worker import Group
 from simq.scenario.workload import AutoscaleSpec
 
 __all__ = ["Scaler"]

@@ -24,6 +24,7 @@ from simq.engine import arrivals
 from simq.engine.core import Destination, Holder, Message, Streams
 from simq.engine.durability import Persister
 from simq.engine.faults import Faults
+from simq.engine.intake import Partitioned, Prefetch, SharedQueue
 from simq.engine.link import CutLink, Link
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
 from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
@@ -31,19 +32,11 @@ from simq.engine.recorder import Recorder
 from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
+from simq.engine.serve import Server
+from simq.engine.settle import Acks, AutoAck
 from simq.engine.source import Pacer, Source, Tracker
 from simq.engine.topic import FanOut, Partitioner, key_picker
-from simq.engine.worker import (
-    Acks,
-    AutoAck,
-    CrashPlan,
-    Group,
-    Partitioned,
-    Prefetch,
-    Replier,
-    Server,
-    SharedQueue,
-)
+from simq.engine.worker import CrashPlan, Group, Replier
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
 from simq.scenario.reliability import BackoffSpec, CrashSpec
 from simq.scenario.workload import BacklogSpec

@@ -1,5 +1,5 @@
 """Topics: fan-out to subscriber queues, and partitioned logs spread by key (the groups
-that read partitions are in engine.worker)."""
+that read partitions are in engine.intake)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ them while the run goes and drops the rows; full records fold the whole log once
 end, keep it, and replace what needs every row (exact quantiles, the longest line, peak
 and drain, the 201-point growth fit, exact time series; :mod:`simq.record.summary`). Chunk
 boundaries never change a result: a chunk holds whole rows, and every statistic is a sum
-over rows or over messages. The window rules (:class:`Window`) and the rule for when a row
-may be folded (:data:`LAST`, :func:`horizon`) live here and nowhere else.
+over rows or over messages. The window rules and the rule for when a row may be folded
+live in :mod:`simq.record.window`; the checks a fold makes in :mod:`simq.record.checks`.
 
 A message-level statistic (the latency breakdown, per-producer waits, duplicates) joins a
 message's rows across logs. Its rows are summed into a slot while the message is in
@@ -14,6 +14,12 @@ flight; when it finishes, the slot is added to the totals of its class (counted 
 window or not, and its producer), which is remembered for every message in one byte, so
 a row logged after the message finished (a redelivered copy) still lands where full
 records put it.
+
+This module is one thing, :class:`Accumulators`: one fold per log (visits, batches, hops,
+stages, events, finished) into per-queue, per-group and per-link totals and the per-message
+slots, and the summary read from them. Its size is that of the logs it reads; the parts
+that are not about one fold (window rules, streaming sketches, fault spells, checks) are
+modules of their own.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from simq.analysis.stats import mser
 from simq.engine.recorder import (
     ACKED,
     ATTEMPT,
@@ -53,252 +58,18 @@ from simq.engine.recorder import (
     TIMED_OUT,
     overlap,
 )
+from simq.record.checks import TOL, ConservationError, InvariantError, known, no_negative
+from simq.record.sketches import LogHistogram, StreamedMser
+from simq.record.spells import Spells
+from simq.record.window import Window
 from simq.scenario import Scenario
 
-__all__ = ["BREAKDOWN", "HISTOGRAM_ERROR", "LAST", "Accumulators", "ConservationError",
-           "EngineBugError", "InvariantError", "LogHistogram", "StreamedMser", "Window",
-           "horizon", "up_at"]
+__all__ = ["BREAKDOWN", "Accumulators"]
 
 # The steps of a message's latency, in the order it meets them; `other` is what is left
 # (a sender or worker held up by backpressure).
 BREAKDOWN = ("encode", "batch", "link", "retransmit", "persist", "replicate", "wait", "buffer",
              "service", "decode", "reply", "other")
-
-
-class EngineBugError(RuntimeError):
-    """The records break a rule every run obeys: a bug in the engine, never a user error."""
-
-
-class ConservationError(EngineBugError):
-    """Messages were created or lost by the engine itself: a bug, never a user error."""
-
-
-class InvariantError(EngineBugError):
-    """A negative wait, service, latency or breakdown part: a bug in the engine."""
-
-
-# Times are compared after subtraction; this much below zero is rounding, not a bug.
-_TOL = 1e-9
-
-
-# Histograms -----------------------------------------------------------------------------
-
-# Buckets [LO·g^k, LO·g^(k+1)) with g = 1 + REL_WIDTH. A quantile is read as the bucket's
-# geometric midpoint, at most a factor sqrt(g) from any value in the bucket.
-REL_WIDTH = 0.01
-HISTOGRAM_ERROR = math.sqrt(1 + REL_WIDTH) - 1  # 0.499%: relative error of a percentile
-_LO, _HI = 1e-9, 1e12  # seconds; values outside fall in the end buckets (min/max are exact)
-_LOG_G = math.log1p(REL_WIDTH)
-_NBUCKETS = math.ceil(math.log(_HI / _LO) / _LOG_G)
-
-
-class LogHistogram:
-    """Non-negative values (times) in logarithmic buckets, with exact count, sum, min, max.
-
-    ``quantile`` matches ``numpy.quantile`` (linear interpolation between order
-    statistics) within a relative error of ``HISTOGRAM_ERROR`` for values between 1 ns
-    and 1e12 s: each order statistic is replaced by its bucket's midpoint, and the
-    interpolation keeps the error of its two ends. Exact zeros (a hand-over) are exact.
-    """
-
-    def __init__(self, buckets: bool = True) -> None:
-        # Without buckets only count, sum, min and max are kept (full records read
-        # percentiles from every value instead).
-        self.buckets = buckets
-        self.zeros = 0
-        self.counts: np.ndarray | None = None  # allocated with the first positive value
-        self.n = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-
-    def add(self, x: np.ndarray) -> None:
-        if len(x) == 0:
-            return
-        self.n += len(x)
-        self.total += float(x.sum())
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
-        if not self.buckets:
-            return
-        pos = x[x > 0]
-        self.zeros += len(x) - len(pos)
-        if len(pos) == 0:
-            return
-        k = np.floor(np.log(pos / _LO) / _LOG_G).astype(np.int64)
-        np.clip(k, 0, _NBUCKETS - 1, out=k)
-        if self.counts is None:
-            self.counts = np.zeros(_NBUCKETS, dtype=np.int64)
-        self.counts += np.bincount(k, minlength=_NBUCKETS)
-
-    @property
-    def mean(self) -> float:
-        return self.total / self.n if self.n else math.nan
-
-    def _order_stat(self, j: int, cum: np.ndarray) -> float:
-        """The j-th smallest value (0-based), to within the bucket error."""
-        if j < self.zeros:
-            return 0.0
-        k = int(np.searchsorted(cum, j - self.zeros, side="right"))
-        mid = _LO * math.exp((k + 0.5) * _LOG_G)
-        return min(max(mid, self.min), self.max)
-
-    def quantile(self, q: float) -> float:
-        if self.n == 0:
-            return math.nan
-        h = (self.n - 1) * q
-        lo = math.floor(h)
-        cum = np.cumsum(self.counts) if self.counts is not None else np.zeros(1, np.int64)
-        a = self._order_stat(lo, cum)
-        if h == lo:
-            return a
-        b = self._order_stat(lo + 1, cum)
-        return a + (h - lo) * (b - a)
-
-
-class StreamedMser:
-    """MSER-5 over batch means that arrive in send order, in bounded memory.
-
-    The series is cut into batches of 5 consecutive latencies, as :func:`simq.analysis.stats.mser`
-    does; only each batch's mean and the send time of its first message are kept. When
-    more than ``cap`` batch means are held, neighbours are averaged in pairs (batches of
-    10, then 20, ...), so memory stays bounded however long the run. MSER on batch means
-    of m > 5 is the same statistic with a coarser cut (White 1997 uses m = 5 as a floor,
-    not a requirement); up to ``5 * cap`` delivered messages the result is exactly MSER-5.
-    """
-
-    def __init__(self, cap: int = 1 << 16) -> None:
-        self.cap = cap
-        self.size = 5  # messages per kept batch mean
-        self.means: list[float] = []
-        self.first: list[float] = []  # send time of each batch's first message
-        self.first_sent = math.nan  # of the series' first message
-        self._rest_lat = np.empty(0)
-        self._rest_sent = np.empty(0)
-        self._pm = np.empty(0)  # 5-batch means not yet making up a batch of `size`
-        self._pf = np.empty(0)
-
-    def add(self, latency: np.ndarray, sent: np.ndarray) -> None:
-        """The next latencies of the series (delivered messages, in send order)."""
-        if len(sent) and math.isnan(self.first_sent):
-            self.first_sent = float(sent[0])
-        lat = np.concatenate([self._rest_lat, latency])
-        snt = np.concatenate([self._rest_sent, sent])
-        k = len(lat) // 5
-        if k:
-            self._push(lat[: 5 * k].reshape(k, 5).mean(axis=1), snt[: 5 * k: 5])
-        self._rest_lat, self._rest_sent = lat[5 * k:], snt[5 * k:]
-
-    def _push(self, means: np.ndarray, first: np.ndarray) -> None:
-        pm, pf = np.concatenate([self._pm, means]), np.concatenate([self._pf, first])
-        r = self.size // 5
-        k = len(pm) // r
-        if k:
-            self.means.extend(pm[: k * r].reshape(k, r).mean(axis=1).tolist())
-            self.first.extend(pf[: k * r: r].tolist())
-        self._pm, self._pf = pm[k * r:], pf[k * r:]
-        while len(self.means) > self.cap:
-            even = len(self.means) // 2 * 2
-            m = np.asarray(self.means[:even]).reshape(-1, 2).mean(axis=1).tolist()
-            f = self.first[:even:2]
-            if even < len(self.means):
-                # An odd last batch waits for its partner: back to pending as r equal
-                # 5-batch means (the same weight in the next average).
-                self._pm = np.concatenate([np.full(r, self.means[-1]), self._pm])
-                self._pf = np.concatenate([np.full(r, self.first[-1]), self._pf])
-            self.means, self.first = m, f
-            self.size *= 2
-            r = self.size // 5
-
-    def warmup(self) -> float:
-        """The send time of the first message kept (0 with no message at all), as
-        :func:`simq.run.auto_warmup` reads MSER's cut."""
-        if math.isnan(self.first_sent):
-            return 0.0
-        cut = mser(np.asarray(self.means), 1)
-        return float(self.first[cut]) if cut > 0 else self.first_sent
-
-
-# Window rules ---------------------------------------------------------------------------
-
-@dataclass
-class Window:
-    """The measurement window [t0, t1] and the rules of what belongs to it.
-
-    Mid-run ``t1`` and ``t_end`` are unknown (infinite): only rows that every rule can
-    already decide are folded (:data:`LAST`). Messages count by send time, visits by
-    arrival, services by start; completions and events by their time in [t0, t1]; an
-    interval by its overlap with the window (an open one ends at ``t_end``). Without a
-    warm-up, a queue's starting backlog (sent at minus its age, producer -1) belongs to
-    the window: the run is about it (docs/peak.md).
-    """
-
-    t0: float
-    t1: float = math.inf
-    t_end: float = math.inf
-
-    @property
-    def backlog_in(self) -> bool:
-        return self.t0 <= 0
-
-    @property
-    def span(self) -> float:
-        s = self.t1 - self.t0
-        return s if s > 0 else math.nan
-
-    def sent_in(self, sent: np.ndarray, producer: np.ndarray) -> np.ndarray:
-        inside = (sent >= self.t0) & (sent < self.t1)
-        return inside | (producer < 0) if self.backlog_in else inside
-
-    def entered(self, arrived: np.ndarray) -> np.ndarray:
-        inside = (arrived >= self.t0) & (arrived < self.t1)
-        return inside | (arrived < self.t0) if self.backlog_in else inside
-
-    def started_in(self, t: np.ndarray) -> np.ndarray:
-        return (t >= self.t0) & (t < self.t1)
-
-    def at(self, t: np.ndarray) -> np.ndarray:
-        return (t >= self.t0) & (t <= self.t1)
-
-    def covered(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Seconds of each interval inside the window (end NaN: open until t_end)."""
-        return overlap(start, np.where(np.isnan(end), self.t_end, end), self.t0, self.t1)
-
-
-def horizon(now: float, stops_after_messages: bool, last_sends: list[float]) -> float:
-    """A time the end of the measurement window cannot precede: now, or the last send
-    when the run stops after N messages (the window ends at the last send)."""
-    if not stops_after_messages:
-        return now
-    sends = [t for t in last_sends if not math.isnan(t)]
-    return max(sends) if sends else -math.inf
-
-
-def _fin(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(x), np.inf, x)
-
-
-def _visit_last(c: Mapping[str, np.ndarray]) -> np.ndarray:
-    # Still waiting (left NaN) or still in service (end NaN with a worker) wait for t_end;
-    # an eviction's end is NaN for good.
-    end = np.where(np.isnan(c["end"]), np.where(c["group"] >= 0, np.inf, -np.inf), c["end"])
-    return np.fmax(_fin(c["left"]), end)
-
-
-# The time after which nothing about a row can change (inf: only at the end). A row is
-# folded mid-run once this time is before the horizon. `copies` has no time: a copy row
-# is folded with its own created row (see Accumulators.fold).
-LAST: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
-    "created": lambda c: c["sent"],
-    "finished": lambda c: c["t"],
-    "visits": _visit_last,
-    "hops": lambda c: np.fmax(c["tx_end"], c["out"]),
-    "stages": lambda c: np.fmax(c["start"], _fin(c["end"])),
-    "batches": lambda c: np.fmax(c["start"], _fin(c["end"])),
-    "retransmits": lambda c: c["t"],
-    "events": lambda c: c["t"],
-    "blocked": lambda c: np.fmax(c["start"], _fin(c["end"])),
-}
 
 
 # Accumulators ---------------------------------------------------------------------------
@@ -359,94 +130,36 @@ class _Queue:
     expired: int = 0
 
 
+class _Mean:
+    """A sum and a count of values in the window: their mean at the end."""
+
+    __slots__ = ("n", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.n = 0
+
+    def add(self, x: np.ndarray, inside: np.ndarray) -> None:
+        self.total += float(x[inside].sum())
+        self.n += int(inside.sum())
+
+    def mean(self) -> float:
+        return self.total / self.n if self.n else math.nan
+
+
 @dataclass
 class _Group:
     busy: float = 0.0
     ended: int = 0
-    service_total: float = 0.0
-    service_n: int = 0
+    service: _Mean = field(default_factory=_Mean)
 
 
 @dataclass
 class _Link:
-    delay_total: float = 0.0
-    delay_n: int = 0
+    delay: _Mean = field(default_factory=_Mean)
     tx_area: float = 0.0
     lost: int = 0
     retransmitted: int = 0
-
-
-class _Spells:
-    """Fault spells of the components that can stop a queue, and the recovery after each.
-
-    A spell's start and end come from the event log (outages, link cuts) or the worker
-    log (every worker of a group down). Recovery is the time from a spell's end until the
-    number of messages in the system (sent, not finished) is back to its level at the
-    start: rows are folded in time order up to the horizon, so that level is known at
-    every time before the horizon.
-    """
-
-    def __init__(self) -> None:
-        self.created = 0  # messages sent before the last fold's horizon
-        self.finished = 0
-        # key -> list of [start, end, level at start, end checked?, recovery]
-        self.spells: dict[tuple[str, int], list[list[float]]] = {}
-        self.workers_seen = 0
-        self.group_up: dict[int, bool] = {}
-
-    def _start(self, key: tuple[str, int], t: float, level: float) -> None:
-        self.spells.setdefault(key, []).append([t, math.nan, level, 0.0, math.nan])
-
-    def _end(self, key: tuple[str, int], t: float) -> None:
-        for s in self.spells.get(key, []):
-            if math.isnan(s[1]):
-                s[1] = t
-                return
-
-    def fold(self, sent: np.ndarray, done: np.ndarray, marks: list[tuple[float, int, str, int]],
-             final_t: float | None) -> None:
-        """``sent``/``done``: the newly folded send and finish times; ``marks``: (time,
-        +1 start / -1 end, kind, component) of the newly folded spell edges; ``final_t``:
-        at the last fold, the end of the run (spells still open end there)."""
-        sent, done = np.sort(sent), np.sort(done)
-        c0, f0 = self.created, self.finished
-
-        def level(t: np.ndarray) -> np.ndarray:
-            return (c0 + np.searchsorted(sent, t, side="right")
-                    - f0 - np.searchsorted(done, t, side="right"))
-
-        for t, step, kind, where in sorted(marks, key=lambda m: (m[0], -m[1])):
-            if step > 0:
-                self._start((kind, where), t, float(level(np.array([t]))[0]))
-            else:
-                self._end((kind, where), t)
-        if final_t is not None:
-            for spells in self.spells.values():
-                for s in spells:
-                    if math.isnan(s[1]):
-                        s[1] = final_t
-        for spells in self.spells.values():
-            for s in spells:
-                a, b, before, checked, rec = s
-                if not math.isnan(rec) or math.isnan(b):
-                    continue
-                if not checked:  # the level at the end of the fault itself
-                    s[3] = 1.0
-                    if level(np.array([b]))[0] <= before:
-                        s[4] = 0.0
-                        continue
-                # The level only falls at departures: check each one after the end.
-                later = done[done > b]
-                if len(later):
-                    ok = np.flatnonzero(level(later) <= before)
-                    if len(ok):
-                        s[4] = float(later[ok[0]] - b)
-        self.created += len(sent)
-        self.finished += len(done)
-
-    def of(self, key: tuple[str, int]) -> list[tuple[float, float, float]]:
-        """(start, end, recovery) of each spell (recovery NaN: not by the end)."""
-        return [(s[0], s[1], s[4]) for s in self.spells.get(key, [])]
 
 
 class Accumulators:
@@ -484,7 +197,7 @@ class Accumulators:
         self.events_in = np.zeros((len(EVENTS), width), dtype=np.int64)
         self.copies = 0
         self.timed = np.array([p.timeout is not None for p in sc.producers.values()] + [False])
-        self.spells = _Spells()
+        self.spells = Spells()
         self._faulty = (any(q.outages is not None for q in sc.queues.values())
                         or any(lk.partitions is not None for lk in sc.links.values())
                         or any(c.crashes is not None for c in sc.consumers.values()))
@@ -585,7 +298,7 @@ class Accumulators:
         if len(ids) == 0:
             return
         rel = ids - self.base
-        _known(ids, self.produced)
+        known(ids, self.produced)
         if rel.min() >= 0 and self._open[rel].all():  # the usual case: all in flight
             live = np.ones(len(rel), dtype=bool)
         else:
@@ -616,9 +329,9 @@ class Accumulators:
         else:
             wait_t, ids_t = wait[taken], ids[taken]
         if self.check_waits:
-            _no_negative("wait", wait_t, ids_t)
+            no_negative("wait", wait_t, ids_t)
         if self.check:
-            _no_negative("service", service[served], ids[served])
+            no_negative("service", service[served], ids[served])
         # Work on a copy whose fate was decided elsewhere (record.REPEAT) is in the
         # queue's length and the group's busy time, not on the message's path.
         path = group > REPEAT
@@ -650,8 +363,7 @@ class Accumulators:
             g.ended += int((at & ended).sum())
             if not self.logged[gi]:  # their visits are their services
                 g.busy += float(busy[at].sum())
-                g.service_total += float(service[at & started].sum())
-                g.service_n += int((at & started).sum())
+                g.service.add(service, at & started)
 
     def _batches(self, b: Mapping[str, np.ndarray]) -> None:
         # Batching, prefetching and visibility-timeout groups log each service (a visit of
@@ -665,14 +377,13 @@ class Accumulators:
                 continue
             at = b["group"] == gi
             g.busy += float(busy[at].sum())
-            g.service_total += float((b["end"] - b["start"])[at & started].sum())
-            g.service_n += int((at & started).sum())
+            g.service.add(b["end"] - b["start"], at & started)
 
     def _hops(self, h: Mapping[str, np.ndarray]) -> None:
         w = self.w
         delay = h["out"] - h["entered"]
         if self.check:
-            _no_negative("link delay", delay, h["id"])
+            no_negative("link delay", delay, h["id"])
         self._add_parts(h["id"], _COL["link"], delay)
         inw = w.started_in(h["entered"])
         batched = any(p.batch_size is not None for p in self.sc.producers.values())
@@ -695,15 +406,14 @@ class Accumulators:
                     k = int(np.argmax(tx_end))
                     self._last_tx[li] = (float(tx_start[k]), float(tx_end[k]))
             lk.tx_area += float(overlap(tx_start, tx_end, w.t0, w.t1).sum())
-            lk.delay_total += float(delay[at & inw].sum())
-            lk.delay_n += int((at & inw).sum())
+            lk.delay.add(delay, at & inw)
 
     def _stages(self, st: Mapping[str, np.ndarray]) -> None:
         ids, code = st["id"], st["stage"]
         length = st["end"] - st["start"]
         if self.check:
             done = ~np.isnan(length)
-            _no_negative("stage time", length[done], ids[done])
+            no_negative("stage time", length[done], ids[done])
         for k, name in STAGES.items():
             at = (code == k) & ~np.isnan(length)
             if at.any():
@@ -750,12 +460,12 @@ class Accumulators:
     def _finished(self, f: Mapping[str, np.ndarray]) -> None:
         w = self.w
         ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
-        _known(ids, self.produced)
+        known(ids, self.produced)
         rel = ids - self.base
         sent, prod = self._sent[rel], self._prod[rel]
         latency = t - sent
         if self.check:
-            _no_negative("latency", latency, ids)
+            no_negative("latency", latency, ids)
         self._open[rel] = False
         self.finished += len(ids)
         self.outcomes += np.bincount(code, minlength=5)[:5]
@@ -781,14 +491,14 @@ class Accumulators:
             lat_d = latency[delivered]
             total = np.zeros(len(lat_d))
             for name, x in _present_parts({c: x[delivered] for c, x in raw.items()}).items():
-                bad = x < -_TOL * (1 + np.abs(lat_d))
+                bad = x < -TOL * (1 + np.abs(lat_d))
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise InvariantError(f"negative breakdown part {name!r} of message "
                                          f"{int(ids[delivered][i])}: {float(x[i])!r}")
                 total += x
             other = lat_d - total
-            low = other < -_TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
+            low = other < -TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 raise InvariantError(
@@ -962,7 +672,7 @@ class Accumulators:
             summary["consumers"][name] = {
                 "utilization": float(g.busy / ws) if ws > 0 else math.nan,
                 "throughput": float(g.ended / span),
-                "service_mean": g.service_total / g.service_n if g.service_n else math.nan,
+                "service_mean": g.service.mean(),
                 "worker_seconds": ws,
             }
             if spec.reliable:
@@ -976,7 +686,7 @@ class Accumulators:
                 })
         for name, lk in zip(sc.links, self.links, strict=True):
             summary["links"][name] = {
-                "delay_mean": lk.delay_total / lk.delay_n if lk.delay_n else math.nan,
+                "delay_mean": lk.delay.mean(),
                 "utilization": float(lk.tx_area / span),
                 "lost": lk.lost,
                 "retransmitted": lk.retransmitted,
@@ -1002,24 +712,3 @@ class Accumulators:
         for gi in groups:
             out += self.spells.of(("group", gi))
         return sorted(out)
-
-
-def up_at(spells: list[tuple[float, float, float]], times: np.ndarray) -> np.ndarray:
-    """1 (up) or 0 (down) at each time, from a component's spells (start, end, ...)."""
-    up = np.ones(len(times), dtype=np.int64)
-    for a, b, *_ in spells:
-        up[(times >= a) & (times < b)] = 0
-    return up
-
-
-def _known(ids: np.ndarray, produced: int) -> None:
-    if len(ids) and int(ids.max()) >= produced:
-        raise EngineBugError(f"a log row names message {int(ids.max())}, but only "
-                             f"{produced} messages were created")
-
-
-def _no_negative(what: str, x: np.ndarray, ids: np.ndarray) -> None:
-    bad = x < -_TOL
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvariantError(f"negative {what} {float(x[i])!r} of message {int(ids[i])}")

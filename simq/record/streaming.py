@@ -12,12 +12,12 @@ full records read from every row is replaced here by:
 - queue lengths, busy workers and messages in flight sampled at regular times, which give
   the time series and the growth rate;
 - with ``warmup: auto``, MSER-5 over batch means streamed in send order
-  (:class:`simq.record.accumulators.StreamedMser`). The window's start is only known once the
+  (:class:`simq.record.sketches.StreamedMser`). The window's start is only known once the
   run is over, and every windowed sum depends on it, so the replication runs twice from
   the same seed: the first run only finds the warm-up, the second measures with it.
 
 A row is folded only once every window condition about it is decided (``LAST`` and
-``horizon`` in :mod:`simq.record.accumulators`); later rows, and messages still waiting or in
+``horizon`` in :mod:`simq.record.window`); later rows, and messages still waiting or in
 service, stay in the lists until the end of the run, when everything is folded with the
 real window. Counts, means and areas therefore equal full mode's (means up to
 floating-point summation order); percentiles are within the histogram's error; the growth
@@ -37,18 +37,12 @@ import numpy as np
 from simq.analysis.stats import slope
 from simq.engine import Outcome, Simulation
 from simq.engine.recorder import LAYOUT, Recorder, to_columns
-from simq.record.accumulators import (
-    HISTOGRAM_ERROR,
-    LAST,
-    Accumulators,
-    LogHistogram,
-    StreamedMser,
-    Window,
-    horizon,
-    up_at,
-)
+from simq.record.accumulators import Accumulators
 from simq.record.measures import worker_seconds, workers_at
 from simq.record.monitor import CHUNK, Monitor, sample_interval
+from simq.record.sketches import HISTOGRAM_ERROR, LogHistogram, StreamedMser
+from simq.record.spells import up_at
+from simq.record.window import LAST, Window, horizon
 
 __all__ = ["HISTOGRAM_ERROR", "LogHistogram", "StreamResult", "run_full", "run_streaming",
            "streamed_warmup"]

@@ -28,15 +28,10 @@ from simq.engine.recorder import (
     level_at,
     level_max,
 )
-from simq.record.accumulators import (
-    BREAKDOWN,
-    Accumulators,
-    ConservationError,
-    EngineBugError,
-    InvariantError,
-    Window,
-)
+from simq.record.accumulators import BREAKDOWN, Accumulators
+from simq.record.checks import ConservationError, EngineBugError, InvariantError
 from simq.record.measures import queue_peak, worker_seconds, workers_at
+from simq.record.window import Window
 from simq.scenario import Scenario
 
 __all__ = ["BREAKDOWN", "ConservationError", "EngineBugError", "InvariantError",
