@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -102,8 +102,27 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+@dataclass(frozen=True)
+class _Routing:
+    """The stations and the routing matrix between them (what :class:`Network` builds on)."""
+
+    names: Sequence[str]
+    stations: Mapping[str, Station]
+    P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i (as sent)
+    arrived: np.ndarray  # P thinned by the loss of the links between the stations
+    exit: np.ndarray  # probability a message served at i leaves the system
+
+    @property
+    def capacity(self) -> np.ndarray:
+        return np.array([self.stations[q].capacity for q in self.names])
+
+    @property
+    def servers(self) -> np.ndarray:
+        return np.array([self.stations[q].servers for q in self.names], dtype=int)
+
+
 @dataclass(frozen=True, eq=False)
-class Network:
+class Network(_Routing):
     """A scenario as a network of stations, one message's view and the rates through it.
 
     Rates are what is sent: a link's loss is left out of ``P``, ``offered`` and
@@ -112,11 +131,6 @@ class Network:
     counts what reaches a station.
     """
 
-    names: tuple[str, ...]
-    stations: Mapping[str, Station]
-    P: np.ndarray  # P[i, j]: expected arrivals at j per message served at i (as sent)
-    arrived: np.ndarray  # P thinned by the loss of the links between the stations
-    exit: np.ndarray  # probability a message served at i leaves the system
     entry: Mapping[str, np.ndarray]  # producer -> copies per message sent at each queue
     reach: Mapping[str, float]  # producer -> share of its messages its link delivers
     visits: Mapping[str, np.ndarray]  # producer -> expected visits per message sent
@@ -128,14 +142,6 @@ class Network:
     processing_time: float  # per delivery, rate-weighted
     transmission_time: float  # per delivery, rate-weighted
     paths: Mapping[str, tuple[str, ...]]
-
-    @property
-    def capacity(self) -> np.ndarray:
-        return np.array([self.stations[q].capacity for q in self.names])
-
-    @property
-    def servers(self) -> np.ndarray:
-        return np.array([self.stations[q].servers for q in self.names], dtype=int)
 
     @property
     def external(self) -> np.ndarray:
@@ -220,23 +226,6 @@ def _common_service(sc: Scenario, groups: list[str]) -> Distribution | None:
     first = sc.consumers[groups[0]].service
     same = all(str(sc.consumers[g].service) == str(first) for g in groups)
     return first if same else None
-
-
-@dataclass(frozen=True)
-class _Routing:
-    names: list[str]
-    stations: dict[str, Station]
-    P: np.ndarray
-    arrived: np.ndarray
-    exit: np.ndarray
-
-    @property
-    def capacity(self) -> np.ndarray:
-        return np.array([self.stations[q].capacity for q in self.names])
-
-    @property
-    def servers(self) -> np.ndarray:
-        return np.array([self.stations[q].servers for q in self.names], dtype=int)
 
 
 def _routing(sc: Scenario) -> _Routing:
@@ -421,7 +410,7 @@ def _effective(net: _Routing, gamma: np.ndarray) -> np.ndarray:
         out = np.minimum(lam, capacity)
         nxt = gamma + net.P.T @ out
         if np.allclose(nxt, lam, rtol=1e-12, atol=1e-12):
-            return nxt
+            return np.asarray(nxt)
         lam = nxt
     return lam
 
@@ -475,7 +464,7 @@ def _build(sc: Scenario) -> Network:
                                 + float(v @ _out_delay(sc, net, size)) + reply)
     effective = _effective(net, gamma)
     closed = frozenset(net.names[i] for name, p in sc.producers.items() if p.waits_for_reply
-                       for i in np.flatnonzero(visits[name] > 1e-12))
+                       for i in np.flatnonzero(visits[name] > 1e-12).tolist())
     norm = deliveries if deliveries > 0 else (total if total > 0 else 1.0)
     return Network(
         names=tuple(net.names),

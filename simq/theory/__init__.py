@@ -6,65 +6,10 @@ argument, the rule and the value; an unstable system is a result (``stable=False
 
 from __future__ import annotations
 
-from . import document
-from .document import (
-    FORMULAS,
-    latency_as_written,
-    latency_reading,
-    queue_growth_reading,
-    queue_length_as_written,
-    throughput_as_written,
-    throughput_reading,
-)
-from .metrics import ClosedMetrics, NetworkMetrics, PriorityMetrics, QueueMetrics
-from .networks import jackson, mva, mva_curve
-from .queues import (
-    erlang_b,
-    erlang_c,
-    gg1_kingman,
-    ggc_allen_cunneen,
-    little,
-    md1,
-    mg1,
-    mm1,
-    mm1_sojourn_quantile,
-    mm1_wait_quantile,
-    mmc,
-    mmc_wait_quantile,
-    mmcc,
-    mmck,
-    priority_mg1,
-)
+from . import document, metrics, networks, queues
+from .document import *  # noqa: F403  (each submodule's __all__ lists its public names)
+from .metrics import *  # noqa: F403
+from .networks import *  # noqa: F403
+from .queues import *  # noqa: F403
 
-__all__ = [
-    "FORMULAS",
-    "ClosedMetrics",
-    "NetworkMetrics",
-    "PriorityMetrics",
-    "QueueMetrics",
-    "document",
-    "erlang_b",
-    "erlang_c",
-    "gg1_kingman",
-    "ggc_allen_cunneen",
-    "jackson",
-    "latency_as_written",
-    "latency_reading",
-    "little",
-    "md1",
-    "mg1",
-    "mm1",
-    "mm1_sojourn_quantile",
-    "mm1_wait_quantile",
-    "mmc",
-    "mmc_wait_quantile",
-    "mmcc",
-    "mmck",
-    "mva",
-    "mva_curve",
-    "priority_mg1",
-    "queue_growth_reading",
-    "queue_length_as_written",
-    "throughput_as_written",
-    "throughput_reading",
-]
+__all__ = [*document.__all__, *metrics.__all__, *networks.__all__, *queues.__all__]

@@ -69,7 +69,7 @@ def sequence(name: str, x: object, n: int | None = None) -> list[object]:
         return [x] * n
     if isinstance(x, str | bytes) or not isinstance(x, Sequence | np.ndarray):
         raise fail(name, "must be a sequence", x)
-    items = list(x)  # type: ignore[call-overload]
+    items = list(x)
     if n is not None and len(items) != n:
         raise fail(name, f"must have length {n}", x)
     if not items:

@@ -7,11 +7,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["ClosedMetrics", "NetworkMetrics", "PriorityMetrics", "QueueMetrics"]
+
 
 class _AsDict:
     def as_dict(self) -> dict[str, Any]:
         """A plain dict (nested records become dicts, tuples stay tuples)."""
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        out: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,8 @@
 Rates are per second, times in seconds. Every function returns the steady state, or, for
 an unstable infinite buffer (λ >= cμ), a record with ``stable=False``, infinite waits and the
 growth rate λ − cμ: overload is a result to report, not an error.
+
+One cohesive thing: the single-station formulas, each a short function over numbers.
 """
 
 from __future__ import annotations
