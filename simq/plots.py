@@ -89,11 +89,23 @@ def _table(data: Any) -> pd.DataFrame:
     raise TypeError(f"expected a sweep result, a DataFrame or a summary, got {type(data)}")
 
 
+def _measured(fig: Figure, ax: Axes, xs: np.ndarray, t: pd.DataFrame, y: str, *,
+              xlabel: str, ylabel: str, title: str) -> Figure:
+    """The simulated points with their CI bars over the curves already drawn, labelled."""
+    ax.errorbar(xs, t[y], yerr=_ci(t, y), fmt="o", color="tab:blue", ms=4, capsize=3,
+                label="simulated (mean, 95% CI)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
 def _ci(t: pd.DataFrame, col: str) -> np.ndarray | None:
     ci = f"{col}.ci95"
     if ci not in t:
         return None
-    return np.nan_to_num(t[ci].to_numpy(dtype=float), nan=0.0)
+    return np.asarray(np.nan_to_num(t[ci].to_numpy(dtype=float), nan=0.0))
 
 
 def _sorted(t: pd.DataFrame, x: str) -> pd.DataFrame:
@@ -122,15 +134,10 @@ def latency_vs_load(
     if formula is not None and formula in t:
         ax.plot(xs, t[formula], color="tab:red", ls="--", lw=1.2,
                 label="document: processing + transmission")
-    ax.errorbar(xs, t[y], yerr=_ci(t, y), fmt="o", color="tab:blue", ms=4, capsize=3,
-                label="simulated (mean, 95% CI)")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("load ρ = λ / cμ" if x == "nominal.load" else x)
-    ax.set_ylabel("end-to-end latency (s)")
-    ax.set_title("Latency against load")
-    ax.legend(fontsize="small")
-    return fig
+    return _measured(fig, ax, xs, t, y, xlabel="load ρ = λ / cμ" if x == "nominal.load" else x,
+                     ylabel="end-to-end latency (s)", title="Latency against load")
 
 
 def throughput_vs_offered(
@@ -148,13 +155,9 @@ def throughput_vs_offered(
         finite = cap[np.isfinite(cap)]
         if len(finite) and np.ptp(finite) == 0:
             ax.axhline(finite[0], color="0.5", ls=":", lw=1, label=f"capacity {finite[0]:.3g}")
-    ax.errorbar(xs, t["throughput"], yerr=_ci(t, "throughput"), fmt="o", color="tab:blue",
-                ms=4, capsize=3, label="simulated (mean, 95% CI)")
-    ax.set_xlabel("offered rate (msg/s)" if x == "nominal.offered_rate" else x)
-    ax.set_ylabel("throughput (delivered msg/s)")
-    ax.set_title("Throughput against offered rate")
-    ax.legend(fontsize="small")
-    return fig
+    return _measured(fig, ax, xs, t, "throughput",
+                     xlabel="offered rate (msg/s)" if x == "nominal.offered_rate" else x,
+                     ylabel="throughput (delivered msg/s)", title="Throughput against offered rate")
 
 
 def latency_cdf(

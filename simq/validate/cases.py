@@ -75,7 +75,7 @@ def _drop_fraction(q: str) -> Callable[[Replication], float]:
 def _lost_fraction(link: str) -> Callable[[Replication], float]:
     def frac(rep: Replication) -> float:
         span = rep.window[1] - rep.window[0]
-        return rep.summary["links"][link]["lost"] / (rep.summary["offered_rate"] * span)
+        return float(rep.summary["links"][link]["lost"] / (rep.summary["offered_rate"] * span))
 
     return frac
 
@@ -92,6 +92,17 @@ def _scenario(name: str, until: float, producers: dict[str, Any], queues: dict[s
         "consumers": consumers,
         "links": links or {},
     }
+
+
+def _jackson_case(name: str, sc: dict[str, Any], net: theory.NetworkMetrics,
+                  latency: str) -> Case:
+    """Stations a, b, c served by groups ga, gb, gc, each against its Jackson node, and the
+    end-to-end mean against the sum of the sojourns."""
+    checks = []
+    for q, node in zip("abc", net.nodes, strict=True):
+        checks += _station_checks(q, f"g{q}", node, EXACT)
+    checks.append(Check(latency, at("latency.mean"), net.sojourn_mean, "Jackson"))
+    return Case(name, "Jackson", sc, checks)
 
 
 def _station_checks(q: str, g: str, m: Any, allowance: float, little: bool = True
@@ -211,12 +222,8 @@ def cases(scale: float = 1.0) -> list[Case]:
                    {"ga": {"from": "a", "rate": 2.0, "to": "b"},
                     "gb": {"from": "b", "rate": 1.0, "to": "c"},
                     "gc": {"from": "c", "rate": 1.6}})
-    checks = []
-    for q, node in zip("abc", net.nodes, strict=True):
-        checks += _station_checks(q, f"g{q}", node, EXACT)
-    checks.append(Check("latency mean (sum of sojourns)", at("latency.mean"),
-                        net.sojourn_mean, "Jackson"))
-    out.append(Case("Jackson tandem, 3 x M/M/1", "Jackson", sc, checks))
+    out.append(_jackson_case("Jackson tandem, 3 x M/M/1", sc, net,
+                             "latency mean (sum of sojourns)"))
 
     net = theory.jackson([0.5, 0.7, 0], [[0, 0, 1], [0, 0, 1], [0, 0, 0]], [1.0, 1.0, 1.5])
     sc = _scenario("merge", _until(2 * n, 1.2),
@@ -225,11 +232,7 @@ def cases(scale: float = 1.0) -> list[Case]:
                    {"ga": {"from": "a", "rate": 1.0, "to": "c"},
                     "gb": {"from": "b", "rate": 1.0, "to": "c"},
                     "gc": {"from": "c", "rate": 1.5}})
-    checks = []
-    for q, node in zip("abc", net.nodes, strict=True):
-        checks += _station_checks(q, f"g{q}", node, EXACT)
-    checks.append(Check("latency mean", at("latency.mean"), net.sojourn_mean, "Jackson"))
-    out.append(Case("Jackson merge: 2 stations into 1", "Jackson", sc, checks))
+    out.append(_jackson_case("Jackson merge: 2 stations into 1", sc, net, "latency mean"))
 
     # Feedback: a message leaving b returns to a with probability 0.4 (a retry loop);
     # still product form, each node an M/M/c at its rate from lambda = gamma + P^T lambda.
