@@ -1,4 +1,7 @@
-"""Write a run's folder and the text and HTML a person reads. Never runs a simulation."""
+"""Write a run's folder and the text and HTML a person reads. Never runs a simulation.
+
+One cohesive thing: the run report and the sweep report share the page, the tables and
+the files they write."""
 
 from __future__ import annotations
 

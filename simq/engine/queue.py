@@ -1,6 +1,9 @@
 """A broker queue: a waiting line (FIFO or by priority), an optional bound and its overflow
 policy; and the broker's reliability semantics on top (expiry, dead letters, outages,
-messages given back by consumers)."""
+messages given back by consumers).
+
+One cohesive thing over ~400 lines: the line, its bound and the reliability semantics are
+one queue's state, changed together by every put and take."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 import simpy
-from simpy.events import Event
+from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, key, next_visit
 from simq.engine.recorder import (
@@ -322,7 +325,7 @@ class ReliableQueue(Queue):
                 return msg
             self._expire(msg)
 
-    def _reap(self):  # type: ignore[no-untyped-def]
+    def _reap(self) -> ProcessGenerator:
         """Expiry anywhere: with one ttl and a FIFO line the head is always the first to
         expire, so one process sleeping until the head's deadline does it."""
         env, ttl = self.env, self.ttl

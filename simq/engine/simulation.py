@@ -6,6 +6,8 @@ their disks and faults; the starting backlogs; topics and links as they are firs
 consumer groups and their scalers; producers with their outbound chains. At the end each
 component says what it still holds (``close``/``inside``), which is how conservation is
 checked.
+
+One cohesive thing: the builder of one model, one method per kind of component.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class _Endings(list):  # type: ignore[type-arg]
         super().__init__()
         self._credits = credits
 
-    def append(self, row: tuple[int, float, int, int]) -> None:  # type: ignore[override]
+    def append(self, row: tuple[int, float, int, int]) -> None:
         super().append(row)
         self._credits.ended(row[0])
 
