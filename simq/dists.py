@@ -444,7 +444,7 @@ class Hyperexponential(Distribution):
         # and the clip keeps a u just above a rounded-down total in the last phase.
         phase = np.searchsorted(self._cumulative, rng.random(n), side="right")
         np.minimum(phase, len(self.p) - 1, out=phase)
-        return rng.standard_exponential(n) * self._scales[phase]
+        return np.asarray(rng.standard_exponential(n) * self._scales[phase])
 
 
 @dataclass(frozen=True)
@@ -560,11 +560,11 @@ class Empirical(Distribution):
         return np.asarray(self.values, dtype=np.float64)
 
     @cached_property
-    def mean(self) -> float:  # type: ignore[override]
+    def mean(self) -> float:
         return float(np.mean(self._array))
 
     @cached_property
-    def variance(self) -> float:  # type: ignore[override]
+    def variance(self) -> float:
         return float(np.var(self._array))  # population variance: the values are the law
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -731,7 +731,7 @@ def parse(
             cls, kw = _call(text.strip())
             return cls.from_keywords(kw, base_dir)
         if isinstance(text, numbers.Real) and not isinstance(text, bool | np.bool_):
-            return Constant(value=text)  # type: ignore[arg-type]
+            return Constant(value=text)
         raise ScenarioError("", _SYNTAX, text)
     except ScenarioError as exc:
         raise ScenarioError(path, exc.rule, exc.value) from None

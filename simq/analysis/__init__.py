@@ -1,6 +1,8 @@
-"""Statistics over runs: confidence intervals, MSER warm-up, the agreement rule, the
-document's formula table and the comparison of a run with theory.
+"""Statistics over runs: confidence intervals, MSER warm-up, batch means and the one
+agreement rule (:mod:`~simq.analysis.stats`); the fold of replication summaries
+(:mod:`~simq.analysis.replications`); the document's formula table and its theory
+columns (:mod:`~simq.analysis.formulas`); comparison tables (:mod:`~simq.analysis.compare`).
 
-:mod:`simq.analysis.stats` is pure numpy and scipy, read by the accumulators while a run
-goes; :mod:`simq.analysis.compare` builds pandas tables and is imported only when asked.
+Everything but ``compare`` is free of pandas, so the accumulators can read it while a run
+goes; ``compare`` builds pandas tables and is imported only when asked.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -122,7 +122,7 @@ class Streams:
         """Uniform(0, 1) variates in blocks, for coin flips such as loss."""
         rng = self.generator(key)
 
-        def blocks():  # type: ignore[no-untyped-def]
+        def blocks() -> Iterator[float]:
             while True:
                 yield from rng.random(4096).tolist()
 

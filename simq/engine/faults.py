@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import simpy
+from simpy.events import ProcessGenerator
 
 from simq.engine.core import Daemons
 
@@ -37,7 +38,7 @@ class Faults:
         if at:
             env.process(self._scheduled(list(at)))
 
-    def _down(self, length: float):  # type: ignore[no-untyped-def]
+    def _down(self, length: float) -> ProcessGenerator:
         if self.downs == 0:
             self.target.fail()
         self.downs += 1
@@ -47,7 +48,7 @@ class Faults:
             self.target.heal()
 
     def _random(self, mtbf: Callable[[], float],
-                mttr: Callable[[], float]):  # type: ignore[no-untyped-def]
+                mttr: Callable[[], float]) -> ProcessGenerator:
         while True:
             # The up-time is background: it never keeps a finished run going.
             yield self.daemons.sleep(mtbf())
@@ -55,7 +56,7 @@ class Faults:
                 return
             yield from self._down(mttr())
 
-    def _scheduled(self, at: list[tuple[float, float]]):  # type: ignore[no-untyped-def]
+    def _scheduled(self, at: list[tuple[float, float]]) -> ProcessGenerator:
         env = self.env
         for t, length in at:
             if t > env.now:

@@ -263,7 +263,7 @@ class Records:
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:
     """Length of each interval [start, end] inside [t0, t1]."""
-    return np.clip(np.minimum(end, t1) - np.maximum(start, t0), 0.0, None)
+    return np.asarray(np.clip(np.minimum(end, t1) - np.maximum(start, t0), 0.0, None))
 
 
 def level_at(up: np.ndarray, down: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import simpy
+from simpy.events import ProcessGenerator
 
 from simq.engine.core import Daemons
 from simq.engine.worker import Group
@@ -65,7 +66,7 @@ class Scaler:
         self.last_action = self.env.now
         self.group.resize(wanted, delay)
 
-    def _follow(self, schedule: list[tuple[float, int]]):  # type: ignore[no-untyped-def]
+    def _follow(self, schedule: list[tuple[float, int]]) -> ProcessGenerator:
         env = self.env
         for t, n in schedule:
             if t > env.now:
@@ -84,7 +85,7 @@ class Scaler:
             wanted = math.ceil(max(group.size, 1) * group.lag() / p.target_lag)
         return max(p.min, min(p.max, wanted))
 
-    def _autoscale(self, p: AutoscaleSpec):  # type: ignore[no-untyped-def]
+    def _autoscale(self, p: AutoscaleSpec) -> ProcessGenerator:
         env = self.env
         while True:
             yield self.daemons.sleep(p.interval)

@@ -47,7 +47,7 @@ def _hand_on(put: Callable[[Message], Event | None] | None, msgs: list[Message],
     for m in msgs:
         ev = put(m)
         if ev is not None:
-            blocked = ev if blocked is None else blocked & ev  # type: ignore[operator]
+            blocked = ev if blocked is None else blocked & ev
     return blocked
 
 

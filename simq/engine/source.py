@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import simpy
-from simpy.events import Event
+from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, Request
 from simq.engine.recorder import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
@@ -54,7 +54,7 @@ class Tracker:
 
     def __init__(
         self, env: simpy.Environment, index: int, rec: Recorder, *,
-        heads: Sequence[Destination], reply: Callable[[], float], ids: itertools.count,
+        heads: Sequence[Destination], reply: Callable[[], float], ids: itertools.count[int],
         size: Callable[[], float],
         timeout: float | None = None, max_attempts: int = 1, backoff: Backoff | None = None,
         budget: float | None = None, budget_floor: int = 0, window: int | None = None,
@@ -184,7 +184,7 @@ class Source:
     def __init__(
         self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
         pacer: Pacer, heads: Sequence[Destination], size: Callable[[], float],
-        ids: itertools.count, limit: float, sent: list[int], start: float,
+        ids: itertools.count[int], limit: float, sent: list[int], start: float,
         stop: float | None, tracker: Tracker | None = None,
     ) -> None:
         assert len(heads) == pacer.clients
@@ -217,7 +217,7 @@ class Source:
             return t
         return self._last_sent if math.isnan(t) else max(t, self._last_sent)
 
-    def _send(self, client: int):  # type: ignore[no-untyped-def]
+    def _send(self, client: int) -> ProcessGenerator:
         env = self.env
         pacer = self.pacer
         gap, space, waits = pacer.gap, pacer.space, pacer.waits

@@ -26,7 +26,7 @@ class FanOut:
     """
 
     def __init__(self, env: simpy.Environment, subscribers: Sequence[Destination],
-                 ids: itertools.count, rec: Recorder) -> None:
+                 ids: itertools.count[int], rec: Recorder) -> None:
         self.env = env
         self.subscribers = list(subscribers)
         self.ids = ids

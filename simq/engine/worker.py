@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import simpy
-from simpy.events import Event
+from simpy.events import Event, ProcessGenerator
 from simpy.exceptions import Interrupt
 
 from simq.engine.core import Daemons, Message, Request
@@ -205,7 +205,7 @@ class Group:
         self._log()
 
     # The worker ------------------------------------------------------------------------
-    def _work(self, slot: int):  # type: ignore[no-untyped-def]
+    def _work(self, slot: int) -> ProcessGenerator:
         env = self.env
         line = self.intake.line(slot)
         take, idle = line.take, line.idle
@@ -283,7 +283,7 @@ class Group:
         self.up[slot] = False
         self.procs[slot].interrupt(down)
 
-    def _down(self, slot: int, down: float):  # type: ignore[no-untyped-def]
+    def _down(self, slot: int, down: float) -> ProcessGenerator:
         env, now = self.env, self.env.now
         held = self.held[slot]
         ev = self.parked[slot]
@@ -292,7 +292,7 @@ class Group:
             self.parked[slot] = None
             if ev.triggered:  # a message was handed over at this very instant
                 if ev.value is not None:
-                    held.append(ev.value)  # type: ignore[arg-type]
+                    held.append(ev.value)
                 start = now
             else:
                 self.intake.line(slot).idle.remove(ev)
@@ -321,7 +321,7 @@ class Group:
             self.intake.start(slot)
 
     def _random_crashes(self, slot: int, mtbf: Callable[[], float],
-                        mttr: Callable[[], float]):  # type: ignore[no-untyped-def]
+                        mttr: Callable[[], float]) -> ProcessGenerator:
         daemons = self.daemons
         while not self.gone[slot]:
             wait = mtbf()
@@ -334,7 +334,7 @@ class Group:
                 # Up-time counts from the restart: wait the repair out first.
                 yield self.env.timeout(down)
 
-    def _scheduled_crashes(self, at: list[tuple[float, float]]):  # type: ignore[no-untyped-def]
+    def _scheduled_crashes(self, at: list[tuple[float, float]]) -> ProcessGenerator:
         env = self.env
         for t, down in at:
             if t > env.now:

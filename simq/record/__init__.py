@@ -1,2 +1,4 @@
-"""What a run measured: the accumulators fed by the engine's records in both record modes,
-the summary, the streaming driver, time series and measures over time."""
+"""What a run measured, read from the engine's records: the accumulators fed in both
+record modes (:mod:`~simq.record.accumulators`, with the window, sketches, spells and
+invariant checks they use), the summary, the streaming driver, the monitor that samples
+levels, measures over time and the per-message frames."""

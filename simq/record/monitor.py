@@ -8,9 +8,10 @@ component).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 
 import numpy as np
+from simpy.events import ProcessGenerator
 
 from simq.engine import Simulation
 from simq.model.network import flows
@@ -99,12 +100,12 @@ class Monitor:
         return (self.sim.sent[0] >= (spec.messages or 0)
                 or all(now >= p.stop for p in self.sim.producers.values()))
 
-    def _run(self):  # type: ignore[no-untyped-def]
+    def _run(self) -> ProcessGenerator:
         env = self.sim.env
         rec = self.sim.rec
         # Every log but the worker counts (one row per change, kept whole).
-        logs = [rec.created, rec.finished, rec.visits, rec.hops, rec.stages, rec.copies,
-                rec.batches, rec.retransmits, rec.events, rec.blocked]
+        logs: list[Sized] = [rec.created, rec.finished, rec.visits, rec.hops, rec.stages,
+                             rec.copies, rec.batches, rec.retransmits, rec.events, rec.blocked]
         while True:
             now = env.now
             if self.mark is not None and now >= self.mark:

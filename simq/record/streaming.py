@@ -80,7 +80,7 @@ def take_decided(rec: Recorder, h: float, produced: int) -> dict[str, dict[str, 
                 return last(c) < h
             return np.ones(len(next(iter(c.values()))), dtype=bool)
 
-        got = _take(getattr(rec, log), log, ready)  # type: ignore[arg-type]
+        got = _take(getattr(rec, log), log, ready)
         if got is not None:
             logs[log] = got
     # A copy row has no time of its own: it goes with the created row of its copy.

@@ -77,7 +77,7 @@ def _visit_last(c: Mapping[str, np.ndarray]) -> np.ndarray:
     # Still waiting (left NaN) or still in service (end NaN with a worker) wait for t_end;
     # an eviction's end is NaN for good.
     end = np.where(np.isnan(c["end"]), np.where(c["group"] >= 0, np.inf, -np.inf), c["end"])
-    return np.fmax(_fin(c["left"]), end)
+    return np.asarray(np.fmax(_fin(c["left"]), end))
 
 
 # The time after which nothing about a row can change (inf: only at the end). A row is

@@ -252,7 +252,7 @@ def mmpp_stationary(switch: list[float]) -> np.ndarray:
     a = np.vstack([q.T, np.ones(n)])
     b = np.zeros(n + 1)
     b[-1] = 1.0
-    return np.linalg.lstsq(a, b, rcond=None)[0]
+    return np.asarray(np.linalg.lstsq(a, b, rcond=None)[0])
 
 
 def mmpp_generator(switch: list[float]) -> np.ndarray:
