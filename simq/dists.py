@@ -735,6 +735,11 @@ def parse(
         raise ScenarioError("", _SYNTAX, text)
     except ScenarioError as exc:
         raise ScenarioError(path, exc.rule, exc.value) from None
+    except (OverflowError, ZeroDivisionError):
+        # Parameters each within their own rule whose moments leave the range of a float
+        # (lognormal cv=1e200, gamma shape=1e-300): no variate could be drawn from them.
+        raise ScenarioError(path, "its parameters put its moments beyond the range of a "
+                            "float; use values nearer 1", text) from None
 
 
 def exponential_rate(rate: float, *, path: str = "") -> Distribution:

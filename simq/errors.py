@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+# An error quotes what it refused, never more than this much of it: a value can be a
+# 400-digit number, an expanded YAML alias bomb or a line of a file that must not be echoed.
+SHOWN = 80
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, cut to :data:`SHOWN` characters with the full length said."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (Python's digit limit)
+        return f"<a number of more than {SHOWN} digits>"
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[: SHOWN - 1]}… ({len(text):,} characters)"
+
 
 class ScenarioError(ValueError):
     """A scenario, an override or an option broke a rule.
@@ -21,5 +36,5 @@ class ScenarioError(ValueError):
     def __str__(self) -> str:
         text = f"{self.path}: {self.rule}" if self.path else self.rule
         if self.value is not ...:
-            text += f", got {self.value!r}"
+            text += f", got {shown(self.value)}"
         return text

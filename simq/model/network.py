@@ -186,7 +186,8 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     # A batching worker serves up to `batch` messages per service: its capacity is that
     # of full batches (what it reaches under load).
     per_batch = c.service.mean + c.batch * (c.decode.mean if c.decode is not None else 0.0)
-    rate = c.batch / per_batch
+    # A zero service time serves at once: no bound on the rate (inf, not a division by 0).
+    rate = c.batch / per_batch if per_batch > 0 else math.inf
     if c.prefetch is not None:
         # n messages in flight per consumer over a cycle of service + the trip out and the
         # ack back: at most n per cycle (a prefetch of 1 idles during the round trip).
@@ -194,7 +195,8 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
         trip = _link_delay(sc, f"{c.source}->{g}", size)
         spec = sc.links.get(f"{c.source}->{g}")
         back = spec.latency.mean if spec is not None else 0.0
-        rate = min(rate, c.prefetch / (per_batch + trip + back))
+        cycle = per_batch + trip + back
+        rate = min(rate, c.prefetch / cycle if cycle > 0 else math.inf)
     topic = sc.topics.get(c.source)
     # A schedule reads as its time-average count, autoscaling as its maximum.
     count = nominal_count(c.count, c.schedule, c.autoscale, sc.run.until)
@@ -252,9 +254,13 @@ def _routing(sc: Scenario) -> _Routing:
         gs = drains.get(q, [])
         groups: list[tuple[str, float]] = []
         service = 0.0
+        unbounded = [g for g in gs if math.isinf(per_group[(q, g)])]
         for g in gs:
             c = sc.consumers[g]
-            share = per_group[(q, g)] / cap[i]
+            # Each group's share of the queue's messages is its share of the capacity; groups
+            # that serve at once (zero service time) share what they take equally.
+            share = ((g in unbounded) / len(unbounded) if unbounded
+                     else per_group[(q, g)] / cap[i] if cap[i] > 0 else 0.0)
             groups.append((g, share))
             service += share * service_mean(c)
             ok = 1.0 - c.failure  # a failed processing (docs/reliability.md) goes back...

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from simq.dists import Distribution
+from simq.errors import shown
 from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
@@ -49,6 +50,8 @@ from simq.scenario.types import (
     Probability,
     Whole,
     default_dist,
+    finite,
+    number,
 )
 from simq.scenario.workload import ArrivalsSpec, AutoscaleSpec, BacklogSpec
 
@@ -79,9 +82,7 @@ class RunSpec(BaseModel):
     def _warmup(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().lower() == "auto":
             return "auto"
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"must be seconds >= 0 or auto, got {v!r}")
-        return float(v)
+        return finite("seconds >= 0 or auto", lambda x: x >= 0)(v)
 
     @model_validator(mode="after")
     def _length(self) -> RunSpec:
@@ -143,9 +144,11 @@ class _Producer(BaseModel):
     @field_validator("priority", mode="before")
     @classmethod
     def _priority(cls, v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
-            raise ValueError(f"must be an integer (higher is served first), got {v!r}")
-        return int(v)
+        rule = "an integer (higher is served first)"
+        x = number(v, rule)
+        if not math.isfinite(x) or x != int(x):
+            raise ValueError(f"must be {rule}, got {shown(v)}")
+        return int(x)
 
     @model_validator(mode="after")
     def _common(self) -> _Producer:
@@ -233,7 +236,7 @@ _VARIANTS: dict[str, type[_Producer]] = {"async": AsyncProducer, "sync": SyncPro
 def _mode_of(v: Any) -> str | None:
     # No `mode` means async, as it always has; an unknown mode is reported by io.
     mode = v.get("mode", "async") if isinstance(v, Mapping) else getattr(v, "mode", "async")
-    return mode if mode in _VARIANTS else None
+    return mode if isinstance(mode, str) and mode in _VARIANTS else None
 
 
 #: A producer: one of the three modes, chosen by its ``mode`` key (``async`` when absent).
@@ -434,14 +437,14 @@ class TopicSpec(BaseModel):
     def _key(cls, v: str) -> str:
         m = _KEY.match(v)
         if m is None:
-            raise ValueError(f"must be uniform, round-robin or zipf(s=...), got {v!r}")
+            raise ValueError(f"must be uniform, round-robin or zipf(s=...), got {shown(v)}")
         if m.group(2) is not None:
             try:
                 ok = float(m.group(2)) > 0
             except ValueError:
                 ok = False
             if not ok:
-                raise ValueError(f"zipf needs s > 0, got {v!r}")
+                raise ValueError(f"zipf needs s > 0, got {shown(v)}")
         return v.strip()
 
     @model_validator(mode="after")

@@ -24,15 +24,48 @@ from simq.dists import exponential_rate
 from simq.errors import ScenarioError
 from simq.scenario.components import MODES
 from simq.scenario.model import Model
+from simq.scenario.types import INT_LIMIT
 from simq.scenario.workload import prepare as _prepare_peak
 
-__all__ = ["did_you_mean", "expand_shorthands", "parse_override", "read_file", "read_text",
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "decode", "did_you_mean",
+           "expand_shorthands", "parse_override", "read_bounded", "read_file", "read_text",
            "set_path", "validation_error"]
+
+
+# What a scenario may be, checked before anything is built from it (docs/reference/scenario.md,
+# "Limits"): a scenario is a few kilobytes; these bounds leave room for long inline lists
+# and refuse what would exhaust memory or the stack instead.
+MAX_BYTES = 4 * 2**20  # a scenario file or text
+MAX_DEPTH = 64  # mappings and lists inside each other
+MAX_NODES = 200_000  # values once every alias is expanded (a "billion laughs" is 10**9)
 
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.1 reads `1e8` and `1.25e8` as text; users mean numbers. A key given twice
-    is refused: plain YAML keeps the last one and silently drops the first."""
+    is refused: plain YAML keeps the last one and silently drops the first. Nesting is
+    bounded while composing (before any recursion can run deep), and so is the size of the
+    document with its aliases expanded, so that an alias bomb is refused, not built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -48,6 +81,31 @@ class _Loader(yaml.SafeLoader):
                     f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds once its aliases are expanded (each shared node counted
+    every time it is referred to), refused above :data:`MAX_NODES`; computed once per node."""
+    size: dict[int, int] = {}
+
+    def of(node: yaml.Node) -> int:
+        key = id(node)
+        if key not in size:
+            size[key] = 0  # a recursive alias: counted once, refused by the constructor
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            total = 1 + sum(of(c) for c in children)
+            if total > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"holds more than {MAX_NODES:,} values once its aliases "
+                    "are expanded (an alias bomb?)", node.start_mark)
+            size[key] = total
+        return size[key]
+
+    return of(root)
 
 
 _Loader.add_implicit_resolver(
@@ -89,6 +147,7 @@ def expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
                 raise ScenarioError(path, f"give `rate` or `{long_form}`, not both")
             rate = spec.pop("rate")
             if (isinstance(rate, bool) or not isinstance(rate, int | float)
+                    or (isinstance(rate, int) and rate > INT_LIMIT)
                     or not math.isfinite(rate) or rate <= 0):
                 raise ScenarioError(path, "must be a number > 0 (messages per second)", rate)
             spec[long_form] = exponential_rate(float(rate))
@@ -164,6 +223,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def read_text(text: str, source: str) -> Any:
     """The mapping a YAML text holds (the ``source`` names it in errors)."""
+    if len(text) > MAX_BYTES:
+        raise ScenarioError(source, f"is {len(text):,} characters; a scenario may be at most "
+                            f"{MAX_BYTES:,} (put long data in a trace or empirical file)")
     try:
         raw = _yaml(text)
     except yaml.YAMLError as err:
@@ -177,18 +239,64 @@ def read_text(text: str, source: str) -> Any:
 
 
 def read_file(path: Path) -> Any:
-    """The mapping a YAML (or, by its suffix, TOML) file holds."""
-    if not path.is_file():
-        raise ScenarioError(str(path), "no such scenario file")
-    text = path.read_text(encoding="utf-8")
+    """The mapping a YAML (or, by its suffix, TOML) file holds: a regular file of at most
+    :data:`MAX_BYTES`, in UTF-8."""
+    text = decode(read_bounded(path, "scenario file"), str(path))
     if path.suffix.lower() == ".toml":
         import tomllib
 
         try:
-            return tomllib.loads(text)
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ScenarioError(str(path), f"not valid TOML: {err}") from None
+        except RecursionError:
+            raise ScenarioError(str(path), "not valid TOML: nested too deep") from None
+        _check_depth(raw, str(path))
+        return raw
     return read_text(text, str(path))
+
+
+def read_bounded(path: Path, what: str, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, every refusal a
+    :class:`ScenarioError` naming the file (never its content)."""
+    try:
+        if not path.exists():
+            raise ScenarioError(str(path), f"no such {what}")
+        if not path.is_file():
+            raise ScenarioError(str(path), f"a {what} must be a regular file (this is not)")
+        size = path.stat().st_size
+        if size > limit:
+            raise ScenarioError(str(path), f"is {size:,} bytes; a {what} may be at most "
+                                f"{limit:,}")
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as err:
+        raise ScenarioError(str(path), f"cannot read the {what}: {err.strerror or err}") from None
+    if len(data) > limit:
+        raise ScenarioError(str(path), f"a {what} may be at most {limit:,} bytes")
+    return data
+
+
+def decode(data: bytes, source: str) -> str:
+    """UTF-8 text (a byte-order mark allowed), or an error naming the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        hint = (" (it looks like UTF-16: save it as UTF-8)"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "")
+        raise ScenarioError(source, f"is not UTF-8 text: byte {err.start} is "
+                            f"{data[err.start]:#04x}{hint}") from None
+
+
+def _check_depth(raw: Any, source: str, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ScenarioError(source, f"nested more than {MAX_DEPTH} levels deep")
+    if isinstance(raw, dict):
+        for v in raw.values():
+            _check_depth(v, source, depth + 1)
+    elif isinstance(raw, list):
+        for v in raw:
+            _check_depth(v, source, depth + 1)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

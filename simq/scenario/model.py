@@ -4,8 +4,12 @@ each queue)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from simq.errors import shown
 from simq.scenario.components import (
     ConsumerSpec,
     LinkSpec,
@@ -19,12 +23,23 @@ from simq.scenario.types import STRICT
 __all__ = ["Model"]
 
 
+# Names end up in file names, column headers, dotted paths and HTML reports: letters,
+# digits and _ - . only, starting with a letter, digit or _, at most 64 characters.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or NAME.fullmatch(name) is None:
+        raise ValueError("names are 1 to 64 letters, digits, '_', '-' or '.', starting with a "
+                         f"letter, digit or '_' (never a path), got {shown(name)}")
+
+
 class Model(BaseModel):
     """The validated content of a scenario file."""
 
     model_config = STRICT
 
-    name: str = Field(default="scenario", pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = "scenario"
     description: str = ""
     run: RunSpec
     producers: dict[str, ProducerSpec] = Field(default_factory=dict)
@@ -68,9 +83,28 @@ class Model(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _not_dots(cls, v: str) -> str:
-        # The name is the default output folder (runs/NAME): "." or ".." would write
-        # into runs/ itself or outside it.
-        if set(v) == {"."}:
-            raise ValueError(f"must contain a letter, digit, '-' or '_', got {v!r}")
+    def _name(cls, v: str) -> str:
+        # The name is the default output folder (runs/NAME): it can never be "." or "..",
+        # which would write into runs/ itself or outside it.
+        _check_name(v)
+        return v
+
+    @field_validator("producers", "queues", "consumers", "topics", mode="before")
+    @classmethod
+    def _component_names(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for name in v:
+                _check_name(name)
+        return v
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _link_names(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            # The form SOURCE->DESTINATION is checked with the references (checks.py); here
+            # only that each end is a name.
+            for name in v:
+                for end in str(name).split("->"):
+                    if end:
+                        _check_name(end)
         return v

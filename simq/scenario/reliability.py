@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from simq.errors import shown
 from simq.scenario.types import (
     STRICT,
     Count,
@@ -118,7 +119,7 @@ class DurabilitySpec(BaseModel):
             return "1"
         if v == "all":
             return v
-        raise ValueError(f"must be 1 (the leader's write) or all (every replica), got {v!r}")
+        raise ValueError(f"must be 1 (the leader's write) or all (every replica), got {shown(v)}")
 
 
 class SlowSpec(BaseModel):

@@ -16,10 +16,11 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from simq.dists import Distribution, parse
+from simq.errors import shown
 
-__all__ = ["INF_WORDS", "STRICT", "Bandwidth", "Capacity", "Count", "Dist", "Fraction",
+__all__ = ["INF_WORDS", "INT_LIMIT", "STRICT", "Bandwidth", "Capacity", "Count", "Dist", "Fraction",
            "NonNegative", "Positive", "PositiveOrInf", "Probability", "Rate", "Whole",
-           "default_dist", "read_inf"]
+           "default_dist", "finite", "number", "read_inf"]
 
 # Every spec refuses unknown keys and cannot be changed once built.
 STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -36,10 +37,21 @@ def read_inf(v: Any) -> Any:
     return v
 
 
-def _number(v: Any, rule: str) -> float:
+# Integers a scenario may hold: beyond, a float cannot represent them and a count could
+# never be reached; YAML reads 10**400 written out as an exact int.
+INT_LIMIT = 2**53
+
+
+def number(v: Any, rule: str) -> float:
+    """``v`` as a float, refusing a bool, a non-number, nan and an integer beyond
+    :data:`INT_LIMIT`; ``rule`` says in the message what was expected."""
     # bool is an int in Python; `true` for a number is always a slip in a scenario.
-    if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
-        raise ValueError(f"must be {rule}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"must be {rule}, got {shown(v)}")
+    if isinstance(v, int) and abs(v) > INT_LIMIT:
+        raise ValueError(f"must be {rule} and at most 2**53 in size, got {shown(v)}")
+    if math.isnan(v):
+        raise ValueError(f"must be {rule}, got {shown(v)}")
     return float(v)
 
 
@@ -49,21 +61,23 @@ def _counter(low: int) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         if v is None:
             return v
-        x = _number(v, rule)
-        if not math.isfinite(x) or x != int(x) or x < low:
-            raise ValueError(f"must be {rule}, got {v!r}")
+        x = number(v, rule)
+        if not math.isfinite(x) or x != int(x) or x < low or x > INT_LIMIT:
+            limit = " and at most 2**53" if math.isfinite(x) and x > INT_LIMIT else ""
+            raise ValueError(f"must be {rule}{limit}, got {shown(v)}")
         return int(x)
 
     return check
 
 
-def _finite(rule: str, ok: Callable[[float], bool]) -> Callable[[Any], Any]:
+def finite(rule: str, ok: Callable[[float], bool]) -> Callable[[Any], Any]:
+    """A validator of finite numbers for which ``ok`` holds (None passes)."""
     def check(v: Any) -> Any:
         if v is None:
             return v
-        x = _number(v, rule)
+        x = number(v, rule)
         if not math.isfinite(x) or not ok(x):
-            raise ValueError(f"must be {rule}, got {v!r}")
+            raise ValueError(f"must be {rule}, got {shown(v)}")
         return x
 
     return check
@@ -71,9 +85,9 @@ def _finite(rule: str, ok: Callable[[float], bool]) -> Callable[[Any], Any]:
 
 def _or_inf(rule: str, ok: Callable[[float], bool], whole: bool = False) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
-        x = _number(read_inf(v), rule)
+        x = number(read_inf(v), rule)
         if not ok(x) or (whole and math.isfinite(x) and x != int(x)):
-            raise ValueError(f"must be {rule}, got {v!r}")
+            raise ValueError(f"must be {rule}, got {shown(v)}")
         return x
 
     return check
@@ -106,17 +120,17 @@ Count = Annotated[int, BeforeValidator(_counter(1))]
 #: A whole number >= 0 (a seed, a backlog, replicas).
 Whole = Annotated[int, BeforeValidator(_counter(0))]
 #: Seconds (or any finite quantity) >= 0.
-NonNegative = Annotated[float, BeforeValidator(_finite("a number >= 0", lambda x: x >= 0))]
+NonNegative = Annotated[float, BeforeValidator(finite("a number >= 0", lambda x: x >= 0))]
 #: Seconds (or any finite quantity) > 0.
-Positive = Annotated[float, BeforeValidator(_finite("a number > 0", lambda x: x > 0))]
+Positive = Annotated[float, BeforeValidator(finite("a number > 0", lambda x: x > 0))]
 #: Messages per second >= 0 (a rate of 0 is a silent period).
-Rate = Annotated[float, BeforeValidator(_finite("a rate >= 0 (msg/s)", lambda x: x >= 0))]
+Rate = Annotated[float, BeforeValidator(finite("a rate >= 0 (msg/s)", lambda x: x >= 0))]
 #: A probability in [0, 1].
 Probability = Annotated[float, BeforeValidator(
-    _finite("a probability in [0, 1]", lambda x: 0 <= x <= 1))]
+    finite("a probability in [0, 1]", lambda x: 0 <= x <= 1))]
 #: A probability in [0, 1): a share that cannot be every message (loss, failure).
 Fraction = Annotated[float, BeforeValidator(
-    _finite("a probability in [0, 1)", lambda x: 0 <= x < 1))]
+    finite("a probability in [0, 1)", lambda x: 0 <= x < 1))]
 #: A queue's bound: a whole number >= 0, or ``.inf``.
 Capacity = Annotated[float, BeforeValidator(
     _or_inf("a whole number >= 0 or .inf", lambda x: x >= 0, whole=True))]

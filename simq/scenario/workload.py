@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from simq.dists import Distribution, exponential_rate
-from simq.errors import ScenarioError
+from simq.errors import ScenarioError, shown
 from simq.scenario.types import (
     STRICT,
     Count,
@@ -94,7 +94,7 @@ class OnOffSpec(BaseModel):
 
 def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be the name of a CSV file of send times, got {value!r}")
+        raise ValueError(f"must be the name of a CSV file of send times, got {shown(value)}")
     path = Path(value)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
