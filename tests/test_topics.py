@@ -140,13 +140,6 @@ def test_bad_topics_are_refused(change: dict[str, Any], path: str) -> None:
     assert err.value.path == path
 
 
-def test_a_partitioned_topic_has_one_group() -> None:
-    sc = _partitioned(2)
-    sc["consumers"]["other"] = {"from": "events", "rate": 1.0}
-    with pytest.raises(simq.ScenarioError, match="one consumer group"):
-        simq.load(sc)
-
-
 @pytest.mark.parametrize("model", ["pubsub.yaml", "partitions.yaml"])
 def test_topic_models_run(model: str) -> None:
     res = simq.run(MODELS / model, overrides={"run.until": 1500, "run.warmup": 100})

@@ -217,11 +217,17 @@ class ReliableQueue(Queue):
         ttl: float | None = None, expiry: str = "head",
         dead_letter: DeadLetter | None = None,
         persistent: bool = True, when_down: str = "block", deadlines: bool = False,
-        copies: bool = True,
+        copies: bool = True, retains: bool = False, keep: float = INF,
     ) -> None:
         super().__init__(env, index, name, rec, capacity=capacity, overflow=overflow,
                          line=line, on_take=on_take)
         self.ttl = INF if ttl is None else ttl
+        # A topic's retention (docs/patterns.md): ``retains``, the ttl is the log's age
+        # limit; ``keep``, the log holds the newest ``keep`` messages of the partition, so
+        # a group's unread messages beyond them are gone. Either way they are expired for
+        # this group, never dead-lettered: the log deletes, it does not reject.
+        self.retains = retains
+        self.keep = keep
         self.dead_letter = DeadLetter() if dead_letter is None else dead_letter
         # ``copies``: a message may be in two places at once (a visibility timeout gave it
         # back while a worker still holds it); only then is the record needed.
@@ -279,6 +285,9 @@ class ReliableQueue(Queue):
             self.held.append((msg, ev))
             return ev
         out = super().put(msg)
+        if len(self.items) > self.keep:
+            old = self.items.popleft()
+            self._expire(old, retained=True)
         if self._wake is not None and self.items:
             self._wake.succeed()
             self._wake = None
@@ -344,12 +353,12 @@ class ReliableQueue(Queue):
                 self._admit()
             self._expire(msg)
 
-    def _expire(self, msg: Message) -> None:
+    def _expire(self, msg: Message, retained: bool = False) -> None:
         now = self.env.now
         self._visit((msg.id, self.index, msg.arrived, now, NAN, REAPED))
         if key(msg) in self.settled:  # a phantom copy: its outcome is decided already
             return
-        if self.dead_letter.named:
+        if self.dead_letter.named and not (retained or self.retains):
             self.to_dead_letter(msg)
         else:
             self.settle(msg, EXPIRED, self.index)

@@ -25,7 +25,7 @@ from simq.dists import parse
 from simq.engine import arrivals
 from simq.engine.core import Destination, Holder, Message, Streams
 from simq.engine.durability import Persister
-from simq.engine.faults import Faults
+from simq.engine.faults import Breakable, Faults
 from simq.engine.intake import Partitioned, Prefetch, SharedQueue
 from simq.engine.link import CutLink, Link
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
@@ -104,6 +104,22 @@ class _Endings(list):  # type: ignore[type-arg]
         self._credits.ended(row[0])
 
 
+class _Together:
+    """The views of one partition, one per consumer group: they go down and come back
+    together (the partition's broker)."""
+
+    def __init__(self, views: list[Queue]) -> None:
+        self.views = [v for v in views if isinstance(v, ReliableQueue)]
+
+    def fail(self) -> None:
+        for v in self.views:
+            v.fail()
+
+    def heal(self) -> None:
+        for v in self.views:
+            v.heal()
+
+
 def _backoff(spec: BackoffSpec | None, uniform: Callable[[], float]) -> Backoff | None:
     if spec is None:
         return None
@@ -164,11 +180,16 @@ class Simulation:
         """The queue ``name`` (its dead-letter queue built first), its disk and faults."""
         if name in self.queues:
             return self.queues[name]
-        sc, env, rec, streams = self.scenario, self.env, self.rec, self.streams
+        sc, env, rec = self.scenario, self.env, self.rec
         q = sc.queues[name]
         index = list(sc.queues).index(name)
         line = Levels(self._priority_of()) if q.discipline == "priority" else None
         on_take = self.credits.back if self.credits is not None else None
+        part = sc.partition_of(name)
+        retention = None if part is None else sc.topics[part[0]].retention
+        # One group's view of a partition read by several: the partition's disk and
+        # outages are the log's, built once for all views (_partition).
+        view = part is not None and part[2] is not None
         if self._reliable(name):
             dead = DeadLetter()
             if q.dead_letter is not None:
@@ -178,7 +199,14 @@ class Simulation:
                 dead = DeadLetter(True, self._target(q.dead_letter) if has_readers else None)
             queue: Queue = ReliableQueue(
                 env, index, name, rec, capacity=q.capacity, overflow=q.overflow, line=line,
-                on_take=on_take, ttl=q.ttl, expiry=q.expiry, dead_letter=dead,
+                on_take=on_take, dead_letter=dead,
+                ttl=q.ttl if retention is None or retention.seconds is None
+                else retention.seconds,
+                expiry=q.expiry if retention is None or retention.seconds is None
+                else "anywhere",
+                retains=retention is not None and retention.seconds is not None,
+                keep=math.inf if retention is None or retention.messages is None
+                else retention.messages,
                 persistent=q.persistent, when_down=q.when_down,
                 deadlines=any(p.ttl is not None for p in sc.producers.values()),
                 copies=any(sc.consumers[g].visibility_timeout is not None
@@ -187,25 +215,38 @@ class Simulation:
             queue = Queue(env, index, name, rec, capacity=q.capacity, overflow=q.overflow,
                           line=line, on_take=on_take)
         self.queues[name] = queue
-        if q.outages is not None:
+        if q.outages is not None and not view:
             assert isinstance(queue, ReliableQueue)
             self._faults(queue, f"queues.{name}.outages", q.outages)
-        d = q.durability
-        if d is not None:
-            key = f"queues.{name}.durability"
-            gc = d.group_commit
-            self.persisters[name] = Persister(
-                env, queue, streams.draw(f"{key}.fsync", d.fsync),
-                1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
-                streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
-                d.acks == "all", rec)
+        if q.durability is not None and not view:
+            self.persisters[name] = self._persister(name, queue)
         return queue
+
+    def _persister(self, name: str, dest: Destination) -> Persister:
+        """The disk of queue (or partition) ``name``, in front of ``dest``."""
+        d = self.scenario.queues[name].durability if name in self.scenario.queues else None
+        if d is None:  # a partition read by several groups: the topic's disk
+            part = self.scenario.partition_of(name)
+            assert part is not None
+            d = self.scenario.topics[part[0]].durability
+        assert d is not None
+        key = f"queues.{name}.durability"
+        gc = d.group_commit
+        streams = self.streams
+        return Persister(
+            self.env, dest, streams.draw(f"{key}.fsync", d.fsync),
+            1 if gc is None else gc.size, 0.0 if gc is None else gc.wait, d.replicas,
+            streams.draw(f"{key}.replication", d.replication) if d.replicas else None,
+            d.acks == "all", self.rec)
 
     def _reliable(self, name: str) -> bool:
         """Whether a queue needs the broker's reliability semantics: its own keys, a
         producer's ttl, or a consumer that acks, fails, dedups or crashes reading it."""
         sc = self.scenario
         q = sc.queues[name]
+        part = sc.partition_of(name)
+        if part is not None and sc.topics[part[0]].retention is not None:
+            return True
         return (q.reliable or any(p.ttl is not None for p in sc.producers.values())
                 or any(sc.consumers[g].reliable for g in self._drains[name]))
 
@@ -219,7 +260,7 @@ class Simulation:
 
         return priority_of
 
-    def _faults(self, target: CutLink | ReliableQueue, key: str, spec: CrashSpec) -> None:
+    def _faults(self, target: Breakable, key: str, spec: CrashSpec) -> None:
         streams = self.streams
         self.faults.append(Faults(
             self.env, target,
@@ -252,14 +293,33 @@ class Simulation:
         if name not in self.topics:
             sc = self.scenario
             spec = sc.topics[name]
-            parts = [self._target(q) for q, _ in sc.resolve(name)]
             if spec.subscribers is not None:
+                parts = [self._target(q) for q, _ in sc.resolve(name)]
                 self.topics[name] = FanOut(self.env, parts, self.ids, self.rec)
             else:
+                views = list(sc.views(name).values())
+                if len(views) == 1:
+                    parts = [self._target(q) for q in views[0]]
+                else:
+                    parts = [self._partition(name, p, [self.queues[v[p]] for v in views])
+                             for p in range(len(views[0]))]
                 pick = key_picker(spec.key, len(parts), spec.key_probabilities,
                                   self.streams.uniform(f"topics.{name}.key"))
                 self.topics[name] = Partitioner(parts, pick)
         return self.topics[name]
+
+    def _partition(self, topic: str, p: int, views: list[Queue]) -> Destination:
+        """Partition ``p`` of a topic read by several groups: the message is appended
+        once (the partition's disk, its outages) and each group gets its own copy in its
+        view, as a fan-out does, so each group's delivery is one message's outcome."""
+        name = f"{topic}[{p}]"
+        dest: Destination = FanOut(self.env, views, self.ids, self.rec)
+        spec = self.scenario.topics[topic]
+        if spec.outages is not None:
+            self._faults(_Together(views), f"queues.{name}.outages", spec.outages)
+        if spec.durability is not None:
+            dest = self.persisters[name] = self._persister(name, dest)
+        return dest
 
     def _via(self, src: str, dst: str) -> Destination:
         """The queue or topic `dst`, over the link src->dst when there is one."""
@@ -311,7 +371,7 @@ class Simulation:
         key = f"consumers.{name}"
         forward = self._forward(i, name, c)
         topic = sc.topics.get(c.source)
-        queues = [self.queues[q] for q, _ in sc.resolve(c.source)]
+        queues = [self.queues[q] for q, _ in sc.intake(name)]
         # On a topic each partition has one owner; consumers beyond the partitions stay
         # idle (they count in utilization).
         line: SharedQueue | Partitioned = (

@@ -209,7 +209,9 @@ def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
     # at the consumer's load.
     own = topic.owners(max(1, round(count)))  # partitions are reassigned as it scales
     share = topic.key_probabilities
-    p = int(q[len(c.source) + 1:-1])
+    part = sc.partition_of(q)  # this group's view of partition p
+    assert part is not None
+    p = part[1]
     total = sum(w for w, o in zip(share, own, strict=True) if o == own[p])
     return (rate * share[p] / total if total > 0 else rate), 1
 

@@ -186,6 +186,13 @@ class Accumulators:
         self.counted = np.zeros(npr + 1, dtype=np.int64)
         self.parts = np.zeros((npr + 1, len(_RAW)))
         self.latency_by = [hist() for _ in range(npr + 1)]
+        # Each consumer group of a partitioned topic: its views of the partitions (queue
+        # indices) and the latency of the messages it delivered.
+        names = list(sc.queues)
+        self.topic_groups = {gi: [names.index(q) for q, _ in sc.intake(g)]
+                             for gi, (g, c) in enumerate(sc.consumers.items())
+                             if c.source in sc.topics}
+        self.latency_group = {gi: hist() for gi in self.topic_groups}
         self.blocked = np.zeros(npr + 1)
         self.queues = [_Queue(hist()) for _ in range(nq)]
         self.groups = [_Group() for _ in range(ng)]
@@ -487,6 +494,8 @@ class Accumulators:
         for p in rows:
             self.latency_by[p].add(latency[counted] if len(rows) == 1
                                    else latency[counted & (prod == p)])
+        for gi, h in self.latency_group.items():
+            h.add(latency[counted & (where == gi)])
         if self.check_waits and delivered.any():
             lat_d = latency[delivered]
             total = np.zeros(len(lat_d))
@@ -582,7 +591,8 @@ class Accumulators:
                 f"{counts['in_flight']} found inside")
         # Fan-out copies are messages of their own (in `produced`); say how many there were
         # (only where a fan-out topic exists, so plain summaries keep their shape).
-        if any(t.subscribers is not None for t in sc.topics.values()):
+        if any(t.subscribers is not None or len(sc.views(n)) > 1
+               for n, t in sc.topics.items()):
             counts["copies"] = self.copies
         # Not outcomes (a message may have several): requeues, and dedup's discarded copies.
         counts["redelivered"] = self.count(REQUEUED)
@@ -684,6 +694,9 @@ class Accumulators:
                     "crashes": self.count(CRASH, gi),
                     "lost": self.count(CRASH_LOST, gi),
                 })
+        for gi, qis in self.topic_groups.items():
+            summary["consumers"][list(sc.consumers)[gi]].update(
+                self._group_of_topic(gi, qis, summary["queues"]))
         for name, lk in zip(sc.links, self.links, strict=True):
             summary["links"][name] = {
                 "delay_mean": lk.delay.mean(),
@@ -692,6 +705,25 @@ class Accumulators:
                 "retransmitted": lk.retransmitted,
             }
         return summary
+
+    def _group_of_topic(self, gi: int, qis: list[int],
+                        queues: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """A consumer group's own view of a partitioned topic (docs/output.md): its lag
+        per partition and in all, its wait, and the latency of what it delivered."""
+        names = list(self.sc.queues)
+        mine = [queues[names[qi]] for qi in qis]
+        waits = [self.queues[qi].wait for qi in qis]
+        n = sum(h.n for h in waits)
+        lat = self.latency_group[gi]
+        return {
+            "lag": {str(p): q["length_mean"] for p, q in enumerate(mine)},
+            "lag_mean": float(sum(q["length_mean"] for q in mine)),
+            "wait_mean": float(sum(h.total for h in waits) / n) if n else math.nan,
+            "latency_mean": lat.mean,
+            "latency_p95": lat.quantile(0.95),
+            "expired": int(sum(q["expired"] for q in mine)),
+            "dropped": int(sum(q["dropped"] for q in mine)),
+        }
 
     def queue_spells(self, queue: str) -> list[tuple[float, float, float]] | None:
         """Spells in which ``queue`` could not take in or give out messages: its outages,

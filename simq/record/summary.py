@@ -112,6 +112,10 @@ def summarise(rec: Records, sc: Scenario, out: Outcome, t0: float) -> dict[str, 
         summary["producers"][name]["latency_p95"] = _stats(
             latency_all[counted & (rec.producer == pi)], 0.95)[1]
 
+    for gi in acc.topic_groups:  # a group of a partitioned topic: what it delivered
+        summary["consumers"][list(sc.consumers)[gi]]["latency_p95"] = _stats(
+            latency_all[counted & (rec.where == gi)], 0.95)[1]
+
     v = rec.visits
     grid = np.linspace(t0, t1, 201) if span == span else np.array([t0])
     for qi, name in enumerate(sc.queues):

@@ -51,6 +51,11 @@ def references(m: Model) -> None:
         if p.wants_ack and fanout is not None and fanout.subscribers is not None:
             raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
                                 f"fan-out topic {p.to!r} makes several copies", p.to)
+        if p.wants_ack and fanout is not None and len(m.topic_groups(p.to)) > 1:
+            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+                                f"topic {p.to!r} is read by several consumer groups "
+                                f"({', '.join(m.topic_groups(p.to))}), each of which "
+                                "processes the message", p.to)
     for n, c in m.consumers.items():
         src = m.topics.get(c.source)
         if c.source not in m.queues and (src is None or src.partitions is None):
@@ -58,13 +63,6 @@ def references(m: Model) -> None:
                 f"consumers.{n}.from",
                 f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
                 "topic read from its subscriber queues)", c.source)
-        if src is not None:
-            other = next((g for g, x in m.consumers.items() if x.source == c.source and g != n),
-                         None)
-            if other is not None:
-                raise ScenarioError(
-                    f"consumers.{n}.from", f"topic {c.source!r} is already read by consumer "
-                    f"group {other!r}; a partitioned topic has one consumer group", c.source)
         if isinstance(c.to, dict):
             for dest in c.to:
                 if dest != EXIT:
@@ -226,6 +224,10 @@ def replies(m: Model) -> None:
                 if spec.ttl is not None:
                     raise ScenarioError(f"{where}.ttl", why + f"messages that expire in queue "
                                         f"{q!r} would stall it", spec.ttl)
+                if dest in m.topics and m.topics[dest].retention is not None:
+                    raise ScenarioError(f"topics.{dest}.retention", why + "messages that "
+                                        f"retention removes from topic {dest!r} would "
+                                        "stall it")
                 if spec.outages is not None and (not spec.persistent
                                                  or spec.when_down == "drop"):
                     raise ScenarioError(f"{where}.outages", why + f"an outage of queue {q!r} "

@@ -56,7 +56,7 @@ from simq.scenario.types import (
 from simq.scenario.workload import ArrivalsSpec, AutoscaleSpec, BacklogSpec
 
 __all__ = ["EXIT", "MODES", "AsyncProducer", "ConsumerSpec", "LinkSpec", "ProducerSpec",
-           "QueueSpec", "RunSpec", "SyncProducer", "TopicSpec", "WindowProducer"]
+           "QueueSpec", "RetentionSpec", "RunSpec", "SyncProducer", "TopicSpec", "WindowProducer"]
 
 EXIT = "exit"  # in a routing table, the share of messages that leaves the system
 MODES = ("async", "sync", "window")
@@ -405,6 +405,23 @@ _PARTITION_KEYS = ("capacity", "overflow", "ttl", "expiry", "dead_letter", "outa
                    "persistent", "when_down", "durability", "backlog")
 
 
+class RetentionSpec(BaseModel):
+    """How long a partitioned topic's log keeps a message (per partition): by age, by
+    count, or both (whichever removes it first). A message removed before a consumer
+    group read it is `expired` for that group."""
+
+    model_config = STRICT
+
+    seconds: Positive | None = None
+    messages: Count | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> RetentionSpec:
+        if self.seconds is None and self.messages is None:
+            raise ValueError("retention needs `seconds`, `messages` or both")
+        return self
+
+
 class TopicSpec(BaseModel):
     """A topic: fan-out to subscriber queues, or a log split into partitions by key."""
 
@@ -426,6 +443,9 @@ class TopicSpec(BaseModel):
     when_down: Literal["block", "drop"] = "block"
     durability: DurabilitySpec | None = None
     backlog: BacklogSpec | None = None  # each partition's starting lag (docs/peak.md)
+    # The log's retention (docs/patterns.md): every consumer group reads the whole log at
+    # its own offset; what retention removes before a group read it is lost to that group.
+    retention: RetentionSpec | None = None
 
     def partition_spec(self) -> QueueSpec:
         """What each partition is, as a queue."""
@@ -456,11 +476,18 @@ class TopicSpec(BaseModel):
                 raise ValueError("`subscribers` names at least one queue")
             if len(set(self.subscribers)) != len(self.subscribers):
                 raise ValueError(f"a queue subscribes once, got {self.subscribers!r}")
-            for key in ("key", *_PARTITION_KEYS):
+            for key in ("key", "retention", *_PARTITION_KEYS):
                 if key in self.model_fields_set:
                     raise ValueError(f"`{key}` belongs to a partitioned topic; a fan-out "
                                      "topic's copies wait in the subscriber queues")
         else:
+            if self.retention is not None and self.retention.seconds is not None:
+                for key in ("ttl", "expiry"):
+                    if key in self.model_fields_set:
+                        raise ValueError(
+                            f"`{key}` and `retention.seconds` both say how long a partition "
+                            "keeps an unread message: retention.seconds is a ttl with expiry "
+                            "anywhere that never dead-letters; give one of them")
             try:
                 self.partition_spec()
             except ValidationError as e:  # the queue rules (e.g. `expiry` needs `ttl`)
@@ -480,8 +507,11 @@ class TopicSpec(BaseModel):
         total = sum(weights)
         return [w / total for w in weights]
 
-    def partition_names(self, topic: str) -> list[str]:
-        return [f"{topic}[{p}]" for p in range(self.partitions or 0)]
+    def partition_names(self, topic: str, group: str | None = None) -> list[str]:
+        """The partitions as queues: ``TOPIC[p]``, or ``TOPIC[p]@GROUP`` for one group's
+        view of the log when several groups read the topic."""
+        at = "" if group is None else f"@{group}"
+        return [f"{topic}[{p}]{at}" for p in range(self.partitions or 0)]
 
     def owners(self, consumers: int) -> list[int]:
         """The consumer (0-based) that owns each partition: one per partition, round the

@@ -54,30 +54,71 @@ class Model(BaseModel):
             raise ValueError("a scenario needs at least one queue or topic")
         return self
 
+    def topic_groups(self, topic: str) -> list[str]:
+        """The consumer groups reading a partitioned topic, in scenario order."""
+        return [g for g, c in self.consumers.items() if c.source == topic]
+
+    def views(self, topic: str) -> dict[str | None, list[str]]:
+        """Each group's partitions of a partitioned topic, as queues: one set named
+        ``TOPIC[p]`` when at most one group reads it (key None, or the group), else one
+        set per group, ``TOPIC[p]@GROUP``: the log appended once, each group's unread part
+        of it (its lag) a line of its own."""
+        spec = self.topics[topic]
+        groups = self.topic_groups(topic)
+        if len(groups) <= 1:
+            return {(groups[0] if groups else None): spec.partition_names(topic)}
+        return {g: spec.partition_names(topic, g) for g in groups}
+
     def all_queues(self) -> dict[str, QueueSpec]:
-        """The queues, then each partitioned topic's partitions (named TOPIC[p])."""
+        """The queues, then each partitioned topic's partitions (named TOPIC[p], or
+        TOPIC[p]@GROUP for each group when several read it)."""
         out = dict(self.queues)
         for t, spec in self.topics.items():
+            if spec.partitions is None:
+                continue
             part = spec.partition_spec()
-            for name in spec.partition_names(t):
-                out[name] = part
+            for names in self.views(t).values():
+                for name in names:
+                    out[name] = part
         return out
+
+    def partition_of(self, queue: str) -> tuple[str, int, str | None] | None:
+        """For a partition (of one group's view), its topic, index and group (None: the
+        only view); None for a plain queue."""
+        if queue in self.queues:
+            return None
+        topic, _, rest = queue.partition("[")
+        index, _, group = rest.partition("]")
+        return topic, int(index), (group[1:] or None)
 
     def resolve(self, dest: str) -> list[tuple[str, float]]:
         """The queues a destination stands for, each with the expected number of copies
-        it receives per message sent there (fan-out: 1 each; partitions: the key share)."""
+        it receives per message sent there (fan-out: 1 each; partitions: the key share,
+        in every group's view of the log)."""
         topic = self.topics.get(dest)
         if topic is None:
             return [(dest, 1.0)]
         if topic.subscribers is not None:
             return [(q, 1.0) for q in topic.subscribers]
-        return list(zip(topic.partition_names(dest), topic.key_probabilities, strict=True))
+        return [(q, share) for names in self.views(dest).values()
+                for q, share in zip(names, topic.key_probabilities, strict=True)]
+
+    def intake(self, group: str) -> list[tuple[str, float]]:
+        """The queues a consumer group takes from (its own view of a topic's partitions),
+        each with the share of the source's messages it gets."""
+        source = self.consumers[group].source
+        topic = self.topics.get(source)
+        if topic is None:
+            return [(source, 1.0)]
+        views = self.views(source)
+        names = views[group] if group in views else next(iter(views.values()))
+        return list(zip(names, topic.key_probabilities, strict=True))
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue (partitions included), the consumer groups taking from it."""
         out: dict[str, list[str]] = {q: [] for q in self.all_queues()}
-        for g, c in self.consumers.items():
-            for q, _ in self.resolve(c.source):
+        for g in self.consumers:
+            for q, _ in self.intake(g):
                 out[q].append(g)
         return out
 

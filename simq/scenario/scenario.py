@@ -102,7 +102,8 @@ class Scenario:
 
     @property
     def queues(self) -> Mapping[str, QueueSpec]:
-        """Every queue, then each partitioned topic's partitions (``TOPIC[p]``)."""
+        """Every queue, then each partitioned topic's partitions (``TOPIC[p]``, or
+        ``TOPIC[p]@GROUP`` per group when several groups read the topic)."""
         return MappingProxyType(self._queues)
 
     @property
@@ -112,6 +113,18 @@ class Scenario:
     def resolve(self, dest: str) -> list[tuple[str, float]]:
         """The queues a destination (queue or topic) stands for, with copies per message."""
         return self._model.resolve(dest)
+
+    def intake(self, group: str) -> list[tuple[str, float]]:
+        """The queues a consumer group takes from (its own view of a topic's log)."""
+        return self._model.intake(group)
+
+    def views(self, topic: str) -> dict[str | None, list[str]]:
+        """Each group's partitions of a partitioned topic (docs/patterns.md)."""
+        return self._model.views(topic)
+
+    def partition_of(self, queue: str) -> tuple[str, int, str | None] | None:
+        """A partition's topic, index and group view (None: a plain queue)."""
+        return self._model.partition_of(queue)
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue, partitions included, the consumer groups taking from it."""
