@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from simq.dists import Distribution
+from simq.scenario.keys import KeyDist
 from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
@@ -121,6 +122,7 @@ class _Producer(BaseModel):
     timeout: Positive | None = None  # give up waiting for the ack after this long
     credits: Count | None = None  # flow control: messages not yet taken
     retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
+    keys: KeyDist | None = None  # each message's key (docs/patterns.md, keys and ordering)
 
     mode_name: ClassVar[str]
 
@@ -155,7 +157,24 @@ class _Producer(BaseModel):
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
         if self.retry is not None and self.timeout is None:
             raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
+        arrivals = getattr(self, "arrivals", None)
+        trace = arrivals.trace if arrivals is not None else None
+        if self.keys is not None and trace is not None and trace.keys is not None:
+            raise ValueError("`keys` and a trace with a `key` column both give the messages "
+                             "their keys; keep one")
         return self
+
+    @property
+    def trace_keys(self) -> tuple[str, ...] | None:
+        """The keys of a replayed trace's messages, in send order (None: no key column)."""
+        arrivals = getattr(self, "arrivals", None)
+        trace = arrivals.trace if arrivals is not None else None
+        return trace.keys if trace is not None else None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether this producer's messages carry keys (a distribution or a trace column)."""
+        return self.keys is not None or self.trace_keys is not None
 
     @property
     def wants_ack(self) -> bool:
