@@ -28,6 +28,7 @@ from simq.engine.durability import Persister
 from simq.engine.faults import Faults
 from simq.engine.intake import Partitioned, Prefetch, SharedQueue
 from simq.engine.link import CutLink, Link
+from simq.engine.order import Sequencer, key_source
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
 from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
 from simq.engine.recorder import Recorder
@@ -123,6 +124,7 @@ class Simulation:
                     else Recorder(finished=_Endings(self.credits)))
         self.daemons = Daemons(env, endless=sc.run.until is None)
         self.ids = itertools.count()
+        self.order = Sequencer(self.rec)
         self.limit = sc.run.messages if sc.run.messages is not None else math.inf
         self.sent = [0]  # first sends so far, against the limit
         self._drains = sc.drains()
@@ -254,11 +256,11 @@ class Simulation:
             spec = sc.topics[name]
             parts = [self._target(q) for q, _ in sc.resolve(name)]
             if spec.subscribers is not None:
-                self.topics[name] = FanOut(self.env, parts, self.ids, self.rec)
+                self.topics[name] = FanOut(self.env, parts, self.ids, self.rec, self.order)
             else:
                 pick = key_picker(spec.key, len(parts), spec.key_probabilities,
                                   self.streams.uniform(f"topics.{name}.key"))
-                self.topics[name] = Partitioner(parts, pick)
+                self.topics[name] = Partitioner(parts, pick, self.order)
         return self.topics[name]
 
     def _via(self, src: str, dst: str) -> Destination:
@@ -424,13 +426,18 @@ class Simulation:
                     r.backoff, streams.uniform(f"{key}.retry.backoff")),
                 budget=None if r is None else r.budget,
                 budget_floor=0 if r is None else r.budget_floor,
-                window=p.window if p.mode == "window" else None)
+                window=p.window if p.mode == "window" else None, order=self.order)
         pacer = Pacer(gap, clients,
                       tracker.space if tracker is not None and p.mode == "window" else None,
                       waits=p.mode == "sync")
+        keys = None
+        if p.keyed:
+            keys = key_source(p.keys, p.trace_keys,
+                              gap.position if isinstance(gap, arrivals.TraceGap) else None,
+                              streams.uniform(f"{key}.keys"), self.order)
         return Source(env, i, name, rec, pacer=pacer, heads=heads, size=size, ids=self.ids,
                       limit=self.limit, sent=self.sent, start=p.start, stop=stop,
-                      tracker=tracker)
+                      tracker=tracker, order=self.order, keys=keys)
 
     # Running ---------------------------------------------------------------------------
     def run(self) -> Outcome:
