@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import assert_agrees
 from test_parity import assert_parity
 
 import simq
 from simq.engine import Simulation
+from simq.model.network import flows as network_flows
 from simq.record.ordering import OrderTally
 from simq.record.streaming import run_full, run_streaming
 from simq.record.summary import summarise
@@ -241,3 +243,19 @@ def test_keys_and_a_keyed_trace_are_refused_together(tmp_path: Path) -> None:
                        "producers": {"app": {"to": "q", "keys": "uniform(n=2)",
                                              "arrivals": {"trace": name}}},
                        "queues": {"q": {}}}, base_dir=tmp_path)
+
+
+def test_the_traffic_model_splits_keyed_traffic_by_hash() -> None:
+    # zipf keys hashed to 4 partitions: the traffic model's arrival rate at each
+    # partition (key probabilities summed by murmur2 partition) against the measured one.
+    sc = simq.Scenario(_keyed(4, 4, keys="zipf(n=200, s=1.2)"))
+    flows = network_flows(sc)
+    shares = sc.resolve("events", "app")
+    assert abs(sum(w for _, w in shares) - 1) < 1e-12
+    assert max(w for _, w in shares) > 0.3  # the hot key's partition, not 1/4
+    res = simq.run(sc, replications=4)
+    span = 1500 - 100
+    for q, w in shares:
+        rate = flows.queues[q].arrival_rate
+        assert rate == pytest.approx(3.0 * w)
+        assert_agrees(res, f"queues.{q}.arrivals", rate, scale=span)

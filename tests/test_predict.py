@@ -50,6 +50,7 @@ BUNDLED = {
     # Semantics whose theory is not matched here (yet): none, naming the keys.
     "pubsub.yaml": ("none", "none"),
     "partitions.yaml": ("none", "none"),
+    "ordering.yaml": ("none", "none"),
     "batching.yaml": ("none", "none"),
     "prefetch.yaml": ("none", "none"),
     "shared_link.yaml": ("none", "none"),

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from simq.dists import Distribution
-from simq.scenario.keys import KeyDist
+from simq.scenario.keys import KeyDist, key_shares, trace_shares
 from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
@@ -170,6 +170,17 @@ class _Producer(BaseModel):
         arrivals = getattr(self, "arrivals", None)
         trace = arrivals.trace if arrivals is not None else None
         return trace.keys if trace is not None else None
+
+    def partition_shares(self, partitions: int, unkeyed: list[float]) -> list[float]:
+        """The share of this producer's messages each partition of a topic gets: its
+        keys' probabilities (or a trace's keys' counts) by partition, ``unkeyed`` for
+        messages without a key."""
+        if self.keys is not None:
+            return list(key_shares(self.keys, partitions))
+        trace = self.trace_keys
+        if trace is None:
+            return list(unkeyed)
+        return list(trace_shares(trace, partitions, tuple(unkeyed)))
 
     @property
     def keyed(self) -> bool:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-__all__ = ["KeyDist", "KeySpec", "murmur2", "partition_of"]
+__all__ = ["KeyDist", "KeySpec", "key_shares", "murmur2", "partition_of", "trace_shares"]
 
 _SPEC = re.compile(r"^\s*(uniform|zipf)\s*\((.*)\)\s*$")
 _ARG = re.compile(r"^\s*(n|s)\s*=\s*([^,=\s]+)\s*$")
@@ -78,6 +79,30 @@ class KeySpec:
         return f"zipf(n={self.n}, s={self.s:g})"
 
 
+@lru_cache(maxsize=64)
+def key_shares(spec: KeySpec, partitions: int) -> tuple[float, ...]:
+    """The share of messages each partition gets under a key distribution."""
+    out = [0.0] * partitions
+    for name, p in zip(spec.names(), spec.probabilities(), strict=True):
+        out[partition_of(name, partitions)] += p
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def trace_shares(keys: tuple[str, ...], partitions: int, unkeyed: tuple[float, ...]
+                 ) -> tuple[float, ...]:
+    """The share of a trace's messages each partition gets (a row without a key by
+    ``unkeyed``)."""
+    out = [0.0] * partitions
+    for text in keys:
+        if text:
+            out[partition_of(text, partitions)] += 1.0
+        else:
+            for i, u in enumerate(unkeyed):
+                out[i] += u
+    return tuple(x / len(keys) for x in out)
+
+
 def _parse(v: Any) -> Any:
     if v is None or isinstance(v, KeySpec):
         return v
@@ -100,8 +125,8 @@ def _parse(v: Any) -> Any:
         s = float(args.get("s", "0"))
     except ValueError:
         raise ValueError(f"must be {rule}, got {v!r}") from None
-    if n != int(n) or n < 1 or n > 10_000_000:
-        raise ValueError(f"n (the number of keys) must be an integer in [1, 1e7], got {v!r}")
+    if n != int(n) or n < 1 or n > 1_000_000:
+        raise ValueError(f"n (the number of keys) must be an integer in [1, 1e6], got {v!r}")
     if kind == "zipf" and not s > 0:
         raise ValueError(f"zipf needs s > 0, got {v!r}")
     return KeySpec(kind, int(n), s)

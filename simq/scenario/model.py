@@ -48,15 +48,19 @@ class Model(BaseModel):
                 out[name] = part
         return out
 
-    def resolve(self, dest: str) -> list[tuple[str, float]]:
+    def resolve(self, dest: str, producer: str | None = None) -> list[tuple[str, float]]:
         """The queues a destination stands for, each with the expected number of copies
-        it receives per message sent there (fan-out: 1 each; partitions: the key share)."""
+        it receives per message sent there (fan-out: 1 each; partitions: the key share,
+        of ``producer``'s messages when it gives them keys)."""
         topic = self.topics.get(dest)
         if topic is None:
             return [(dest, 1.0)]
         if topic.subscribers is not None:
             return [(q, 1.0) for q in topic.subscribers]
-        return list(zip(topic.partition_names(dest), topic.key_probabilities, strict=True))
+        shares = topic.key_probabilities
+        if producer is not None:
+            shares = self.producers[producer].partition_shares(len(shares), shares)
+        return list(zip(topic.partition_names(dest), shares, strict=True))
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue (partitions included), the consumer groups taking from it."""

@@ -109,9 +109,10 @@ class Scenario:
     def topics(self) -> Mapping[str, TopicSpec]:
         return MappingProxyType(self._model.topics)
 
-    def resolve(self, dest: str) -> list[tuple[str, float]]:
-        """The queues a destination (queue or topic) stands for, with copies per message."""
-        return self._model.resolve(dest)
+    def resolve(self, dest: str, producer: str | None = None) -> list[tuple[str, float]]:
+        """The queues a destination (queue or topic) stands for, with copies per message
+        (a partition's share for ``producer``'s messages, whose keys choose it)."""
+        return self._model.resolve(dest, producer)
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue, partitions included, the consumer groups taking from it."""
