@@ -58,6 +58,24 @@ class Sequencer:
         msg.stream, msg.seq, msg.key = sid, seq, key
         self._log((msg.id, sid, seq, key))
 
+    def stamper(self, producer: int, keys: Callable[[], int] | None
+                ) -> Callable[[Message], None]:
+        """What stamps a producer's first sends: :meth:`first` with the next key, or
+        for a producer without keys (one stream) the same, inlined, on its hot path."""
+        if keys is not None:
+            first = self.first
+            return lambda msg: first(msg, producer, keys())
+        sid = self._stream(producer, NO_KEY, 0)
+        nxt, log = self._next, self._log
+
+        def stamp(msg: Message) -> None:
+            seq = nxt[sid]
+            nxt[sid] = seq + 1
+            msg.stream, msg.seq, msg.key = sid, seq, NO_KEY
+            log((msg.id, sid, seq, NO_KEY))
+
+        return stamp
+
     def again(self, msg: Message, of: Message) -> None:
         """A retry of ``of``: the same stream and place."""
         msg.stream, msg.seq, msg.key = of.stream, of.seq, of.key

@@ -20,7 +20,7 @@ import simpy
 from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, Request
-from simq.engine.order import NO_KEY, Sequencer
+from simq.engine.order import Sequencer
 from simq.engine.recorder import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
 from simq.engine.retry import Backoff
 
@@ -239,8 +239,7 @@ class Source:
         log, blocked_since = self._blocked, self.blocked_since
         limit, stop, sent = self.limit, self.stop, self.sent
         tracker = self.tracker
-        stamp = self.order.first if self.order is not None else None
-        keys = self.keys
+        stamp = self.order.stamper(index, self.keys) if self.order is not None else None
         if self.start > 0:
             yield env.timeout(self.start)
         while True:
@@ -261,14 +260,14 @@ class Source:
                 msg = Message(mid, now, size(), index)
                 created((index, now, msg.size))
                 if stamp is not None:
-                    stamp(msg, index, keys() if keys is not None else NO_KEY)
+                    stamp(msg)
                 blocked = put(msg)
                 waiter = None
             else:
                 msg = Request(mid, now, size(), tracker, index)
                 created((index, now, msg.size))
                 if stamp is not None:
-                    stamp(msg, index, keys() if keys is not None else NO_KEY)
+                    stamp(msg)
                 waiter = tracker.sent(msg, client, waits)
                 blocked = put(msg)
             if blocked is not None:  # backpressure: wait until the queue has room
