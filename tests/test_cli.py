@@ -42,11 +42,11 @@ FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # Messaging patterns (docs/patterns.md) add `breakdown` (latency split by stage, adding up
 # to the mean latency), `producers` (per-producer rates and latency) and a link's
 # `retransmitted` count.
-EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup"}
+EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "ordering"}
 EXTRA_LINK = {"retransmitted"}
 EXTRA_MESSAGES = {"lost", "redelivered", "discarded"}
 EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time",
-               "expired", "dead_lettered", "redelivered"}
+               "expired", "dead_lettered", "redelivered", "ordering"}
 EXTRA_CONSUMER = {"worker_seconds"}  # online workers integrated over the window
 
 
@@ -92,7 +92,7 @@ def test_summary_json_has_exactly_the_contract_fields(written: Path) -> None:
         assert set(row) >= FORMULA_FIELDS
     # ci95: the same shape as the numbers, half-widths.
     numeric = {"messages", "throughput", "offered_rate", "latency", "queues", "consumers",
-               "links", "breakdown", "producers"}
+               "links", "breakdown", "producers", "ordering"}
     assert set(s["ci95"]) == numeric
     assert set(s["ci95"]["queues"]["broker"]) == set(s["queues"]["broker"])
     assert set(s["ci95"]["links"]["app->broker"]) == CONTRACT_LINK | EXTRA_LINK

@@ -51,6 +51,7 @@ BUNDLED = {
     "pubsub.yaml": ("none", "none"),
     "partitions.yaml": ("none", "none"),
     "kafka_groups.yaml": ("none", "none"),
+    "ordering.yaml": ("none", "none"),
     "batching.yaml": ("none", "none"),
     "prefetch.yaml": ("none", "none"),
     "shared_link.yaml": ("none", "none"),

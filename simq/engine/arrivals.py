@@ -29,7 +29,7 @@ from simq.dists import parse
 from simq.engine.core import Streams
 from simq.scenario.workload import ArrivalsSpec, mmpp_stationary
 
-__all__ = ["build"]
+__all__ = ["TraceGap", "build"]
 
 Gap = Callable[[], float]
 _EXP1 = parse("exponential(rate=1)")
@@ -149,22 +149,33 @@ def _mmpp(env: simpy.Environment, rates: list[float], switch: list[float], exp1:
     return gap
 
 
+class TraceGap:
+    """The gaps of a trace; ``position`` is the row of the send being made (its key's)."""
+
+    def __init__(self, env: simpy.Environment, times: tuple[float, ...]) -> None:
+        self.env = env
+        self.times = times
+        self.end = math.nextafter(times[-1], math.inf)
+        self.at = 0
+        # Send times before the producer starts are skipped: a trace is absolute time.
+        self.first = True
+
+    def position(self) -> int:
+        return self.at - 1
+
+    def __call__(self) -> float:
+        now = self.env.now
+        i = self.at
+        if self.first:
+            self.first = False
+            i = bisect.bisect_left(self.times, now)
+        if i >= len(self.times):
+            self.at = i + 1  # past the last row: a send now has no row
+            return max(0.0, self.end - now)
+        self.at = i + 1
+        return max(0.0, self.times[i] - now)
+
+
 def _trace(env: simpy.Environment, times: tuple[float, ...]) -> tuple[Gap, float]:
-    end = math.nextafter(times[-1], math.inf)
-    at = [0]
-    # Send times before the producer starts are skipped: a trace is absolute time.
-    first = [True]
-
-    def gap() -> float:
-        now = env.now
-        i = at[0]
-        if first[0]:
-            first[0] = False
-            i = bisect.bisect_left(times, now)
-        if i >= len(times):
-            at[0] = i
-            return max(0.0, end - now)
-        at[0] = i + 1
-        return max(0.0, times[i] - now)
-
-    return gap, end
+    gap = TraceGap(env, times)
+    return gap, gap.end

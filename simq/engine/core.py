@@ -25,12 +25,18 @@ class Message:
     # `visit` counts the queues a message entered after being processed (feedback, a
     # pipeline, a dead-letter queue), read only where copies of it may be processed
     # twice (engine.queue.ReliableQueue): unset means 0.
+    # `stream`, `seq` and `key` are set by engine.order for every producer's message
+    # (unset on a queue's starting backlog, which has no send order): a partitioned
+    # topic routes by `key` when it is >= 0.
     __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline",
-                 "visit")
+                 "visit", "stream", "seq", "key")
     queue: int
     left: float
     deadline: float
     visit: int
+    stream: int
+    seq: int
+    key: int
 
     def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
         self.id = id

@@ -138,6 +138,12 @@ class Recorder:
     events: list[tuple[int, int, int, float]] = field(default_factory=list)
     # (producer index, start, end): a producer held up by backpressure (end NaN: still).
     blocked: list[tuple[int, float, float]] = field(default_factory=list)
+    # (id, stream, seq, key): the ordering stream a message belongs to (its key, or its
+    # producer when it has none), its place in that stream's send order (a retry keeps
+    # its first send's) and its key's index in `key_names` (-1: no key). engine.order.
+    order: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # The text of each key, by index (filled as keys are first seen).
+    key_names: list[str] = field(default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -184,6 +190,7 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "retransmits": (("id", "link", "t"), "iif"),
     "events": (("id", "kind", "where", "t"), "iiif"),
     "blocked": (("producer", "start", "end"), "iff"),
+    "order": (("id", "stream", "seq", "key"), "iiii"),
 }
 
 
@@ -217,6 +224,15 @@ class Records:
     retransmits: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, np.ndarray] = field(default_factory=dict)
     blocked: dict[str, np.ndarray] = field(default_factory=dict)
+    order: dict[str, np.ndarray] = field(default_factory=dict)
+    key_names: list[str] = field(default_factory=list)
+
+    def keys(self) -> np.ndarray:
+        """Each message's key index into ``key_names`` (-1: no key)."""
+        out = np.full(len(self.sent), -1, dtype=np.int64)
+        if self.order:
+            out[self.order["id"]] = self.order["key"]
+        return out
 
     def count(self, code: int, where: int | None = None, t0: float = -np.inf,
               t1: float = np.inf) -> int:
@@ -258,7 +274,7 @@ class Records:
         blocked = rec.columns("blocked")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
-                   events, blocked)
+                   events, blocked, rec.columns("order"), list(rec.key_names))
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -28,6 +28,7 @@ from simq.engine.durability import Persister
 from simq.engine.faults import Breakable, Faults
 from simq.engine.intake import Partitioned, Prefetch, SharedQueue
 from simq.engine.link import CutLink, Link
+from simq.engine.order import Sequencer, key_source
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
 from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
 from simq.engine.recorder import Recorder
@@ -139,6 +140,7 @@ class Simulation:
                     else Recorder(finished=_Endings(self.credits)))
         self.daemons = Daemons(env, endless=sc.run.until is None)
         self.ids = itertools.count()
+        self.order = Sequencer(self.rec)
         self.limit = sc.run.messages if sc.run.messages is not None else math.inf
         self.sent = [0]  # first sends so far, against the limit
         self._drains = sc.drains()
@@ -295,7 +297,7 @@ class Simulation:
             spec = sc.topics[name]
             if spec.subscribers is not None:
                 parts = [self._target(q) for q, _ in sc.resolve(name)]
-                self.topics[name] = FanOut(self.env, parts, self.ids, self.rec)
+                self.topics[name] = FanOut(self.env, parts, self.ids, self.rec, self.order)
             else:
                 views = list(sc.views(name).values())
                 if len(views) == 1:
@@ -305,7 +307,7 @@ class Simulation:
                              for p in range(len(views[0]))]
                 pick = key_picker(spec.key, len(parts), spec.key_probabilities,
                                   self.streams.uniform(f"topics.{name}.key"))
-                self.topics[name] = Partitioner(parts, pick)
+                self.topics[name] = Partitioner(parts, pick, self.order)
         return self.topics[name]
 
     def _partition(self, topic: str, p: int, views: list[Queue]) -> Destination:
@@ -313,7 +315,7 @@ class Simulation:
         once (the partition's disk, its outages) and each group gets its own copy in its
         view, as a fan-out does, so each group's delivery is one message's outcome."""
         name = f"{topic}[{p}]"
-        dest: Destination = FanOut(self.env, views, self.ids, self.rec)
+        dest: Destination = FanOut(self.env, views, self.ids, self.rec, self.order)
         spec = self.scenario.topics[topic]
         if spec.outages is not None:
             self._faults(_Together(views), f"queues.{name}.outages", spec.outages)
@@ -484,13 +486,18 @@ class Simulation:
                     r.backoff, streams.uniform(f"{key}.retry.backoff")),
                 budget=None if r is None else r.budget,
                 budget_floor=0 if r is None else r.budget_floor,
-                window=p.window if p.mode == "window" else None)
+                window=p.window if p.mode == "window" else None, order=self.order)
         pacer = Pacer(gap, clients,
                       tracker.space if tracker is not None and p.mode == "window" else None,
                       waits=p.mode == "sync")
+        keys = None
+        if p.keyed:
+            keys = key_source(p.keys, p.trace_keys,
+                              gap.position if isinstance(gap, arrivals.TraceGap) else None,
+                              streams.uniform(f"{key}.keys"), self.order)
         return Source(env, i, name, rec, pacer=pacer, heads=heads, size=size, ids=self.ids,
                       limit=self.limit, sent=self.sent, start=p.start, stop=stop,
-                      tracker=tracker)
+                      tracker=tracker, order=self.order, keys=keys)
 
     # Running ---------------------------------------------------------------------------
     def run(self) -> Outcome:

@@ -20,6 +20,7 @@ import simpy
 from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, Request
+from simq.engine.order import Sequencer
 from simq.engine.recorder import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
 from simq.engine.retry import Backoff
 
@@ -58,8 +59,10 @@ class Tracker:
         size: Callable[[], float],
         timeout: float | None = None, max_attempts: int = 1, backoff: Backoff | None = None,
         budget: float | None = None, budget_floor: int = 0, window: int | None = None,
+        order: Sequencer | None = None,
     ) -> None:
         self.env = env
+        self.order = order
         self.index = index
         self.reply_latency = reply
         self.ids = ids
@@ -77,6 +80,8 @@ class Tracker:
         self.outstanding = 0  # unresolved messages (a window counts them)
         # first send's id -> [sends so far, last back-off, client]
         self.pending: dict[int, list[float]] = {}
+        # first send's id -> the first send, whose send order its retries keep
+        self.firsts_sent: dict[int, Message] = {}
         self.waiters: dict[int, Event] = {}  # a sync client waits for its message
         self._space: Event | None = None
         self._created = rec.created.append
@@ -91,6 +96,7 @@ class Tracker:
         self.outstanding += 1
         self.pending[root] = [1.0, 0.0, float(client)]
         if self.timeout is not None:
+            self.firsts_sent[root] = msg
             timer = self.env.timeout(self.timeout, msg)
             timer.callbacks.append(self._timed_out)
         if wait:
@@ -109,6 +115,7 @@ class Tracker:
         root = msg.root
         if self.pending.pop(root, None) is None:
             return  # a late or second ack: the message was resolved already
+        self.firsts_sent.pop(root, None)
         if self.timeout is not None:
             self._event((root, ACKED, self.index, self.env.now))
         self._resolved(root)
@@ -136,6 +143,7 @@ class Tracker:
         allowed = self.budget_floor + self.budget * self.firsts
         if sends >= self.max_attempts or self.retries + 1 > allowed:
             del self.pending[first]
+            self.firsts_sent.pop(first, None)
             self._event((first, GAVE_UP, self.index, now))
             self._resolved(first)
             return
@@ -167,6 +175,8 @@ class Tracker:
         self._event((first, RETRIED, self.index, now))
         msg = Request(cid, now, self.size(), self, self.index, root=first, n=n)
         self._created((self.index, now, msg.size))
+        if self.order is not None:
+            self.order.again(msg, self.firsts_sent[first])
         self.last_sent = now
         assert self.timeout is not None  # only a timeout retries
         timer = self.env.timeout(self.timeout, msg)
@@ -186,8 +196,11 @@ class Source:
         pacer: Pacer, heads: Sequence[Destination], size: Callable[[], float],
         ids: itertools.count[int], limit: float, sent: list[int], start: float,
         stop: float | None, tracker: Tracker | None = None,
+        order: Sequencer | None = None, keys: Callable[[], int] | None = None,
     ) -> None:
         assert len(heads) == pacer.clients
+        self.order = order
+        self.keys = keys
         self.env = env
         self.index = index
         self.name = name
@@ -226,6 +239,7 @@ class Source:
         log, blocked_since = self._blocked, self.blocked_since
         limit, stop, sent = self.limit, self.stop, self.sent
         tracker = self.tracker
+        stamp = self.order.stamper(index, self.keys) if self.order is not None else None
         if self.start > 0:
             yield env.timeout(self.start)
         while True:
@@ -245,11 +259,15 @@ class Source:
             if tracker is None:
                 msg = Message(mid, now, size(), index)
                 created((index, now, msg.size))
+                if stamp is not None:
+                    stamp(msg)
                 blocked = put(msg)
                 waiter = None
             else:
                 msg = Request(mid, now, size(), tracker, index)
                 created((index, now, msg.size))
+                if stamp is not None:
+                    stamp(msg)
                 waiter = tracker.sent(msg, client, waits)
                 blocked = put(msg)
             if blocked is not None:  # backpressure: wait until the queue has room

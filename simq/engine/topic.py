@@ -11,6 +11,7 @@ import simpy
 from simpy.events import Event
 
 from simq.engine.core import Destination, Message
+from simq.engine.order import Sequencer
 from simq.engine.recorder import Recorder
 
 __all__ = ["FanOut", "Partitioner", "key_picker"]
@@ -26,8 +27,10 @@ class FanOut:
     """
 
     def __init__(self, env: simpy.Environment, subscribers: Sequence[Destination],
-                 ids: itertools.count[int], rec: Recorder) -> None:
+                 ids: itertools.count[int], rec: Recorder, order: Sequencer | None = None
+                 ) -> None:
         self.env = env
+        self.order = order
         self.subscribers = list(subscribers)
         self.ids = ids
         self._created = rec.created
@@ -38,12 +41,16 @@ class FanOut:
         blocked = []
         first, *rest = self.subscribers
         deadline = getattr(msg, "deadline", None)
-        for dest in rest:
+        ordered = self.order is not None and hasattr(msg, "stream")
+        for branch, dest in enumerate(rest, start=1):
             copy = Message(next(self.ids), msg.sent, msg.size, origin)
             if deadline is not None:
                 copy.deadline = deadline
             self._created.append((origin, msg.sent, msg.size))
             self._copy((copy.id, msg.id))
+            if ordered:
+                assert self.order is not None
+                self.order.copy(copy, msg, branch)
             ev = dest.put(copy)
             if ev is not None:
                 blocked.append(ev)
@@ -68,12 +75,19 @@ def key_picker(key: str, partitions: int, probabilities: Sequence[float],
 
 
 class Partitioner:
-    """Sends each message to one partition, chosen by its key distribution."""
+    """Sends each message to one partition: a message with a key to the key's (its
+    murmur2 hash mod the partitions, engine.order), one without by the topic's key
+    distribution."""
 
-    def __init__(self, partitions: Sequence[Destination], pick: Callable[[], int]) -> None:
+    def __init__(self, partitions: Sequence[Destination], pick: Callable[[], int],
+                 order: Sequencer | None = None) -> None:
         self.partitions = list(partitions)
         self.pick = pick
+        self.order = order
 
     def put(self, msg: Message) -> Event | None:
+        key = getattr(msg, "key", -1)
+        if key >= 0 and self.order is not None:
+            return self.partitions[self.order.partition(key, len(self.partitions))].put(msg)
         return self.partitions[self.pick()].put(msg)
 

@@ -308,9 +308,9 @@ def _out_delay(sc: Scenario, net: _Routing, size: float) -> np.ndarray:
     return d
 
 
-def _entry(sc: Scenario, net: _Routing, dest: str) -> np.ndarray:
+def _entry(sc: Scenario, net: _Routing, dest: str, producer: str) -> np.ndarray:
     e = np.zeros(len(net.names))
-    for q, copies in sc.resolve(dest):
+    for q, copies in sc.resolve(dest, producer):
         e[net.names.index(q)] += copies
     return e
 
@@ -332,7 +332,7 @@ def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
     is n clients without think time; its own pace (interarrival) caps it too.
     """
     p = sc.producers[pname]
-    v = _visits(net, _entry(sc, net, p.to))
+    v = _visits(net, _entry(sc, net, p.to, pname))
     reached = v > 1e-12
     capacity, workers = net.capacity, net.servers
     if np.any(reached & (capacity <= 0)):
@@ -447,7 +447,7 @@ def _path(sc: Scenario, pname: str) -> list[str]:
 def _build(sc: Scenario) -> Network:
     net = _routing(sc)
     n = len(net.names)
-    entry = {name: _entry(sc, net, p.to) for name, p in sc.producers.items()}
+    entry = {name: _entry(sc, net, p.to, name) for name, p in sc.producers.items()}
     visits = {name: _visits(net, entry[name]) for name in sc.producers}
     rates = _shared_rates(sc, net, visits)
     nominal = np.zeros(n)

@@ -59,6 +59,7 @@ from simq.engine.recorder import (
     overlap,
 )
 from simq.record.checks import TOL, ConservationError, InvariantError, known, no_negative
+from simq.record.ordering import OrderTally
 from simq.record.sketches import LogHistogram, StreamedMser
 from simq.record.spells import Spells
 from simq.record.window import Window
@@ -217,6 +218,11 @@ class Accumulators:
         self._parent = np.empty(0, dtype=np.int64)
         self._lat = np.empty(0)
         self._open = np.empty(0, dtype=bool)
+        # Each live message's ordering stream and place in it (-1: none; record.ordering).
+        self._stream = np.empty(0, dtype=np.int64)
+        self._seq = np.empty(0, dtype=np.int64)
+        self.order_queues = [OrderTally() for _ in range(nq)]
+        self.order_run = OrderTally()
         # Raw part sums per live message, one array per part that has rows at all.
         self._raw: dict[int, np.ndarray] = {}
         # Every message's class once finished: -1 not counted in the window, else the
@@ -243,6 +249,11 @@ class Accumulators:
         if cp is not None and len(cp["id"]):
             self.copies += len(cp["id"])
             self._parent[cp["id"] - self.base] = cp["parent"]
+        od = logs.get("order")
+        if od is not None and len(od["id"]):
+            rel = od["id"] - self.base
+            self._stream[rel] = od["stream"]
+            self._seq[rel] = od["seq"]
         for name in ("visits", "hops", "stages"):
             x = logs.get(name)
             if x is not None and len(x["id"]):
@@ -293,6 +304,8 @@ class Accumulators:
         self._parent = np.concatenate([self._parent, np.full(n, -1, dtype=np.int64)])
         self._lat = np.concatenate([self._lat, np.full(n, np.nan)])
         self._open = np.concatenate([self._open, np.ones(n, dtype=bool)])
+        self._stream = np.concatenate([self._stream, np.full(n, -1, dtype=np.int64)])
+        self._seq = np.concatenate([self._seq, np.full(n, -1, dtype=np.int64)])
         for col, x in self._raw.items():
             self._raw[col] = np.concatenate([x, np.zeros(n)])
         self._class.ensure(self.produced)
@@ -348,6 +361,7 @@ class Accumulators:
         else:
             self._add_parts(ids[taken & path], _COL["wait"], wait[taken & path])
             self._add_parts(ids[served & path], _COL["vservice"], service[served & path])
+        self._order_visits(ids, queue, end, group, served)
         entered = w.entered(arrived)
         waited = overlap(arrived, left_f, w.t0, w.t1)
         one_queue = len(self.queues) == 1
@@ -464,6 +478,32 @@ class Accumulators:
     def _crashing(self) -> set[int]:
         return {i for i, c in enumerate(self.sc.consumers.values()) if c.crashes is not None}
 
+    def _ordered(self, ids: np.ndarray, t: np.ndarray, at: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``at`` of messages with a send order, sorted by time (then id, so ties
+        fall the same way in every record mode): row index, stream, place, in window."""
+        rows = np.flatnonzero(at)
+        rel = ids[rows] - self.base
+        rows, rel = rows[rel >= 0], rel[rel >= 0]
+        has = self._stream[rel] >= 0
+        rows, rel = rows[has], rel[has]
+        by = np.lexsort((ids[rows], t[rows]))
+        rows, rel = rows[by], rel[by]
+        return rows, self._stream[rel], self._seq[rel], self.w.at(t[rows])
+
+    def _order_visits(self, ids: np.ndarray, queue: np.ndarray, end: np.ndarray,
+                      group: np.ndarray, served: np.ndarray) -> None:
+        """Per queue: every processing a consumer finished (a redelivery again), in the
+        order they finished; work on a copy whose fate was decided elsewhere is not one."""
+        rows, stream, seq, inside = self._ordered(ids, end, served & (group >= 0))
+        if not len(rows):
+            return
+        q = queue[rows]
+        for qi, tally in enumerate(self.order_queues):
+            at = q == qi
+            if at.any():
+                tally.add(stream[at], seq[at], inside[at])
+
     def _finished(self, f: Mapping[str, np.ndarray]) -> None:
         w = self.w
         ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
@@ -477,6 +517,8 @@ class Accumulators:
         self.finished += len(ids)
         self.outcomes += np.bincount(code, minlength=5)[:5]
         delivered = code == DELIVERED
+        _, stream, seq, inside = self._ordered(ids, t, delivered)
+        self.order_run.add(stream, seq, inside)
         if self.mser is not None:
             self._lat[rel[delivered]] = latency[delivered]
         done_in = w.at(t)
@@ -543,6 +585,7 @@ class Accumulators:
         self._sent, self._prod = self._sent[cut:], self._prod[cut:]
         self._parent, self._lat = self._parent[cut:], self._lat[cut:]
         self._open = self._open[cut:]
+        self._stream, self._seq = self._stream[cut:], self._seq[cut:]
         self._raw = {col: x[cut:] for col, x in self._raw.items()}
 
     # Reading ---------------------------------------------------------------------------
@@ -618,6 +661,8 @@ class Accumulators:
         else:
             means = [math.nan] * len(BREAKDOWN)
         summary["breakdown"] = dict(zip(BREAKDOWN, means, strict=True))
+        # Delivery order against send order, per key (record.ordering).
+        summary["ordering"] = self.order_run.summary()
         summary["producers"] = {}
         for pi, (name, prod) in enumerate(sc.producers.items()):
             k = int(self.counted[pi])
@@ -664,6 +709,7 @@ class Accumulators:
                 "expired": acc.expired,
                 "dead_lettered": self.count(DEAD_LETTER, qi),
                 "redelivered": self.count(REQUEUED, qi),
+                "ordering": self.order_queues[qi].summary(),
             }
             spells = fault_spells(name)
             if spells is not None:

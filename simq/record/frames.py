@@ -26,6 +26,11 @@ def _names(sc: Scenario, section: str) -> list[str]:
     return list(getattr(sc, section))
 
 
+def _key_column(rec: Records) -> pd.Categorical:
+    codes = rec.keys()
+    return pd.Categorical.from_codes(codes, pd.Index(rec.key_names, dtype=object))
+
+
 def messages_frame(sc: Scenario, rec: Records, replication: int) -> pd.DataFrame:
     """One row per message of replication ``replication``: ids, per-hop timestamps, outcome."""
     n = len(rec.sent)
@@ -42,6 +47,8 @@ def messages_frame(sc: Scenario, rec: Records, replication: int) -> pd.DataFrame
                                   categories=list(OUTCOMES.values())),
         "latency": rec.done - rec.sent,
         "parent": rec.parent,  # -1, or the message a fan-out copy was made from
+        # The message's key (docs/patterns.md, keys and ordering); missing: no key.
+        "key": _key_column(rec),
         # Reliability (docs/reliability.md): times a consumer started on it, times given back.
         "attempts": rec.per_message(ATTEMPT),
         "redeliveries": rec.per_message(REQUEUED),

@@ -85,9 +85,10 @@ def take_decided(rec: Recorder, h: float, produced: int) -> dict[str, dict[str, 
             logs[log] = got
     # A copy row has no time of its own: it goes with the created row of its copy.
     known = produced + (len(logs["created"]["sent"]) if "created" in logs else 0)
-    got = _take(rec.copies, "copies", lambda c: c["id"] < known)
-    if got is not None:
-        logs["copies"] = got
+    for log in ("copies", "order"):
+        got = _take(getattr(rec, log), log, lambda c: c["id"] < known)
+        if got is not None:
+            logs[log] = got
     return logs
 
 

@@ -83,7 +83,7 @@ def record_logs(rec: Records) -> dict[str, dict[str, np.ndarray]]:
         "copies": {"id": copies, "parent": rec.parent[copies]},
         "visits": rec.visits, "hops": rec.hops, "stages": rec.stages,
         "batches": rec.batches, "retransmits": rec.retransmits, "events": rec.events,
-        "blocked": rec.blocked,
+        "blocked": rec.blocked, "order": rec.order,
         "finished": {"id": ended, "t": rec.done[ended], "outcome": rec.outcome[ended],
                      "where": rec.where[ended]},
     }

@@ -30,6 +30,7 @@ from pydantic import (
 
 from simq.dists import Distribution
 from simq.errors import shown
+from simq.scenario.keys import KeyDist, key_shares, trace_shares
 from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
@@ -122,6 +123,7 @@ class _Producer(BaseModel):
     timeout: Positive | None = None  # give up waiting for the ack after this long
     credits: Count | None = None  # flow control: messages not yet taken
     retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
+    keys: KeyDist | None = None  # each message's key (docs/patterns.md, keys and ordering)
 
     mode_name: ClassVar[str]
 
@@ -158,7 +160,35 @@ class _Producer(BaseModel):
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
         if self.retry is not None and self.timeout is None:
             raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
+        arrivals = getattr(self, "arrivals", None)
+        trace = arrivals.trace if arrivals is not None else None
+        if self.keys is not None and trace is not None and trace.keys is not None:
+            raise ValueError("`keys` and a trace with a `key` column both give the messages "
+                             "their keys; keep one")
         return self
+
+    @property
+    def trace_keys(self) -> tuple[str, ...] | None:
+        """The keys of a replayed trace's messages, in send order (None: no key column)."""
+        arrivals = getattr(self, "arrivals", None)
+        trace = arrivals.trace if arrivals is not None else None
+        return trace.keys if trace is not None else None
+
+    def partition_shares(self, partitions: int, unkeyed: list[float]) -> list[float]:
+        """The share of this producer's messages each partition of a topic gets: its
+        keys' probabilities (or a trace's keys' counts) by partition, ``unkeyed`` for
+        messages without a key."""
+        if self.keys is not None:
+            return list(key_shares(self.keys, partitions))
+        trace = self.trace_keys
+        if trace is None:
+            return list(unkeyed)
+        return list(trace_shares(trace, partitions, tuple(unkeyed)))
+
+    @property
+    def keyed(self) -> bool:
+        """Whether this producer's messages carry keys (a distribution or a trace column)."""
+        return self.keys is not None or self.trace_keys is not None
 
     @property
     def wants_ack(self) -> bool:

@@ -91,17 +91,21 @@ class Model(BaseModel):
         index, _, group = rest.partition("]")
         return topic, int(index), (group[1:] or None)
 
-    def resolve(self, dest: str) -> list[tuple[str, float]]:
+    def resolve(self, dest: str, producer: str | None = None) -> list[tuple[str, float]]:
         """The queues a destination stands for, each with the expected number of copies
         it receives per message sent there (fan-out: 1 each; partitions: the key share,
-        in every group's view of the log)."""
+        of ``producer``'s messages when it gives them keys, in every group's view of the
+        log)."""
         topic = self.topics.get(dest)
         if topic is None:
             return [(dest, 1.0)]
         if topic.subscribers is not None:
             return [(q, 1.0) for q in topic.subscribers]
+        shares = topic.key_probabilities
+        if producer is not None:
+            shares = self.producers[producer].partition_shares(len(shares), shares)
         return [(q, share) for names in self.views(dest).values()
-                for q, share in zip(names, topic.key_probabilities, strict=True)]
+                for q, share in zip(names, shares, strict=True)]
 
     def intake(self, group: str) -> list[tuple[str, float]]:
         """The queues a consumer group takes from (its own view of a topic's partitions),

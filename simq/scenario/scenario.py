@@ -110,9 +110,10 @@ class Scenario:
     def topics(self) -> Mapping[str, TopicSpec]:
         return MappingProxyType(self._model.topics)
 
-    def resolve(self, dest: str) -> list[tuple[str, float]]:
-        """The queues a destination (queue or topic) stands for, with copies per message."""
-        return self._model.resolve(dest)
+    def resolve(self, dest: str, producer: str | None = None) -> list[tuple[str, float]]:
+        """The queues a destination (queue or topic) stands for, with copies per message
+        (a partition's share for ``producer``'s messages, whose keys choose it)."""
+        return self._model.resolve(dest, producer)
 
     def intake(self, group: str) -> list[tuple[str, float]]:
         """The queues a consumer group takes from (its own view of a topic's log)."""

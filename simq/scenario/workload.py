@@ -31,7 +31,7 @@ from simq.scenario.types import (
     exactly_one,
 )
 
-__all__ = ["ArrivalsSpec", "AutoscaleSpec", "BacklogSpec", "mmpp_stationary", "prepare"]
+__all__ = ["ArrivalsSpec", "AutoscaleSpec", "BacklogSpec", "Trace", "mmpp_stationary", "prepare"]
 
 
 KINDS = ("schedule", "spike", "diurnal", "mmpp", "onoff", "trace")
@@ -92,7 +92,19 @@ class OnOffSpec(BaseModel):
     off: Positive
 
 
-def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
+class Trace(tuple[float, ...]):
+    """A trace's send times, in order, with the message keys of its ``key`` column
+    (``None``: no such column; ``""`` in it: that message has no key)."""
+
+    keys: tuple[str, ...] | None
+
+    def __new__(cls, times: tuple[float, ...], keys: tuple[str, ...] | None = None) -> Trace:
+        out = super().__new__(cls, times)
+        out.keys = keys
+        return out
+
+
+def _read_trace(value: Any, base_dir: Path | None) -> Trace:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"must be the name of a CSV file of send times, got {shown(value)}")
     path = Path(value)
@@ -103,6 +115,7 @@ def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
     with path.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     column = 0
+    key_column: int | None = None
     if rows:
         try:
             float(rows[0][0])
@@ -110,8 +123,10 @@ def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
             header = [c.strip().lower() for c in rows[0]]
             named = [i for i, h in enumerate(header) if h in {"time", "sent", "t", "timestamp"}]
             column = named[0] if named else 0
+            key_column = header.index("key") if "key" in header else None
             rows = rows[1:]
     times: list[float] = []
+    keys: list[str] = []
     for line, r in enumerate(rows, start=1):
         try:
             t = float(r[column])
@@ -124,9 +139,12 @@ def _read_trace(value: Any, base_dir: Path | None) -> tuple[float, ...]:
             raise ValueError(f"{path.name} row {line}: send times must not decrease "
                              f"({t!r} after {times[-1]!r})")
         times.append(t)
+        if key_column is not None:
+            # A short row or an empty cell: this message has no key.
+            keys.append(r[key_column].strip() if key_column < len(r) else "")
     if not times:
         raise ValueError(f"{path.name}: the trace has no send times")
-    return tuple(times)
+    return Trace(tuple(times), tuple(keys) if key_column is not None else None)
 
 
 class ArrivalsSpec(BaseModel):
@@ -139,14 +157,14 @@ class ArrivalsSpec(BaseModel):
     diurnal: DiurnalSpec | None = None
     mmpp: MMPPSpec | None = None
     onoff: OnOffSpec | None = None
-    trace: tuple[float, ...] | None = None
+    trace: Trace | None = None
     process: Literal["poisson", "deterministic"] = "poisson"
 
     @field_validator("trace", mode="before")
     @classmethod
     def _trace(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is None:
-            return None
+        if v is None or isinstance(v, Trace):
+            return v
         return _read_trace(v, (info.context or {}).get("base_dir"))
 
     @field_validator("schedule", mode="after")

@@ -81,7 +81,8 @@ class Matcher:
 _KNOWN: dict[str, set[str]] = {
     "run": {"until", "messages", "warmup", "seed", "replications", "timeseries_points",
             "records"},
-    "producers": {"to", "interarrival", "size", "start", "stop"},
+    # Keys change nothing at a queue; at a topic (itself a feature) they choose the partition.
+    "producers": {"to", "interarrival", "size", "start", "stop", "keys"},
     "queues": {"capacity", "overflow"},
     "consumers": {"source", "count", "service", "to"},
     "links": {"latency", "bandwidth", "loss"},
