@@ -121,6 +121,8 @@ class _Producer(BaseModel):
     timeout: Positive | None = None  # give up waiting for the ack after this long
     credits: Count | None = None  # flow control: messages not yet taken
     retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
+    # The broker takes in each message once, whatever the resends (docs/reliability.md).
+    idempotent: bool = False
 
     mode_name: ClassVar[str]
 
