@@ -41,10 +41,11 @@ FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # renamed or added without being listed here and documented is a change of the contract.
 # Messaging patterns (docs/patterns.md) add `breakdown` (latency split by stage, adding up
 # to the mean latency), `producers` (per-producer rates and latency) and a link's
-# `retransmitted` count.
-EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "ordering"}
+# `retransmitted` count. Idempotent producers (docs/reliability.md) add the outcome
+# `deduplicated` (a term of conservation) and the `duplicates` section.
+EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "duplicates", "ordering"}
 EXTRA_LINK = {"retransmitted"}
-EXTRA_MESSAGES = {"lost", "redelivered", "discarded"}
+EXTRA_MESSAGES = {"lost", "redelivered", "discarded", "deduplicated"}
 EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time",
                "expired", "dead_lettered", "redelivered", "ordering"}
 EXTRA_CONSUMER = {"worker_seconds"}  # online workers integrated over the window
@@ -92,7 +93,7 @@ def test_summary_json_has_exactly_the_contract_fields(written: Path) -> None:
         assert set(row) >= FORMULA_FIELDS
     # ci95: the same shape as the numbers, half-widths.
     numeric = {"messages", "throughput", "offered_rate", "latency", "queues", "consumers",
-               "links", "breakdown", "producers", "ordering"}
+               "links", "breakdown", "producers", "duplicates", "ordering"}
     assert set(s["ci95"]) == numeric
     assert set(s["ci95"]["queues"]["broker"]) == set(s["queues"]["broker"])
     assert set(s["ci95"]["links"]["app->broker"]) == CONTRACT_LINK | EXTRA_LINK

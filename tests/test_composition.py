@@ -177,6 +177,13 @@ def dedup(sc: Raw) -> None:
     _worker(sc)["dedup"] = True
 
 
+def idempotent(sc: Raw) -> None:
+    """`app` resends after a 2 s timeout (shorter than some round trips) to an idempotent
+    broker."""
+    sc["producers"]["app"].update({"timeout": 2.0, "retry": {"max_attempts": 3},
+                                   "idempotent": True})
+
+
 def ttl(sc: Raw) -> None:
     _queue(sc)["ttl"] = 1.5
 
@@ -212,7 +219,7 @@ Feature = Callable[[Raw], None]
 FEATURES: dict[str, Feature] = {f.__name__: f for f in (
     sync, priorities, window, arrivals, producer_batch, credits, links, link_partitions,
     consumer_link, prefetch, consumer_batch, schedule, autoscale, manual_ack, failures,
-    dedup, ttl, crashes, outages, durability, backlog, partitions)}
+    dedup, idempotent, ttl, crashes, outages, durability, backlog, partitions)}
 MODES = ("full", "summary")
 
 
@@ -303,7 +310,8 @@ def _tol(scale: Any) -> Any:
 
 def check_summary(s: dict[str, Any]) -> None:
     m = s["messages"]
-    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "in_flight")
+    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "deduplicated",
+               "in_flight")
     assert m["produced"] == sum(m[k] for k in outcomes), m
     lat = s["latency"]
     for k, v in lat.items():

@@ -31,7 +31,8 @@ def _ci(res: simq.RunResult, *path: str) -> tuple[float, float]:
 
 def _conserved(summary: dict[str, Any]) -> None:
     m = summary["messages"]
-    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "in_flight")
+    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "deduplicated",
+               "in_flight")
     assert m["produced"] == sum(m[k] for k in outcomes), m
 
 

@@ -38,6 +38,7 @@ def short(name: str, records: str) -> simq.Scenario:
 def test_bundled_model_runs_a_short_version(name: str) -> None:
     res = simq.run(short(name, "full"))
     m = res.summary["messages"]
-    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "in_flight")
+    outcomes = ("delivered", "dropped", "lost", "expired", "dead_lettered", "deduplicated",
+               "in_flight")
     assert m["produced"] > 0 and m["produced"] == sum(m[k] for k in outcomes), m
     assert len(res.messages) == m["produced"]

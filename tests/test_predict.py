@@ -61,6 +61,7 @@ BUNDLED = {
     "consumer_crash.yaml": ("none", "none"),
     "retry_storm.yaml": ("none", "none"),
     "retry_storm_jitter.yaml": ("none", "none"),
+    "exactly_once.yaml": ("none", "none"),
     "broker_outage.yaml": ("none", "none"),
     "durability.yaml": ("none", "none"),
     "backpressure.yaml": ("none", "none"),

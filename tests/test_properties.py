@@ -103,7 +103,8 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
 
-OUTCOMES = ["delivered", "dropped", "lost", "expired", "dead_lettered", "in_flight"]
+OUTCOMES = ["delivered", "dropped", "lost", "expired", "dead_lettered", "deduplicated",
+            "in_flight"]
 
 
 @PROPS

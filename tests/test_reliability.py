@@ -386,7 +386,8 @@ def test_every_produced_message_has_exactly_one_final_outcome(sc: dict[str, Any]
     assert len(ids) == len(set(ids))  # decided once
     m = s["messages"]
     assert m["produced"] == sum(m[k] for k in ("delivered", "dropped", "lost", "expired",
-                                               "dead_lettered", "in_flight"))
+                                               "dead_lettered", "deduplicated",
+                                               "in_flight"))
     resends = "timeout" in sc["producers"]["app"]
     if sc["consumers"]["w"]["ack"] == "auto":
         assert m["redelivered"] == 0

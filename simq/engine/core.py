@@ -66,15 +66,20 @@ class Requester(Protocol):
     timeouts): how long the reply takes to travel back, and what to do when it arrives."""
 
     reply_latency: Callable[[], float]
+    resends: bool  # may send a message more than once (a timeout and retries)
 
     def acked(self, msg: Request) -> None: ...
+
+    def gone(self, msg: Request) -> None: ...
 
 
 class Request(Message):
     """A message whose sender learns of its processing: which sender, which message it is
-    a send of (``root``: the first send's id; a retry is a new message) and which send."""
+    a send of (``root``: the first send's id; a retry is a new message with the same root:
+    with the producer, the message's identity, its sequence number) and which send."""
 
-    __slots__ = ("reply_to", "root", "n")
+    # `at_door`: it reached an idempotent producer's broker (engine.idempotence).
+    __slots__ = ("reply_to", "root", "n", "at_door")
 
     def __init__(self, id: int, sent: float, size: float, reply_to: Requester,
                  origin: int = -1, root: int | None = None, n: int = 1) -> None:
@@ -82,6 +87,7 @@ class Request(Message):
         self.reply_to = reply_to
         self.root = id if root is None else root
         self.n = n
+        self.at_door = False
 
 
 class Destination(Protocol):

@@ -14,6 +14,13 @@ from simq.engine.recorder import CUT, HEALED, LOST, RETRANSMIT, Recorder
 __all__ = ["CutLink", "Link"]
 
 
+def _gone(msg: Message) -> None:
+    """Tell a tracking sender that a send of its message will never reach the broker."""
+    reply_to = getattr(msg, "reply_to", None)
+    if reply_to is not None and not msg.at_door:  # type: ignore[attr-defined]
+        reply_to.gone(msg)
+
+
 class Link:
     """Delivers with one timeout and a callback per message; no process per message."""
 
@@ -46,6 +53,7 @@ class Link:
         if self.loss and self.coin() < self.loss:
             if self.retransmit is None:
                 self._finished((msg.id, now, LOST, self.index))
+                _gone(msg)
             else:
                 self._resend(msg, now)
             return None
@@ -70,6 +78,7 @@ class Link:
             for m in msgs:
                 if self.retransmit is None:
                     self._finished((m.id, now, LOST, self.index))
+                    _gone(m)
                 else:
                     self._resend(m, now)
             return
@@ -151,6 +160,7 @@ class CutLink(Link):
             return super().put(msg)
         if self.lose:
             self._finished((msg.id, self.env.now, LOST, self.index))
+            _gone(msg)
         else:
             self.held.append(msg)
             self.in_transit += 1

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
+__all__ = ["BATCH", "BUFFER", "DECODE", "DEDUPLICATED", "DELIVERED", "DROPPED", "ENCODE",
+           "EVENTS", "FETCH",
            "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Fate", "Kind",
            "Recorder", "Records", "Stage", "to_columns"]
 
@@ -34,10 +35,13 @@ class Fate(IntEnum):
     LOST = 2
     EXPIRED = 3
     DEAD_LETTERED = 4
+    # A resend recognised as a copy of a message (same producer and sequence) already
+    # taken in by an idempotent producer's broker, or already applied by a dedup consumer.
+    DEDUPLICATED = 5
 
 
 # Plain ints, in the order of definition (the logs hold ints).
-(IN_FLIGHT, DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED) = map(int, Fate)
+(IN_FLIGHT, DELIVERED, DROPPED, LOST, EXPIRED, DEAD_LETTERED, DEDUPLICATED) = map(int, Fate)
 OUTCOMES = {int(f): f.name.lower() for f in Fate if f >= 0} | {int(IN_FLIGHT): "in_flight"}
 
 
@@ -68,7 +72,8 @@ class Kind(IntEnum):
     send: ACKED (its ack came back in time), TIMED_OUT (one send's wait ran out), RETRIED
     (a new send; the copy's own id is in `copies`), GAVE_UP (no send left). Faults of a
     queue (OUTAGE, BACK, OUTAGE_LOST: a message an in-memory queue lost) and of a link
-    (CUT, HEALED), with id -1 except for OUTAGE_LOST."""
+    (CUT, HEALED), with id -1 except for OUTAGE_LOST. REFUSED: the broker of an idempotent
+    producer (the component) refused a resend of a message it had taken in already."""
 
     ATTEMPT = 0
     REQUEUED = 1
@@ -88,12 +93,13 @@ class Kind(IntEnum):
     OUTAGE_LOST = 15
     CUT = 16
     HEALED = 17
+    REFUSED = 18
 
 
 # Plain ints, in the order of definition (the logs hold ints).
 (
     ATTEMPT, REQUEUED, FAILED, DUPLICATE, DISCARDED, DEAD_LETTER, CRASH, RESTART, CRASH_LOST,
-    ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT, HEALED
+    ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT, HEALED, REFUSED
 ) = map(int, Kind)
 EVENTS = {int(k): k.name.lower() for k in Kind}
 # A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a

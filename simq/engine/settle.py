@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 import simpy
 from simpy.events import Event
 
-from simq.engine.core import Destination, Message, key, next_visit
+from simq.engine.core import Destination, Message, Request, key, next_visit
 from simq.engine.queue import Queue, ReliableQueue
 from simq.engine.recorder import (
     ATTEMPT,
     CRASH_LOST,
+    DEDUPLICATED,
     DELIVERED,
     DISCARDED,
     DUPLICATE,
@@ -119,7 +120,9 @@ class Acks:
     latest receipt handle, so the message is settled by the worker it was handed to last;
     the stale processing's effects still count, which is how duplicates arise). With auto
     acks a failure or a crash loses the message. ``dedup`` acks a message whose effects
-    were applied before (on this visit) without applying them again.
+    were applied before (on this visit) without applying them again, and recognises a
+    producer's resend by its identity (producer and sequence, ``Request.root``): a resend
+    of a message whose effects were applied ends here, ``DEDUPLICATED``.
 
     What is logged follows the message's own path: a worker's visit ends when it is done
     with the message or when the broker takes the message back; work the path does not
@@ -163,6 +166,10 @@ class Acks:
         self.applied: set[tuple[int, int]] = set()  # processed to the end: effects applied
         self.cut: set[tuple[int, int]] = set()  # cut short by a crash (effects may remain)
         self.duplicated: set[tuple[int, int]] = set()  # counted once each in `duplicates`
+        # With dedup, per identity of a message its producer may resend (its first send's
+        # id) and visit: the id of the send whose effects were applied. Forgotten when the
+        # producer is acked after a single send (Tracker.forget).
+        self.identities: dict[int, dict[int, int]] = {}
         self.backing_off: dict[int, tuple[Message, int]] = {}
         # Per worker, by message id: what it took (message, arrived, left, queue), its
         # visibility timers, and when the broker took a message back from it (stale).
@@ -189,6 +196,11 @@ class Acks:
             if self.poison > 0 and mid not in self.poisoned:
                 self.poisoned[mid] = self.coin() < self.poison
             left = m.left if self.prefetched else start
+            if self.dedup and self._resent(m):
+                # A resend of a message whose effects were applied: acked unprocessed.
+                event((mid, DISCARDED, gi, start))
+                self._drop_resend(m, self.queues[m.queue], m.arrived, left, start)
+                continue
             if self.dedup and k in self.applied:
                 # Seen before: acknowledged without processing, which settles it.
                 event((mid, DISCARDED, gi, start))
@@ -231,6 +243,15 @@ class Acks:
                 elif q.settle(m, LOST, NOWHERE):  # auto ack: the broker deleted it
                     event((mid, CRASH_LOST, gi, end))
                 continue
+            if self.dedup and isinstance(m, Request) and m.reply_to.resends:
+                if self._resent(m):  # another send's processing finished first
+                    event((mid, DISCARDED, gi, end))
+                    if back is not None:
+                        self._repeat(mid, qi, back, back, end, steps)
+                    else:
+                        self._drop_resend(m, q, arrived, left, end, steps)
+                    continue
+                self.identities.setdefault(m.root, {})[getattr(m, "visit", 0)] = mid
             if self.visibility is not None or (self.cut and key(m) in self.cut):
                 self._applied(m)  # (only a copy given back can be processed twice)
             if back is not None:  # stale: its ack is refused
@@ -241,6 +262,30 @@ class Acks:
             else:
                 self._repeat(mid, qi, arrived, left, end, steps)
         return _hand_on(self._put, out, self._finished, end, gi)
+
+    def _resent(self, m: Message) -> bool:
+        """True for a send of a message another send of which had its effects applied."""
+        if not isinstance(m, Request):
+            return False
+        seen = self.identities.get(m.root)
+        if seen is None:
+            return False
+        applied = seen.get(getattr(m, "visit", 0))
+        return applied is not None and applied != m.id
+
+    def _drop_resend(self, m: Message, q: ReliableQueue, arrived: float, left: float,
+                     end: float, steps: dict[int, tuple[int, int, float, float]] | None = None
+                     ) -> None:
+        """Settle a recognised resend: its own message ends here, not delivered."""
+        if self._settle(m, q):
+            self._log(m.id, q.index, arrived, left, end, steps or {})
+            self._finished((m.id, end, DEDUPLICATED, self.gi))
+        else:
+            self._visit((m.id, q.index, arrived, left, end, self.repeat))
+
+    def forget(self, root: int) -> None:
+        """The producer of ``root`` was acked after its only send: no copy will come."""
+        self.identities.pop(root, None)
 
     def _log(self, mid: int, qi: int, arrived: float, left: float, end: float,
              steps: dict[int, tuple[int, int, float, float]]) -> None:

@@ -26,6 +26,7 @@ from simq.engine import arrivals
 from simq.engine.core import Destination, Holder, Message, Streams
 from simq.engine.durability import Persister
 from simq.engine.faults import Breakable, Faults
+from simq.engine.idempotence import Door
 from simq.engine.intake import Partitioned, Prefetch, SharedQueue
 from simq.engine.link import CutLink, Link
 from simq.engine.order import Sequencer, key_source
@@ -323,11 +324,12 @@ class Simulation:
             dest = self.persisters[name] = self._persister(name, dest)
         return dest
 
-    def _via(self, src: str, dst: str) -> Destination:
-        """The queue or topic `dst`, over the link src->dst when there is one."""
+    def _via(self, src: str, dst: str, door: Door | None = None) -> Destination:
+        """The queue or topic `dst` (behind an idempotent producer's `door`), over the link
+        src->dst when there is one."""
         key = f"{src}->{dst}"
         if key not in self.scenario.links:
-            return self._target(dst)
+            return self._target(dst) if door is None else door
         if key not in self.links:
             spec = self.scenario.links[key]
             wire = None
@@ -335,7 +337,8 @@ class Simulation:
                 a, _, b = spec.shares.partition("->")
                 self._via(a, b)
                 wire = self.links[spec.shares]
-            args = (self.env, self._link_names.index(key), key, self._target(dst),
+            args = (self.env, self._link_names.index(key), key,
+                    self._target(dst) if door is None else door,
                     self.streams.draw(f"links.{key}.latency", spec.latency), spec.bandwidth,
                     spec.loss, self.streams.uniform(f"links.{key}.loss"), self.rec)
             if spec.partitions is None:
@@ -441,7 +444,10 @@ class Simulation:
         env, rec, streams = self.env, self.rec, self.streams
         key = f"producers.{name}"
         size = streams.draw(f"{key}.size", p.size)
-        dest = self._via(name, p.to)
+        # The broker's door of an idempotent producer: only a tracked sender can resend.
+        door = (Door(env, i, self._target(p.to), rec) if p.idempotent and p.wants_ack
+                else None)
+        dest = self._via(name, p.to, door)
         if p.batch_size is not None:
             batcher = Batcher(env, dest, p.batch_size, p.linger, rec)
             self.outbound.append(batcher)
@@ -486,7 +492,10 @@ class Simulation:
                     r.backoff, streams.uniform(f"{key}.retry.backoff")),
                 budget=None if r is None else r.budget,
                 budget_floor=0 if r is None else r.budget_floor,
-                window=p.window if p.mode == "window" else None, order=self.order)
+                window=p.window if p.mode == "window" else None, order=self.order,
+                door=door,
+                forget=[g.settler.forget for g in self.groups.values()
+                        if isinstance(g.settler, Acks) and g.settler.dedup])
         pacer = Pacer(gap, clients,
                       tracker.space if tracker is not None and p.mode == "window" else None,
                       waits=p.mode == "sync")

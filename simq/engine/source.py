@@ -20,6 +20,7 @@ import simpy
 from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, Request
+from simq.engine.idempotence import Door
 from simq.engine.order import Sequencer
 from simq.engine.recorder import ACKED, GAVE_UP, RETRIED, TIMED_OUT, Recorder
 from simq.engine.retry import Backoff
@@ -51,6 +52,11 @@ class Tracker:
     sender gives up and the message is resolved. The original send is not withdrawn: the
     broker still holds it and a consumer still does its work, which is how retries
     amplify load. One timer event per send.
+
+    Every send of a message keeps its identity (``root``, with the producer: its sequence
+    number). An idempotent producer's ``door`` at the broker is told of each send and of
+    each message resolved; ``forget`` are the dedup consumers' hooks, called with a message
+    acked after a single send (no copy of it can come any more).
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class Tracker:
         timeout: float | None = None, max_attempts: int = 1, backoff: Backoff | None = None,
         budget: float | None = None, budget_floor: int = 0, window: int | None = None,
         order: Sequencer | None = None,
+        door: Door | None = None, forget: Sequence[Callable[[int], None]] = (),
     ) -> None:
         self.env = env
         self.order = order
@@ -73,6 +80,10 @@ class Tracker:
         self.budget = math.inf if budget is None else budget
         self.budget_floor = budget_floor
         self.window = window
+        # Only a sender with a timeout and more than one send can make copies.
+        self.resends = timeout is not None and max_attempts > 1
+        self.door = door
+        self.forget = list(forget) if self.resends else []
         self.heads = list(heads)  # each client's outbound chain, where its retries go
         self.firsts = 0
         self.retries = 0
@@ -95,6 +106,8 @@ class Tracker:
         self.firsts += 1
         self.outstanding += 1
         self.pending[root] = [1.0, 0.0, float(client)]
+        if self.door is not None:
+            self.door.sent(root)
         if self.timeout is not None:
             self.firsts_sent[root] = msg
             timer = self.env.timeout(self.timeout, msg)
@@ -113,14 +126,25 @@ class Tracker:
 
     def acked(self, msg: Request) -> None:
         root = msg.root
-        if self.pending.pop(root, None) is None:
+        state = self.pending.pop(root, None)
+        if state is None:
             return  # a late or second ack: the message was resolved already
         self.firsts_sent.pop(root, None)
         if self.timeout is not None:
             self._event((root, ACKED, self.index, self.env.now))
+        if state[0] == 1:
+            for forget in self.forget:
+                forget(root)
         self._resolved(root)
 
+    def gone(self, msg: Request) -> None:
+        """A send of ``msg`` ended on its way to the broker (lost on a link)."""
+        if self.door is not None:
+            self.door.gone(msg.root)
+
     def _resolved(self, root: int) -> None:
+        if self.door is not None:
+            self.door.resolved(root)
         self.outstanding -= 1
         ev = self.waiters.pop(root, None)
         if ev is not None:
@@ -144,6 +168,9 @@ class Tracker:
         if sends >= self.max_attempts or self.retries + 1 > allowed:
             del self.pending[first]
             self.firsts_sent.pop(first, None)
+            if sends == 1:
+                for forget in self.forget:
+                    forget(first)
             self._event((first, GAVE_UP, self.index, now))
             self._resolved(first)
             return
@@ -177,6 +204,8 @@ class Tracker:
         self._created((self.index, now, msg.size))
         if self.order is not None:
             self.order.again(msg, self.firsts_sent[first])
+        if self.door is not None:
+            self.door.sent(first)
         self.last_sent = now
         assert self.timeout is not None  # only a timeout retries
         timer = self.env.timeout(self.timeout, msg)

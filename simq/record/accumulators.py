@@ -40,6 +40,7 @@ from simq.engine.recorder import (
     CUT,
     DEAD_LETTER,
     DEAD_LETTERED,
+    DEDUPLICATED,
     DELIVERED,
     DISCARDED,
     DROPPED,
@@ -51,6 +52,7 @@ from simq.engine.recorder import (
     HEALED,
     LOST,
     OUTAGE,
+    REFUSED,
     REPEAT,
     REQUEUED,
     RETRIED,
@@ -80,6 +82,7 @@ BREAKDOWN = ("encode", "batch", "link", "retransmit", "persist", "replicate", "w
 _RAW = ("wait", "vservice", "link", *STAGES.values())
 _COL = {k: i for i, k in enumerate(_RAW)}
 _FAULT_KINDS = (OUTAGE, BACK, CUT, HEALED)
+_FATES = DEDUPLICATED + 1  # the outcome codes, 0 to the last
 
 
 def _present_parts(raw: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
@@ -176,7 +179,7 @@ class Accumulators:
         self.np = npr
         self.produced = 0
         self.finished = 0
-        self.outcomes = np.zeros(5, dtype=np.int64)
+        self.outcomes = np.zeros(_FATES, dtype=np.int64)
         def hist() -> LogHistogram:
             return LogHistogram(percentiles)
 
@@ -229,8 +232,10 @@ class Accumulators:
         # producer row it was counted in (-2: not finished yet). One byte per message.
         self._class = _Grow(np.int8 if npr < 126 else np.int16, -2)
         # Deliveries per root message (a retried send's copies share their root), for
-        # producers with a send timeout: 0, 1 or 2 (= more than one).
+        # producers with a send timeout: 0, 1 or 2 (= more than one); and the deliveries
+        # beyond the first of each root (duplicates delivered).
         self._hits = _Grow(np.int8, 0) if self.timed.any() else None
+        self.extra = 0
 
     # Folding ---------------------------------------------------------------------------
     def fold(self, logs: Mapping[str, Mapping[str, np.ndarray]], workers: Mapping[str, np.ndarray],
@@ -515,7 +520,7 @@ class Accumulators:
             no_negative("latency", latency, ids)
         self._open[rel] = False
         self.finished += len(ids)
-        self.outcomes += np.bincount(code, minlength=5)[:5]
+        self.outcomes += np.bincount(code, minlength=_FATES)[:_FATES]
         delivered = code == DELIVERED
         _, stream, seq, inside = self._ordered(ids, t, delivered)
         self.order_run.add(stream, seq, inside)
@@ -569,7 +574,9 @@ class Accumulators:
                 parent = self._parent[rel[hit]]
                 root = np.where(parent >= 0, parent, ids[hit])
                 at, counts = np.unique(root, return_counts=True)
-                self._hits.a[at] = np.minimum(self._hits.a[at] + counts, 2)
+                before = self._hits.a[at]
+                self.extra += int((counts - (before == 0)).sum())
+                self._hits.a[at] = np.minimum(before + counts, 2)
 
     def _forget(self, final: bool) -> None:
         """Drop the slots of the oldest messages once all of them have an outcome."""
@@ -621,6 +628,7 @@ class Accumulators:
             "lost": int(o[LOST]),
             "expired": int(o[EXPIRED]),
             "dead_lettered": int(o[DEAD_LETTERED]),
+            "deduplicated": int(o[DEDUPLICATED]),
             "duplicates": self.count(DUPLICATE) + self.resent_twice(),
             "in_flight": int(out.in_flight),
         }
@@ -643,8 +651,17 @@ class Accumulators:
         if self.timed[:-1].any():
             counts["retries"] = self.count(RETRIED)
         lat = self.latency
+        broker, consumer = self.count(REFUSED), self.count(DISCARDED)
         summary: dict[str, Any] = {
             "messages": counts,
+            # Copies of one message (its redeliveries, its producer's resends): how many
+            # reached the application again, and how many were recognised and dropped.
+            "duplicates": {
+                "delivered": self.count(DUPLICATE) + self.extra,
+                "discarded": broker + consumer,
+                "broker": broker,
+                "consumer": consumer,
+            },
             "throughput": float(self.delivered_in.sum() / span),
             "offered_rate": float(self.offered.sum() / span),
             "latency": {"mean": lat.mean, "p50": lat.quantile(0.5), "p95": lat.quantile(0.95),
@@ -688,6 +705,8 @@ class Accumulators:
                     "retries": self.count(RETRIED, pi),
                     "gave_up": self.count(GAVE_UP, pi),
                 })
+            if prod.idempotent:
+                summary["producers"][name]["refused"] = self.count(REFUSED, pi)
         for qi, (name, acc) in enumerate(zip(sc.queues, self.queues, strict=True)):
             # Offered = entered the line + turned away at the door (drop-new); an evicted
             # message (drop-oldest) had entered, so it is not counted twice.

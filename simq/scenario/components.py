@@ -124,6 +124,8 @@ class _Producer(BaseModel):
     credits: Count | None = None  # flow control: messages not yet taken
     retry: SendRetrySpec | None = None  # what to do then (docs/reliability.md)
     keys: KeyDist | None = None  # each message's key (docs/patterns.md, keys and ordering)
+    # The broker takes in each message once, whatever the resends (docs/reliability.md).
+    idempotent: bool = False
 
     mode_name: ClassVar[str]
 
