@@ -65,6 +65,11 @@ def references(m: Model) -> None:
                 raise ScenarioError(
                     f"consumers.{n}.from", f"topic {c.source!r} is already read by consumer "
                     f"group {other!r}; a partitioned topic has one consumer group", c.source)
+        for pname in c.service_by or {}:
+            if pname not in m.producers:
+                raise ScenarioError(
+                    f"consumers.{n}.service_by.{pname}", "a class is a producer: no producer "
+                    f"named {pname!r} (producers: {', '.join(sorted(m.producers))})", pname)
         if isinstance(c.to, dict):
             for dest in c.to:
                 if dest != EXIT:
