@@ -39,8 +39,9 @@ MATCHERS: tuple[Matcher, ...] = (
     Matcher("closed-loop", patterns.closed_loop, handles=(
         "producers.*.mode", "producers.*.clients", "producers.*.think", "producers.*.encode",
         "producers.*.reply", "consumers.*.decode", *_CLASSES)),
+    # A FIFO station (the only kind it matches) ignores the producers' priorities.
     Matcher("open-station", patterns.open_station, handles=(
-        "producers.*.encode", "consumers.*.decode", *_CLASSES)),
+        "producers.*.encode", "consumers.*.decode", "producers.*.priority", *_CLASSES)),
     Matcher("priority", patterns.priority, handles=(
         "producers.*.priority", "queues.*.discipline", *_CLASSES)),
     Matcher("routing", stations.routed),
