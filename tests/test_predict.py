@@ -47,6 +47,8 @@ BUNDLED = {
                            "approximate)", "approximate"),
     # Poisson classes, one exponential worker, non-preemptive priorities: Cobham.
     "priorities.yaml": ("M/G/1 non-preemptive priority (Cobham)", "exact"),
+    # The same with a class's own service: Cobham with class-dependent moments.
+    "priority_classes.yaml": ("M/G/1 non-preemptive priority (Cobham)", "exact"),
     # Semantics whose theory is not matched here (yet): none, naming the keys.
     "pubsub.yaml": ("none", "none"),
     "partitions.yaml": ("none", "none"),

@@ -36,7 +36,7 @@ from simq.engine.recorder import Recorder
 from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
 from simq.engine.scaling import Scaler
-from simq.engine.serve import Server
+from simq.engine.serve import Classes, Server
 from simq.engine.settle import Acks, AutoAck
 from simq.engine.source import Pacer, Source, Tracker
 from simq.engine.topic import FanOut, Partitioner, key_picker
@@ -390,7 +390,8 @@ class Simulation:
             pace = [c.slow.factor if k < c.slow.workers else 1.0 for k in range(c.count)]
         server = Server(
             streams.draw(f"{key}.service", c.service),
-            None if c.decode is None else streams.draw(f"{key}.decode", c.decode), pace)
+            None if c.decode is None else streams.draw(f"{key}.decode", c.decode), pace,
+            self._classes(name, c))
         settler: AutoAck | Acks
         if c.reliable:
             settler = Acks(
@@ -413,6 +414,26 @@ class Simulation:
                      count=c.count, batch=c.batch, crashes=crashes,
                      log_workers=scaled or crashes is not None,
                      log_services=c.logs_services, daemons=self.daemons)
+
+    def _classes(self, name: str, c: ConsumerSpec) -> Classes | None:
+        """The group's samplers per message class, when some class is served otherwise
+        than the group says. Each class draws on its own stream (``.service.PRODUCER``),
+        so adding or changing a class leaves the others' numbers alone; the group's own
+        streams serve a backlog's messages (the last entry)."""
+        sc, streams, key = self.scenario, self.streams, f"consumers.{name}"
+        if not sc.has_classes(name):
+            return None
+        services, decodes, means = [], [], []
+        for pname in sc.producers:
+            service, decode = sc.class_service(name, pname)
+            services.append(streams.draw(f"{key}.service.{pname}", service))
+            decodes.append(None if decode is None
+                           else streams.draw(f"{key}.decode.{pname}", decode))
+            means.append(service.mean)
+        services.append(streams.draw(f"{key}.service", c.service))
+        decodes.append(None if c.decode is None else streams.draw(f"{key}.decode", c.decode))
+        means.append(c.service.mean)
+        return Classes(services, decodes, means)
 
     def _fetch_link(self, source: str,
                     name: str) -> Callable[[int, Destination], Destination] | None:

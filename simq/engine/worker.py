@@ -212,7 +212,7 @@ class Group:
         held, started, parked = self.held[slot], self.started, self.parked
         size = self.batch
         begin, done = self.settler.begin, self.settler.done
-        serve, service = self.server.time, self.server.service
+        serve, service, of = self.server.time, self.server.service, self.server.of
         intake = self.intake
         acks = intake.acks
         # The plain path (auto ack, no decode, no prefetch) skips the optional steps.
@@ -263,7 +263,7 @@ class Group:
                     if acks:
                         intake.done(slot, taken)
                 else:
-                    yield env.timeout(service())
+                    yield env.timeout(service() if of is None else of(held))
                     end = env.now
                     if deliver is not None:  # one message, delivered here
                         deliver(msg, start, end)

@@ -28,8 +28,8 @@ from simq.scenario import ConsumerSpec, Scenario
 from simq.scenario.workload import nominal_count
 from simq.theory import mva
 
-__all__ = ["Flows", "Network", "QueueFlow", "Station", "flows", "network", "producer_rate",
-           "service_mean"]
+__all__ = ["Flows", "Network", "QueueFlow", "Station", "class_mean", "flows", "network",
+           "producer_rate", "service_mean"]
 
 
 @dataclass(frozen=True)
@@ -180,12 +180,47 @@ def service_mean(c: ConsumerSpec) -> float:
     return c.service.mean + (c.decode.mean if c.decode is not None else 0.0)
 
 
-def _group_capacity(sc: Scenario, g: str, q: str) -> tuple[float, int]:
+def class_mean(sc: Scenario, g: str, pname: str) -> float:
+    """A worker of group g's busy time per message of producer ``pname`` (its class's
+    decode and service there, docs/patterns.md)."""
+    service, decode = sc.class_service(g, pname)
+    return service.mean + (decode.mean if decode is not None else 0.0)
+
+
+def _busy(sc: Scenario, g: str, mix: Mapping[str, float] | None) -> tuple[float, float]:
+    """Group g's busy time per full batch and per message, for the mix of classes it
+    serves (producer -> messages/s reaching it); the group's own service without classes.
+
+    A batch is one service, drawn from the slowest class among its members (the longest
+    mean): with a share pi_k of messages in classes of mean m <= m_k, a full batch of b
+    has m_k as its slowest with probability F_k^b - F_(k-1)^b (members independent)."""
+    c = sc.consumers[g]
+    decode = c.decode.mean if c.decode is not None else 0.0
+    total = sum(mix.values()) if mix else 0.0
+    if not mix or total <= 0 or not sc.has_classes(g):
+        return c.service.mean + c.batch * decode, service_mean(c)
+    by_mean: dict[float, float] = {}
+    per_decode = 0.0
+    for pname, w in mix.items():
+        service, dec = sc.class_service(g, pname)
+        by_mean[service.mean] = by_mean.get(service.mean, 0.0) + w / total
+        per_decode += w / total * (dec.mean if dec is not None else 0.0)
+    per_service, below = 0.0, 0.0
+    for m in sorted(by_mean):
+        upto = min(1.0, below + by_mean[m])
+        per_service += m * (upto**c.batch - below**c.batch)
+        below = upto
+    mean = sum(m * share for m, share in by_mean.items())
+    return per_service + c.batch * per_decode, mean + per_decode
+
+
+def _group_capacity(sc: Scenario, g: str, q: str,
+                    mix: Mapping[str, float] | None = None) -> tuple[float, int]:
     """Messages/s group g can serve at queue q, and the workers it puts there."""
     c = sc.consumers[g]
     # A batching worker serves up to `batch` messages per service: its capacity is that
     # of full batches (what it reaches under load).
-    per_batch = c.service.mean + c.batch * (c.decode.mean if c.decode is not None else 0.0)
+    per_batch = _busy(sc, g, mix)[0]
     # A zero service time serves at once: no bound on the rate (inf, not a division by 0).
     rate = c.batch / per_batch if per_batch > 0 else math.inf
     if c.prefetch is not None:
@@ -224,16 +259,28 @@ def _pass(sc: Scenario, key: str) -> float:
     return 1.0 - spec.loss
 
 
-def _common_service(sc: Scenario, groups: list[str]) -> Distribution | None:
-    if not groups:
+def _common_service(sc: Scenario, groups: list[str],
+                    mix: Mapping[str, float] | None) -> Distribution | None:
+    """The one service every message at a station gets, None if they differ: the groups'
+    own, or, where classes are served otherwise, those of the classes that reach it."""
+    served: list[Distribution] = []
+    for g in groups:
+        if sc.has_classes(g) and mix:
+            served += [sc.class_service(g, p)[0] for p, w in mix.items() if w > 0]
+        else:
+            served.append(sc.consumers[g].service)
+    if not served:
         return None
-    first = sc.consumers[groups[0]].service
-    same = all(str(sc.consumers[g].service) == str(first) for g in groups)
-    return first if same else None
+    first = served[0]
+    return first if all(str(d) == str(first) for d in served) else None
 
 
-def _routing(sc: Scenario) -> _Routing:
-    """The stations and the routing matrix between them."""
+def _routing(sc: Scenario,
+             mixes: Mapping[str, Mapping[str, float]] | None = None) -> _Routing:
+    """The stations and the routing matrix between them; ``mixes`` gives the messages/s
+    of each class reaching each queue, which the capacity of groups serving message
+    classes depends on."""
+    mixes = mixes or {}
     names = list(sc.queues)
     idx = {q: i for i, q in enumerate(names)}
     n = len(names)
@@ -243,7 +290,7 @@ def _routing(sc: Scenario) -> _Routing:
     per_group: dict[tuple[str, str], float] = {}
     for q, gs in drains.items():
         for g in gs:
-            rate, workers = _group_capacity(sc, g, q)
+            rate, workers = _group_capacity(sc, g, q, mixes.get(q))
             per_group[(q, g)] = rate
             cap[idx[q]] += rate
             servers[idx[q]] += workers
@@ -264,7 +311,7 @@ def _routing(sc: Scenario) -> _Routing:
             share = ((g in unbounded) / len(unbounded) if unbounded
                      else per_group[(q, g)] / cap[i] if cap[i] > 0 else 0.0)
             groups.append((g, share))
-            service += share * service_mean(c)
+            service += share * _busy(sc, g, mixes.get(q))[1]
             ok = 1.0 - c.failure  # a failed processing (docs/reliability.md) goes back...
             if c.failure and c.ack == "manual":
                 f, k = c.failure, c.max_attempts
@@ -293,7 +340,8 @@ def _routing(sc: Scenario) -> _Routing:
                     arrived[i, idx[q2]] += share * p * copies * ok * kept
         spec = sc.queues[q]
         stations[q] = Station(q, tuple(groups), int(servers[i]), float(cap[i]), service,
-                              _common_service(sc, list(gs)), spec.capacity, spec.overflow)
+                              _common_service(sc, list(gs), mixes.get(q)), spec.capacity,
+                              spec.overflow)
     return _Routing(names, stations, P, arrived, leave)
 
 
@@ -340,7 +388,10 @@ def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
     size = p.size.mean
     delay = (p.reply.mean + _link_delay(sc, f"{pname}->{p.to}", size)
              + float(v @ _out_delay(sc, net, size)))
-    demands = list(v[reached] * workers[reached] / capacity[reached])
+    # Per message of this sender's class: where classes are served, its own mean
+    # against the station's mix.
+    ratio = np.array([_class_ratio(sc, net.stations[q], pname) for q in net.names])
+    demands = list((v * workers / np.where(reached, capacity, 1.0) * ratio)[reached])
     servers = [int(x) for x in workers[reached]]
     if p.mode == "sync":
         clients = p.clients
@@ -358,6 +409,17 @@ def _closed_rate(sc: Scenario, pname: str, net: _Routing) -> float:
     return rate
 
 
+def _station_class_mean(sc: Scenario, st: Station, pname: str) -> float:
+    """Busy time per message of producer ``pname`` at a station (share-weighted)."""
+    return sum(share * class_mean(sc, g, pname) for g, share in st.groups)
+
+
+def _class_ratio(sc: Scenario, st: Station, pname: str) -> float:
+    if st.service_mean <= 0 or not any(sc.has_classes(g) for g, _ in st.groups):
+        return 1.0
+    return _station_class_mean(sc, st, pname) / st.service_mean
+
+
 def _open_rate(sc: Scenario, pname: str) -> float:
     pace = sc.producers[pname].pace
     assert pace is not None, "an open producer has a pace"
@@ -373,7 +435,7 @@ def producer_rate(sc: Scenario, pname: str) -> float:
     """
     if sc.producers[pname].mode == "async":
         return _open_rate(sc, pname)
-    return _closed_rate(sc, pname, _routing(sc))
+    return _closed_rate(sc, pname, network(sc))
 
 
 def _shared_rates(sc: Scenario, net: _Routing,
@@ -444,12 +506,46 @@ def _path(sc: Scenario, pname: str) -> list[str]:
     return hops
 
 
+def _mixes(net: _Routing, visits: Mapping[str, np.ndarray],
+           rates: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Messages/s of each producer's class reaching each queue (an infinite rate counts
+    as the whole mix)."""
+    out: dict[str, dict[str, float]] = {}
+    for i, q in enumerate(net.names):
+        mix = {p: float(rates[p] * v[i]) for p, v in visits.items() if v[i] > 1e-12}
+        if any(math.isinf(w) for w in mix.values()):
+            mix = {p: (1.0 if math.isinf(w) else 0.0) for p, w in mix.items()}
+        out[q] = mix
+    return out
+
+
+def _same_mixes(a: Mapping[str, Mapping[str, float]] | None,
+                b: Mapping[str, Mapping[str, float]]) -> bool:
+    if a is None or a.keys() != b.keys():
+        return False
+    return all(a[q].keys() == b[q].keys()
+               and all(math.isclose(a[q][p], b[q][p], rel_tol=1e-10, abs_tol=1e-12)
+                       for p in b[q]) for q in b)
+
+
 def _build(sc: Scenario) -> Network:
-    net = _routing(sc)
+    # Groups serving message classes have a capacity that depends on the mix reaching
+    # them, which depends on the rates, which (for closed loops and routing among groups)
+    # depend on the capacities: iterate to the fixed point (one pass without classes).
+    mixes: dict[str, dict[str, float]] | None = None
+    classes = any(sc.has_classes(g) for g in sc.consumers)
+    for _ in range(100):
+        net = _routing(sc, mixes)
+        entry = {name: _entry(sc, net, p.to, name) for name, p in sc.producers.items()}
+        visits = {name: _visits(net, entry[name]) for name in sc.producers}
+        rates = _shared_rates(sc, net, visits)
+        if not classes:
+            break
+        new = _mixes(net, visits, rates)
+        if _same_mixes(mixes, new):
+            break
+        mixes = new
     n = len(net.names)
-    entry = {name: _entry(sc, net, p.to, name) for name, p in sc.producers.items()}
-    visits = {name: _visits(net, entry[name]) for name in sc.producers}
-    rates = _shared_rates(sc, net, visits)
     nominal = np.zeros(n)
     gamma = np.zeros(n)
     total = processing = transmission = deliveries = 0.0
@@ -465,7 +561,8 @@ def _build(sc: Scenario) -> Network:
         size = p.size.mean
         encode = p.encode.mean if p.encode is not None else 0.0
         reply = p.reply.mean if p.waits_for_reply else 0.0
-        service = np.array([net.stations[q].service_mean for q in net.names])
+        service = np.array([_station_class_mean(sc, net.stations[q], pname)
+                            for q in net.names])
         # Per message: every visit's service, every hop's delay.
         processing += rate * (float(v @ service) + encode)
         transmission += rate * (_link_delay(sc, f"{pname}->{p.to}", size)

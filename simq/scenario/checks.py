@@ -63,6 +63,11 @@ def references(m: Model) -> None:
                 f"consumers.{n}.from",
                 f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
                 "topic read from its subscriber queues)", c.source)
+        for pname in c.service_by or {}:
+            if pname not in m.producers:
+                raise ScenarioError(
+                    f"consumers.{n}.service_by.{pname}", "a class is a producer: no producer "
+                    f"named {pname!r} (producers: {', '.join(sorted(m.producers))})", pname)
         if isinstance(c.to, dict):
             for dest in c.to:
                 if dest != EXIT:

@@ -126,6 +126,10 @@ class _Producer(BaseModel):
     keys: KeyDist | None = None  # each message's key (docs/patterns.md, keys and ordering)
     # The broker takes in each message once, whatever the resends (docs/reliability.md).
     idempotent: bool = False
+    # A message class (docs/patterns.md): the service and decode of this producer's
+    # messages where they are first served, instead of the consumer group's.
+    service: Dist | None = None
+    decode: Dist | None = None
 
     mode_name: ClassVar[str]
 
@@ -331,6 +335,8 @@ class ConsumerSpec(BaseModel):
     source: str = Field(alias="from")
     count: Count = 1
     service: Dist
+    # Per message class (docs/patterns.md): producer -> service of its messages here.
+    service_by: dict[str, Dist] | None = None
     to: str | dict[str, float] | None = None
     # Capacity that changes over time (docs/peak.md): [[time, count], ...] or a policy.
     schedule: list[tuple[NonNegative, Whole]] | None = None
@@ -379,6 +385,13 @@ class ConsumerSpec(BaseModel):
         """Whether the group needs the reliability machinery (a slower worker loop)."""
         return (self.ack != "auto" or self.failure > 0 or self.dedup
                 or self.crashes is not None or self.poison > 0 or self.slow is not None)
+
+    @field_validator("service_by")
+    @classmethod
+    def _classes(cls, v: dict[str, Distribution] | None) -> dict[str, Distribution] | None:
+        if v is not None and not v:
+            raise ValueError("a class table names at least one producer")
+        return v
 
     @field_validator("to", mode="before")
     @classmethod

@@ -135,6 +135,32 @@ class Scenario:
     def consumers(self) -> Mapping[str, ConsumerSpec]:
         return MappingProxyType(self._model.consumers)
 
+    def first_served(self, group: str, producer: str) -> bool:
+        """Whether ``group`` is where ``producer``'s messages are first served: it reads a
+        queue (or partition) the producer sends to."""
+        mine = {q for q, _ in self.resolve(self._model.producers[producer].to)}
+        return any(q in mine for q, _ in self.resolve(self._model.consumers[group].source))
+
+    def class_service(self, group: str,
+                      producer: str) -> tuple[Distribution, Distribution | None]:
+        """The (service, decode) of ``producer``'s messages at ``group``: the group's
+        ``service_by`` entry, else the producer's own where its messages are first served,
+        else the group's (docs/patterns.md, message classes)."""
+        c, p = self._model.consumers[group], self._model.producers[producer]
+        first = self.first_served(group, producer)
+        service = (c.service_by or {}).get(producer)
+        if service is None:
+            service = p.service if p.service is not None and first else c.service
+        decode = p.decode if p.decode is not None and first else c.decode
+        return service, decode
+
+    def has_classes(self, group: str) -> bool:
+        """Whether some producer's messages are served at ``group`` otherwise than the
+        group's own service and decode say."""
+        c = self._model.consumers[group]
+        return any(self.class_service(group, p) != (c.service, c.decode)
+                   for p in self._model.producers)
+
     @property
     def links(self) -> Mapping[str, LinkSpec]:
         return MappingProxyType(self._model.links)

@@ -34,14 +34,16 @@ __all__ = ["Kind", "LinkPrediction", "MATCHERS", "Matcher", "Prediction", "featu
 
 # The matchers, tried in this order: the patterns first (each answers only its own
 # pattern, and handles the features of it), then the networks of plain stations.
+_CLASSES = ("producers.*.service", "producers.*.decode", "consumers.*.service_by")
 MATCHERS: tuple[Matcher, ...] = (
     Matcher("closed-loop", patterns.closed_loop, handles=(
         "producers.*.mode", "producers.*.clients", "producers.*.think", "producers.*.encode",
-        "producers.*.reply", "consumers.*.decode")),
+        "producers.*.reply", "consumers.*.decode", *_CLASSES)),
+    # A FIFO station (the only kind it matches) ignores the producers' priorities.
     Matcher("open-station", patterns.open_station, handles=(
-        "producers.*.encode", "consumers.*.decode")),
+        "producers.*.encode", "consumers.*.decode", "producers.*.priority", *_CLASSES)),
     Matcher("priority", patterns.priority, handles=(
-        "producers.*.priority", "queues.*.discipline")),
+        "producers.*.priority", "queues.*.discipline", *_CLASSES)),
     Matcher("routing", stations.routed),
     Matcher("no-consumers", stations.no_consumers),
     Matcher("finite-buffer-in-network", stations.finite_buffer_in_network),

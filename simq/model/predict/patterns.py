@@ -22,6 +22,27 @@ def _mean(d: Distribution | None) -> float:
     return 0.0 if d is None else d.mean
 
 
+def _classes(sc: Scenario, gname: str) -> dict[str, tuple[float, float, float]]:
+    """Per producer: its rate (async), and the mean and second moment of a worker's busy
+    time for one of its messages at ``gname`` (its class's decode + service)."""
+    out: dict[str, tuple[float, float, float]] = {}
+    for pname, p in sc.producers.items():
+        service, decode = sc.class_service(gname, pname)
+        mean = service.mean + _mean(decode)
+        var = service.variance + (decode.variance if decode is not None else 0.0)
+        rate = 1.0 / p.pace.mean if p.pace is not None and p.pace.mean > 0 else math.nan
+        out[pname] = (rate, mean, var + mean * mean)
+    return out
+
+
+def _mixture(parts: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(rate, mean, second moment) of the merged stream of Poisson classes: each message's
+    busy time is drawn from the classes in proportion to their rates."""
+    lam = sum(r for r, _, _ in parts)
+    return (lam, sum(r * m for r, m, _ in parts) / lam,
+            sum(r * m2 for r, _, m2 in parts) / lam)
+
+
 def _single_station(sc: Scenario) -> tuple[str, str] | None:
     """(queue, group) when the scenario is one FIFO-or-priority queue drained by one group
     that forwards nowhere, with an infinite buffer; None otherwise."""
@@ -79,8 +100,9 @@ def closed_loop(sc: Scenario) -> Prediction | None:
         return None
     qname, gname, delay_links = fifo
     g = sc.consumers[gname]
-    service = g.service.mean
-    demand = service + _mean(g.decode)
+    served, decode = sc.class_service(gname, pname)
+    service = served.mean
+    demand = service + _mean(decode)
     delay = _mean(p.encode) + delay_links + _mean(p.reply)
     kinds, demands, servers = ["queue"], [demand], [g.count]
     if delay > 0:
@@ -88,7 +110,7 @@ def closed_loop(sc: Scenario) -> Prediction | None:
         demands.append(delay)
         servers.append(1)
     m = networks.mva(p.clients, demands, think=_mean(p.think), kinds=kinds, servers=servers)
-    exact = isinstance(g.service, Exponential) and g.decode is None
+    exact = isinstance(served, Exponential) and decode is None
     x = m.throughput
     residence = m.residence_times[0]
     wait = max(0.0, residence - demand)
@@ -113,35 +135,41 @@ def closed_loop(sc: Scenario) -> Prediction | None:
 
 def priority(sc: Scenario) -> Prediction | None:
     """Poisson classes on a non-preemptive priority queue with one worker: Cobham's
-    M/G/1 priority formula (exact). Classes are the producers' priorities, highest first."""
+    M/G/1 priority formula (exact). Classes are the producers' priorities, highest first;
+    each level's service is the mixture of its producers' class services (the group's
+    unless a producer or ``service_by`` says otherwise), weighted by their rates."""
     station = _single_station(sc)
     if station is None:
         return None
     qname, gname = station
     g = sc.consumers[gname]
-    if sc.queues[qname].discipline != "priority" or g.count != 1 or g.decode is not None:
+    if (sc.queues[qname].discipline != "priority" or g.count != 1
+            or any(sc.class_service(gname, p)[1] is not None for p in sc.producers)):
         return None
     if _pure_delay_links(sc) is None:
         return None
-    by_priority: dict[float, float] = {}
-    for p in sc.producers.values():
+    classes = _classes(sc, gname)
+    by_priority: dict[float, list[tuple[float, float, float]]] = {}
+    for pname, p in sc.producers.items():
         if p.mode != "async" or p.encode is not None or not isinstance(p.interarrival,
                                                                        Exponential):
             return None
-        by_priority[p.priority] = by_priority.get(p.priority, 0.0) + 1.0 / p.interarrival.mean
+        by_priority.setdefault(p.priority, []).append(classes[pname])
     levels = sorted(by_priority, reverse=True)
-    lams = [by_priority[k] for k in levels]
-    s = g.service
-    m = queues.priority_mg1(lams, [s.mean] * len(lams), [s.scv] * len(lams))
-    lam = sum(lams)
+    mixed = [_mixture(by_priority[k]) for k in levels]
+    lams = [r for r, _, _ in mixed]
+    m = queues.priority_mg1(lams, [mean for _, mean, _ in mixed],
+                            [m2 / (mean * mean) - 1.0 for _, mean, m2 in mixed])
+    lam, mean, _ = _mixture(mixed)
+    served = sum(m.throughputs)  # in overload, what the classes served carry
     delay = sum(spec.latency.mean / max(1, len(sc.producers)) for spec in sc.links.values())
     q = QueueMetrics(
         model="M/G/1 non-preemptive priority (Cobham)", exact=True, arrival_rate=lam,
-        throughput=min(lam, 1.0 / s.mean), utilization=m.utilization, wait_mean=m.wait_mean,
+        throughput=served, utilization=m.utilization, wait_mean=m.wait_mean,
         length_mean=m.length_mean, sojourn_mean=m.sojourn_mean,
         number_mean=m.length_mean + min(1.0, m.utilization), p_wait=min(1.0, m.utilization),
-        p_block=0.0, stable=m.stable, growth_rate=max(0.0, lam - 1.0 / s.mean),
-        service_mean=s.mean,
+        p_block=0.0, stable=m.stable, growth_rate=max(0.0, lam - served),
+        service_mean=mean,
         note="waits per class (highest first): " + ", ".join(f"{w:.4g}" for w in m.wait_means),
     )
     per_class = ", ".join(f"priority {k:g}: Wq {w:.4g} s" for k, w in zip(levels, m.wait_means,
@@ -155,17 +183,23 @@ def priority(sc: Scenario) -> Prediction | None:
 
 
 def open_station(sc: Scenario) -> Prediction | None:
-    """Poisson async senders with an encoding step and/or a consumer that decodes, on one
-    station. Each encoder is a FIFO M/G/1 of its own (exact); the station serves decode +
-    service: M/G/1 (exact) when no encoder reshapes the stream, otherwise G/G/c with the
-    encoders' departure variability (Kingman / Allen-Cunneen, approximate)."""
+    """Poisson async senders with an encoding step, a consumer that decodes, and/or
+    message classes served differently, on one FIFO station. Each encoder is a FIFO M/G/1
+    of its own (exact); the station serves decode + service, for a message of a class
+    drawn in proportion to the class rates (a mixture): M/G/1 by Pollaczek-Khinchine with
+    the mixture's mean and second moment (exact) when no encoder reshapes the stream,
+    otherwise G/G/c with the encoders' departure variability (Kingman / Allen-Cunneen,
+    approximate)."""
     fifo = _fifo_station(sc)
     if fifo is None:
         return None
     qname, gname, delay_links = fifo
     g = sc.consumers[gname]
-    if g.decode is None and all(p.encode is None for p in sc.producers.values()):
+    if (g.decode is None and all(p.encode is None for p in sc.producers.values())
+            and not sc.has_classes(gname)):
         return None  # a plain station: the base matchers name it exactly
+    if g.batch != 1:
+        return None  # a batch is one service for several messages: not this model
     lam = 0.0
     ahead = 0.0  # rate-weighted time before reaching the queue (encode + link)
     scv_in = 0.0  # rate-weighted SCV of the merged arrival stream (superposition approx.)
@@ -192,22 +226,25 @@ def open_station(sc: Scenario) -> Prediction | None:
         scv_in += rate * ca2
     ahead /= lam
     scv_in /= lam
-    mean = g.service.mean + _mean(g.decode)
-    var = g.service.variance + (g.decode.variance if g.decode is not None else 0.0)
-    cs2 = var / (mean * mean)
+    _, mean, m2 = _mixture(list(_classes(sc, gname).values()))
+    cs2 = m2 / (mean * mean) - 1.0
+    mixed = len({tuple(map(str, sc.class_service(gname, p))) for p in sc.producers}) > 1
     c = g.count
     if not reshaped and c == 1:
         m = queues.mg1(lam, mean, cs2)
-    elif not reshaped and cs2 == 1.0:
+    elif not reshaped and not mixed and cs2 == 1.0:
         m = queues.mmc(lam, 1.0 / mean, c)
     elif c == 1:
         m = queues.gg1_kingman(lam, scv_in, mean, cs2)
     else:
         m = queues.ggc_allen_cunneen(lam, scv_in, mean, cs2, c)
     kind: Kind = "exact" if m.exact else "approximate"
+    what = "message classes" if mixed else "encode/decode"
     return Prediction(
-        model=f"encode/decode: {m.model}", kind=kind,
-        reason=("the station serves decode + service; " + (
+        model=f"{what}: {m.model}", kind=kind,
+        reason=(("the station serves each class's decode + service, a mixture in "
+                 "proportion to the class rates; " if mixed else
+                 "the station serves decode + service; ") + (
             "each encoder is an M/G/1 ahead of it, whose output is not Poisson" if reshaped
             else "Poisson arrivals reach it unchanged")),
         queues={qname: m}, latency_mean=ahead + m.sojourn_mean, throughput=m.throughput,
