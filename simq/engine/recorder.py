@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = ["BATCH", "BUFFER", "DECODE", "DELIVERED", "DROPPED", "ENCODE", "EVENTS", "FETCH",
            "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Fate", "Kind",
-           "Recorder", "Records", "Stage", "to_columns"]
+           "Recorder", "Records", "Stage", "TRIGGERS", "Trigger", "to_columns"]
 
 # The codes are IntEnums for their names; the engine logs the plain ints (aliases below),
 # which cost less in a tuple and in the conversion to numpy columns.
@@ -96,6 +96,20 @@ class Kind(IntEnum):
     ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT, HEALED
 ) = map(int, Kind)
 EVENTS = {int(k): k.name.lower() for k in Kind}
+
+
+class Trigger(IntEnum):
+    """What started a consumer group's rebalance: a member joined (scaling up, or a
+    crashed member back after it was noticed), left cleanly (scaling down), or was
+    noticed dead when its session timed out."""
+
+    JOIN = 0
+    LEAVE = 1
+    CRASH = 2
+
+
+(JOIN, LEAVE, CRASH_SEEN) = map(int, Trigger)
+TRIGGERS = {int(t): t.name.lower() for t in Trigger}
 # A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a
 # message whose outcome was decided elsewhere (a duplicate processing, or what a worker
 # did after the broker took the message back): it counts in the queue's length and the
@@ -138,6 +152,12 @@ class Recorder:
     events: list[tuple[int, int, int, float]] = field(default_factory=list)
     # (producer index, start, end): a producer held up by backpressure (end NaN: still).
     blocked: list[tuple[int, float, float]] = field(default_factory=list)
+    # (group index, trigger code, cause time, start, end, partitions moved, partitions
+    # paused, partitions stranded): one rebalance of a group on a partitioned topic. The
+    # cause is the crash (for a crash noticed at `start`) or `start`; stranded partitions
+    # had a crashed owner from the cause to the start. End NaN: still going at the end.
+    rebalances: list[tuple[int, int, float, float, float, int, int, int]] = field(
+        default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -184,6 +204,8 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "retransmits": (("id", "link", "t"), "iif"),
     "events": (("id", "kind", "where", "t"), "iiif"),
     "blocked": (("producer", "start", "end"), "iff"),
+    "rebalances": (("group", "trigger", "cause", "start", "end", "moved", "paused",
+                    "stranded"), "iifffiii"),
 }
 
 
@@ -217,6 +239,7 @@ class Records:
     retransmits: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, np.ndarray] = field(default_factory=dict)
     blocked: dict[str, np.ndarray] = field(default_factory=dict)
+    rebalances: dict[str, np.ndarray] = field(default_factory=dict)
 
     def count(self, code: int, where: int | None = None, t0: float = -np.inf,
               t1: float = np.inf) -> int:
@@ -258,7 +281,7 @@ class Records:
         blocked = rec.columns("blocked")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
-                   events, blocked)
+                   events, blocked, rec.columns("rebalances"))
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:
