@@ -29,7 +29,7 @@ from simq.model.stability import stability_warnings
 from simq.record.frames import messages_frame, visits_frame
 from simq.record.measures import has_peak_features
 from simq.record.streaming import run_full, run_streaming, streamed_warmup
-from simq.record.summary import fault_rows, summarise, timeseries_columns
+from simq.record.summary import fault_rows, rebalance_rows, summarise, timeseries_columns
 from simq.scenario import Scenario, load
 
 if TYPE_CHECKING:
@@ -223,8 +223,16 @@ class RunResult:
         system are back to their number at the start; docs/reliability.md)."""
         rows = [(r.index, *row) for r in self.replications
                 for row in fault_rows(r.require_records("res.faults"), self.scenario)]
-        return pd.DataFrame(rows, columns=["replication", "component", "kind", "start", "end",
-                                           "recovery"])
+        frame = pd.DataFrame(rows, columns=["replication", "component", "kind", "start",
+                                            "end", "recovery"])
+        # A rebalance's details (docs/rebalancing.md); NaN for the other kinds of fault.
+        rb = pd.DataFrame(
+            [(r.index, row[0], "rebalance", *row[1:4], *row[5:])
+             for r in self.replications
+             for row in rebalance_rows(r.require_records("res.faults"), self.scenario)],
+            columns=["replication", "component", "kind", "trigger", "cause", "start",
+                     "moved", "paused", "pause"])
+        return frame.merge(rb, on=["replication", "component", "kind", "start"], how="left")
 
     def around_faults(self, before: float = 60.0, after: float | None = None) -> pd.DataFrame:
         """The time series around each fault: rows from ``before`` seconds before it

@@ -61,6 +61,7 @@ BUNDLED = {
     "at_least_once.yaml": ("none", "none"),
     "retries_dlq.yaml": ("none", "none"),
     "consumer_crash.yaml": ("none", "none"),
+    "rebalance.yaml": ("none", "none"),
     "retry_storm.yaml": ("none", "none"),
     "retry_storm_jitter.yaml": ("none", "none"),
     "exactly_once.yaml": ("none", "none"),

@@ -16,7 +16,8 @@ from simpy.events import Event
 
 from simq.engine.core import Destination, Message
 from simq.engine.queue import Queue, wake_parked
-from simq.engine.recorder import BUFFER, FETCH, Recorder
+from simq.engine.rebalance import Rebalance
+from simq.engine.recorder import BUFFER, FETCH, JOIN, Recorder
 
 __all__ = ["Buffer", "Intake", "Line", "Owned", "Partitioned", "Prefetch", "SharedQueue"]
 
@@ -43,7 +44,8 @@ class SharedQueue:
     def line(self, slot: int) -> Line:
         return self.queue
 
-    def members(self, slots: Sequence[int]) -> None:
+    def members(self, slots: Sequence[int], trigger: int = JOIN,
+                cause: float = math.nan) -> None:
         """The workers serving now (a queue needs no assignment)."""
 
     def wake(self) -> None:
@@ -101,33 +103,56 @@ class Owned:
 
 class Partitioned:
     """A group reading a partitioned topic: each partition has one owner among the
-    workers serving now (round-robin, as ``TopicSpec.owners``); workers beyond the
-    partitions own none and stay idle. Ownership moves at once when a worker joins or
-    leaves (scaling); a crashed worker keeps its partitions until it is back."""
+    members (workers beyond the partitions own none and stay idle).
+
+    Without a rebalance protocol, ownership moves at once when a worker joins or leaves
+    (scaling), round-robin as ``TopicSpec.owners``, and a crashed worker keeps its
+    partitions until it is back. With one (:class:`~simq.engine.rebalance.Rebalance`),
+    the protocol decides which partitions pause while ownership moves, and for how long;
+    the group tells it of crashed members once their session times out."""
 
     acks = False
 
-    def __init__(self, partitions: Sequence[Queue], owners: Callable[[int], list[int]]) -> None:
+    def __init__(self, partitions: Sequence[Queue], owners: Callable[[int], list[int]],
+                 rebalance: Callable[[Callable[[list[int | None]], None]], Rebalance]
+                 | None = None) -> None:
         self.partitions = list(partitions)
         self.queues = self.partitions
         self.owners = owners
         self.lines: dict[int, Owned] = {}
+        self.rebalance = None if rebalance is None else rebalance(self.serve)
+        self._started = False
 
     def line(self, slot: int) -> Owned:
         if slot not in self.lines:
             self.lines[slot] = Owned()
         return self.lines[slot]
 
-    def members(self, slots: Sequence[int]) -> None:
+    def members(self, slots: Sequence[int], trigger: int = JOIN,
+                cause: float = math.nan) -> None:
+        """The group's members are now ``slots``; ``trigger`` (a recorder ``Trigger``) and
+        the time of its cause matter only to a rebalance protocol."""
+        rb = self.rebalance
+        if rb is None:
+            own = self.owners(len(slots)) if slots else []
+            self.serve([slots[k] for k in own] + [None] * (len(self.partitions) - len(own)))
+        elif not self._started:
+            rb.initial(slots)
+        else:
+            rb.change(slots, trigger, cause)
+        self._started = True
+
+    def serve(self, owner: Sequence[int | None]) -> None:
+        """Partition ``p`` is served by worker ``owner[p]`` from now on (None: by nobody)."""
         for line in self.lines.values():
             line.parts = []
-        own = self.owners(len(slots)) if slots else []
-        for p, k in zip(self.partitions, own, strict=False):
-            line = self.line(slots[k])
-            line.parts.append(p)
-            p.idle = line.idle  # a message arriving there wakes its owner
-        for p in self.partitions[len(own):]:
-            p.idle = deque()  # nobody serves it now
+        for p, k in zip(self.partitions, owner, strict=True):
+            if k is None:
+                p.idle = deque()  # nobody serves it now
+            else:
+                line = self.line(k)
+                line.parts.append(p)
+                p.idle = line.idle  # a message arriving there wakes its owner
         # A worker that gained partitions while parked takes what waits there.
         for line in self.lines.values():
             while line.idle:
@@ -164,6 +189,8 @@ class Partitioned:
 
     def close(self, visit: Callable[[tuple[int, int, float, float, float, int]], None],
               gi: int) -> int:
+        if self.rebalance is not None:
+            self.rebalance.close()
         return 0
 
 
@@ -290,8 +317,9 @@ class Prefetch:
                                         self.ack, self.rec)
         return self.buffers[slot]
 
-    def members(self, slots: Sequence[int]) -> None:
-        self.inner.members(slots)
+    def members(self, slots: Sequence[int], trigger: int = JOIN,
+                cause: float = math.nan) -> None:
+        self.inner.members(slots, trigger, cause)
 
     def wake(self) -> None:
         for b in self.buffers.values():
@@ -329,7 +357,7 @@ class Prefetch:
 
     def close(self, visit: Callable[[tuple[int, int, float, float, float, int]], None],
               gi: int) -> int:
-        n = 0
+        n = self.inner.close(visit, gi)
         for b in self.buffers.values():
             for m, _ in b.buffer:
                 visit((m.id, m.queue, m.arrived, m.left, NAN, gi))

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["BATCH", "BUFFER", "DECODE", "DEDUPLICATED", "DELIVERED", "DROPPED", "ENCODE",
            "EVENTS", "FETCH",
            "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Fate", "Kind",
-           "Recorder", "Records", "Stage", "to_columns"]
+           "Recorder", "Records", "Stage", "TRIGGERS", "Trigger", "to_columns"]
 
 # The codes are IntEnums for their names; the engine logs the plain ints (aliases below),
 # which cost less in a tuple and in the conversion to numpy columns.
@@ -102,6 +102,20 @@ class Kind(IntEnum):
     ACKED, TIMED_OUT, RETRIED, GAVE_UP, OUTAGE, BACK, OUTAGE_LOST, CUT, HEALED, REFUSED
 ) = map(int, Kind)
 EVENTS = {int(k): k.name.lower() for k in Kind}
+
+
+class Trigger(IntEnum):
+    """What started a consumer group's rebalance: a member joined (scaling up, or a
+    crashed member back after it was noticed), left cleanly (scaling down), or was
+    noticed dead when its session timed out."""
+
+    JOIN = 0
+    LEAVE = 1
+    CRASH = 2
+
+
+(JOIN, LEAVE, CRASH_SEEN) = map(int, Trigger)
+TRIGGERS = {int(t): t.name.lower() for t in Trigger}
 # A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a
 # message whose outcome was decided elsewhere (a duplicate processing, or what a worker
 # did after the broker took the message back): it counts in the queue's length and the
@@ -150,6 +164,12 @@ class Recorder:
     order: list[tuple[int, int, int, int]] = field(default_factory=list)
     # The text of each key, by index (filled as keys are first seen).
     key_names: list[str] = field(default_factory=list)
+    # (group index, trigger code, cause time, start, end, partitions moved, partitions
+    # paused, partitions stranded): one rebalance of a group on a partitioned topic. The
+    # cause is the crash (for a crash noticed at `start`) or `start`; stranded partitions
+    # had a crashed owner from the cause to the start. End NaN: still going at the end.
+    rebalances: list[tuple[int, int, float, float, float, int, int, int]] = field(
+        default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -197,6 +217,8 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "events": (("id", "kind", "where", "t"), "iiif"),
     "blocked": (("producer", "start", "end"), "iff"),
     "order": (("id", "stream", "seq", "key"), "iiii"),
+    "rebalances": (("group", "trigger", "cause", "start", "end", "moved", "paused",
+                    "stranded"), "iifffiii"),
 }
 
 
@@ -239,6 +261,7 @@ class Records:
         if self.order:
             out[self.order["id"]] = self.order["key"]
         return out
+    rebalances: dict[str, np.ndarray] = field(default_factory=dict)
 
     def count(self, code: int, where: int | None = None, t0: float = -np.inf,
               t1: float = np.inf) -> int:
@@ -280,7 +303,8 @@ class Records:
         blocked = rec.columns("blocked")
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
-                   events, blocked, rec.columns("order"), list(rec.key_names))
+                   events, blocked, rec.columns("order"), list(rec.key_names),
+                   rec.columns("rebalances"))
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

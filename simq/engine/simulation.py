@@ -32,6 +32,7 @@ from simq.engine.link import CutLink, Link
 from simq.engine.order import Sequencer, key_source
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
 from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
+from simq.engine.rebalance import ASSIGNORS, Assignment, Rebalance
 from simq.engine.recorder import Recorder
 from simq.engine.retry import Backoff
 from simq.engine.router import Router, Sink
@@ -380,7 +381,8 @@ class Simulation:
         # On a topic each partition has one owner; consumers beyond the partitions stay
         # idle (they count in utilization).
         line: SharedQueue | Partitioned = (
-            SharedQueue(queues[0]) if topic is None else Partitioned(queues, topic.owners))
+            SharedQueue(queues[0]) if topic is None
+            else Partitioned(queues, topic.owners, self._rebalance(i, name, c, len(queues))))
         intake: SharedQueue | Partitioned | Prefetch = line
         if c.prefetch is not None:
             intake = Prefetch(env, line, c.prefetch, self._fetch_link(c.source, name),
@@ -413,7 +415,21 @@ class Simulation:
         return Group(env, i, name, rec, intake=intake, server=server, settler=settler,
                      count=c.count, batch=c.batch, crashes=crashes,
                      log_workers=scaled or crashes is not None,
-                     log_services=c.logs_services, daemons=self.daemons)
+                     log_services=c.logs_services, daemons=self.daemons,
+                     session_timeout=None if c.rebalance is None
+                     else c.rebalance.session_timeout)
+
+    def _rebalance(self, i: int, name: str, c: ConsumerSpec, partitions: int
+                   ) -> Callable[[Callable[[Assignment], None]], Rebalance] | None:
+        """The rebalance protocol of group ``name`` on a partitioned topic, built around
+        the intake's way of serving an assignment (None: ownership moves at once)."""
+        spec = c.rebalance
+        if spec is None:
+            return None
+        time = self.streams.draw(f"consumers.{name}.rebalance.time", spec.time)
+        env, rec = self.env, self.rec
+        return lambda serve: Rebalance(env, i, partitions, ASSIGNORS[spec.assignor],
+                                       spec.protocol == "cooperative", time, rec, serve)
 
     def _classes(self, name: str, c: ConsumerSpec) -> Classes | None:
         """The group's samplers per message class, when some class is served otherwise

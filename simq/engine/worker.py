@@ -17,6 +17,7 @@ retires them between messages.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -26,7 +27,16 @@ from simpy.exceptions import Interrupt
 
 from simq.engine.core import Daemons, Message, Request
 from simq.engine.intake import Intake
-from simq.engine.recorder import CRASH, DELIVERED, REPLY, RESTART, Recorder
+from simq.engine.recorder import (
+    CRASH,
+    CRASH_SEEN,
+    DELIVERED,
+    JOIN,
+    LEAVE,
+    REPLY,
+    RESTART,
+    Recorder,
+)
 from simq.engine.serve import Server
 from simq.engine.settle import Settler
 
@@ -92,6 +102,7 @@ class Group:
         intake: Intake, server: Server, settler: Settler, count: int, batch: int = 1,
         crashes: CrashPlan | None = None, log_workers: bool = False,
         log_services: bool = False, daemons: Daemons | None = None,
+        session_timeout: float | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -108,6 +119,11 @@ class Group:
         self.up: list[bool] = []
         self.leaving: list[bool] = []
         self.gone: list[bool] = []
+        # With a session timeout (a rebalance protocol), a worker down that long is no
+        # longer a member until it is back; `downs` numbers each worker's crashes.
+        self.session_timeout = session_timeout
+        self.expelled: list[bool] = []
+        self.downs: list[int] = []
         self.procs: list[simpy.Process] = []
         # Scaling: workers asked to leave (each leaves between two messages, never in the
         # middle of one), workers decided but not yet started, workers serving or idle.
@@ -122,7 +138,7 @@ class Group:
         self._visit = rec.visits.append
         for _ in range(count):
             self._start_worker()
-        intake.members(self.serving())
+        intake.members(self.member_slots())
         if log_workers:
             self._log()
         if crashes is not None and crashes.at:
@@ -132,6 +148,10 @@ class Group:
     def serving(self) -> list[int]:
         """The workers that have joined and not left."""
         return [s for s in range(len(self.gone)) if not self.gone[s]]
+
+    def member_slots(self) -> list[int]:
+        """The workers the partitions are assigned over: serving, and not noticed dead."""
+        return [s for s in range(len(self.gone)) if not self.gone[s] and not self.expelled[s]]
 
     @property
     def size(self) -> int:
@@ -150,6 +170,8 @@ class Group:
         self.up.append(True)
         self.leaving.append(False)
         self.gone.append(False)
+        self.expelled.append(False)
+        self.downs.append(0)
         self.members += 1
         self.intake.line(slot)
         self.procs.append(self.env.process(self._work(slot)))
@@ -195,13 +217,13 @@ class Group:
     def _add(self, n: int) -> None:
         for _ in range(n):
             self._start_worker()
-        self.intake.members(self.serving())
+        self.intake.members(self.member_slots(), JOIN, self.env.now)
         self._log()
 
     def _leave(self, slot: int) -> None:
         self.gone[slot] = True
         self.members -= 1
-        self.intake.members(self.serving())
+        self.intake.members(self.member_slots(), LEAVE, self.env.now)
         self._log()
 
     # The worker ------------------------------------------------------------------------
@@ -312,13 +334,29 @@ class Group:
         self._event((first, CRASH, self.index, now))
         self.down += 1
         self._log()
+        self.downs[slot] += 1
+        if self.session_timeout is not None:
+            ev = env.timeout(self.session_timeout, (self.downs[slot], now))
+            ev.callbacks.append(functools.partial(self._session_over, slot))
         yield env.timeout(down)
         self.up[slot] = True
         self.down -= 1
         self._log()
         self._event((-1, RESTART, self.index, env.now))
+        if self.expelled[slot] and not self.gone[slot]:  # back: it joins the group again
+            self.expelled[slot] = False
+            self.intake.members(self.member_slots(), JOIN, env.now)
         if not self.leaving[slot]:
             self.intake.start(slot)
+
+    def _session_over(self, slot: int, ev: Event) -> None:
+        """The session of a crashed worker times out: if it is still down from the same
+        crash, the group notices and hands its partitions to the others."""
+        crash, at = ev.value  # type: ignore[misc]  # the timeout's value
+        if self.up[slot] or self.downs[slot] != crash or self.gone[slot]:
+            return
+        self.expelled[slot] = True
+        self.intake.members(self.member_slots(), CRASH_SEEN, at)
 
     def _random_crashes(self, slot: int, mtbf: Callable[[], float],
                         mttr: Callable[[], float]) -> ProcessGenerator:

@@ -207,6 +207,7 @@ class Accumulators:
         self.events_total = np.zeros(len(EVENTS), dtype=np.int64)
         self.events_in = np.zeros((len(EVENTS), width), dtype=np.int64)
         self.copies = 0
+        self.rebalances: list[Mapping[str, np.ndarray]] = []  # a few rows: kept whole
         self.timed = np.array([p.timeout is not None for p in sc.producers.values()] + [False])
         self.spells = Spells()
         self._faulty = (any(q.outages is not None for q in sc.queues.values())
@@ -276,6 +277,9 @@ class Accumulators:
             held = w.covered(bl["start"], bl["end"])
             self.blocked += np.bincount(bl["producer"], weights=held, minlength=self.np + 1)[
                 : self.np + 1]
+        rb = logs.get("rebalances")
+        if rb is not None and len(rb["group"]):
+            self.rebalances.append(rb)
         marks: list[tuple[float, int, str, int]] = []
         e = logs.get("events")
         if e is not None and len(e["t"]):
@@ -759,6 +763,8 @@ class Accumulators:
                     "crashes": self.count(CRASH, gi),
                     "lost": self.count(CRASH_LOST, gi),
                 })
+            if spec.rebalance is not None:
+                summary["consumers"][name].update(self.rebalance_totals(gi))
         for gi, qis in self.topic_groups.items():
             summary["consumers"][list(sc.consumers)[gi]].update(
                 self._group_of_topic(gi, qis, summary["queues"]))
@@ -788,6 +794,28 @@ class Accumulators:
             "latency_p95": lat.quantile(0.95),
             "expired": int(sum(q["expired"] for q in mine)),
             "dropped": int(sum(q["dropped"] for q in mine)),
+        }
+
+    def rebalance_totals(self, gi: int) -> dict[str, float]:
+        """Group ``gi``'s rebalances (docs/rebalancing.md): how many started in the window,
+        the partitions they moved, their seconds inside the window, and the
+        partition-seconds without a consumer they caused (paused partitions while one
+        went on, and a crashed member's partitions until its session timed out)."""
+        w = self.w
+        rows = self.rebalances
+
+        def col(c: str) -> np.ndarray:
+            return np.concatenate([r[c] for r in rows]) if rows else np.empty(0)
+        at = col("group") == gi
+        start, cause, end = col("start")[at], col("cause")[at], col("end")[at]
+        took = w.covered(start, end)
+        started = w.started_in(start)
+        return {
+            "rebalances": int(started.sum()),
+            "partitions_moved": int(col("moved")[at][started].sum()),
+            "rebalance_time": float(took.sum()),
+            "rebalance_pause": float((col("paused")[at] * took).sum()
+                                     + (col("stranded")[at] * w.covered(cause, start)).sum()),
         }
 
     def queue_spells(self, queue: str) -> list[tuple[float, float, float]] | None:

@@ -24,6 +24,7 @@ from simq.engine.recorder import (
     OUTAGE,
     REPEAT,
     STAGES,
+    TRIGGERS,
     Records,
     level_at,
     level_max,
@@ -35,7 +36,7 @@ from simq.record.window import Window
 from simq.scenario import Scenario
 
 __all__ = ["BREAKDOWN", "ConservationError", "EngineBugError", "InvariantError",
-           "breakdown_columns", "fault_rows", "record_logs", "summarise",
+           "breakdown_columns", "fault_rows", "rebalance_rows", "record_logs", "summarise",
            "timeseries_columns"]
 
 
@@ -84,6 +85,7 @@ def record_logs(rec: Records) -> dict[str, dict[str, np.ndarray]]:
         "visits": rec.visits, "hops": rec.hops, "stages": rec.stages,
         "batches": rec.batches, "retransmits": rec.retransmits, "events": rec.events,
         "blocked": rec.blocked, "order": rec.order,
+        "rebalances": rec.rebalances,
         "finished": {"id": ended, "t": rec.done[ended], "outcome": rec.outcome[ended],
                      "where": rec.where[ended]},
     }
@@ -147,8 +149,10 @@ def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float,
     """Every fault of a replication: (component, kind, start, end, recovery seconds).
 
     Kinds: `outage` (queues.NAME), `partition` (links.NAME), `crash` (consumers.NAME: a
-    spell with fewer workers up than the group has). Recovery is measured for faults that
-    stop a queue (outages, partitions, a group with no worker up), else NaN.
+    spell with fewer workers up than the group has), `rebalance` (consumers.NAME: from
+    its start to its end; :func:`rebalance_rows` has the details). Recovery is measured
+    for faults that stop a queue (outages, partitions, a group with no worker up, a
+    rebalance), else NaN.
     """
     rows: list[tuple[str, str, float, float, float]] = []
     for qi, (name, q) in enumerate(sc.queues.items()):
@@ -175,7 +179,29 @@ def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float,
             rows.append((f"consumers.{name}", "crash", float(t[k]), end,
                          _recovery(rec.sent, rec.done, float(t[k]), end) if whole
                          else math.nan))
+    for row in rebalance_rows(rec, sc):
+        rows.append((row[0], "rebalance", row[3], row[4],
+                     _recovery(rec.sent, rec.done, row[3], row[4])))
     return sorted(rows, key=lambda r: r[2])
+
+
+def rebalance_rows(rec: Records, sc: Scenario
+                   ) -> list[tuple[str, str, float, float, float, int, int, float]]:
+    """Every rebalance of a replication: (component, trigger, cause, start, end, partitions
+    moved, partitions paused, pause in partition-seconds). The cause is when the member
+    crashed, joined or left; a crash is noticed (the rebalance starts) a session timeout
+    later. End is the run's end for one still going on."""
+    rb = rec.rebalances
+    names = list(sc.consumers)
+    out = []
+    for k in range(len(rb.get("group", ()))):
+        end = float(rb["end"][k])
+        end = rec.t_end if math.isnan(end) else end
+        start, cause = float(rb["start"][k]), float(rb["cause"][k])
+        pause = int(rb["paused"][k]) * (end - start) + int(rb["stranded"][k]) * (start - cause)
+        out.append((f"consumers.{names[int(rb['group'][k])]}", TRIGGERS[int(rb["trigger"][k])],
+                    cause, start, end, int(rb["moved"][k]), int(rb["paused"][k]), pause))
+    return out
 
 
 def _recovery(arrived: np.ndarray, left: np.ndarray, start: float, end: float) -> float:

@@ -93,4 +93,5 @@ LAST: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
     "retransmits": lambda c: c["t"],
     "events": lambda c: c["t"],
     "blocked": lambda c: np.fmax(c["start"], _fin(c["end"])),
+    "rebalances": lambda c: np.fmax(c["start"], _fin(c["end"])),
 }

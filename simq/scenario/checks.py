@@ -63,6 +63,11 @@ def references(m: Model) -> None:
                 f"consumers.{n}.from",
                 f"no queue or partitioned topic named {c.source!r} (consumers of a fan-out "
                 "topic read from its subscriber queues)", c.source)
+        if c.rebalance is not None and src is None:
+            raise ScenarioError(
+                f"consumers.{n}.rebalance", f"a rebalance hands round the partitions of a "
+                f"topic; {c.source!r} is a queue, which every worker of the group shares",
+                c.source)
         for pname in c.service_by or {}:
             if pname not in m.producers:
                 raise ScenarioError(

@@ -31,6 +31,7 @@ from pydantic import (
 from simq.dists import Distribution
 from simq.errors import shown
 from simq.scenario.keys import KeyDist, key_shares, trace_shares
+from simq.scenario.rebalance import RebalanceSpec
 from simq.scenario.reliability import (
     BackoffSpec,
     CrashSpec,
@@ -354,6 +355,8 @@ class ConsumerSpec(BaseModel):
     backoff: BackoffSpec | None = None
     dedup: bool = False
     crashes: CrashSpec | None = None
+    # On a partitioned topic: how partitions move when membership changes (docs/rebalancing.md).
+    rebalance: RebalanceSpec | None = None
 
     @model_validator(mode="after")
     def _fetching(self) -> ConsumerSpec:
