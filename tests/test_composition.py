@@ -208,6 +208,17 @@ def backlog(sc: Raw) -> None:
     _queue(sc)["backlog"] = {"count": 30, "age": "uniform(low=0, high=10)"}
 
 
+def keys(sc: Raw) -> None:
+    """Every message of `app` carries one of 8 keys (zipf): a partitioned topic routes by
+    them, and ordering is measured per key."""
+    _app(sc)["keys"] = "zipf(n=8, s=1.1)"
+
+
+def classes(sc: Raw) -> None:
+    """`app`'s messages are a class of their own with a slower service."""
+    _app(sc)["service"] = "exponential(mean=1.2)"
+
+
 def partitions(sc: Raw) -> None:
     """The queue becomes a partitioned topic of the same name. Every key the queue
     features put on it moves along: the schema decides which a topic takes."""
@@ -215,11 +226,31 @@ def partitions(sc: Raw) -> None:
     sc.setdefault("topics", {})[DEST] = {"partitions": 4, "key": "uniform", **spec}
 
 
+def _as_topic(sc: Raw) -> None:
+    if DEST in sc["queues"]:
+        partitions(sc)
+
+
+def groups(sc: Raw) -> None:
+    """A second consumer group reads the (partitioned) topic at its own offset."""
+    _as_topic(sc)
+    sc["consumers"]["audit"] = {"from": DEST, "count": 2, "rate": 2.0}
+
+
+def rebalance(sc: Raw) -> None:
+    """The worker's group hands its partitions round cooperatively (sticky), each
+    rebalance taking 2 s, a crashed member noticed after 10 s."""
+    _as_topic(sc)
+    _worker(sc)["rebalance"] = {"protocol": "cooperative", "assignor": "sticky",
+                                "time": "constant(2)", "session_timeout": 10}
+
+
 Feature = Callable[[Raw], None]
 FEATURES: dict[str, Feature] = {f.__name__: f for f in (
     sync, priorities, window, arrivals, producer_batch, credits, links, link_partitions,
     consumer_link, prefetch, consumer_batch, schedule, autoscale, manual_ack, failures,
-    dedup, idempotent, ttl, crashes, outages, durability, backlog, partitions)}
+    dedup, idempotent, keys, classes, ttl, crashes, outages, durability, backlog, partitions,
+    groups, rebalance)}
 MODES = ("full", "summary")
 
 
@@ -259,6 +290,14 @@ REFUSED: dict[str, str] = {
     # much it may push unacknowledged differs between brokers (RabbitMQ: no limit; a
     # Kafka consumer fetches a batch at a time), so the scenario must give `prefetch`.
     "consumer_link": r"needs consumers\.worker\.prefetch",
+    # A waiting sender gets one reply; with several groups each processes the message
+    # (a sender with a send timeout waits too: its ack is the processing's).
+    "sync+groups": r"read by several consumer groups",
+    "window+groups": r"read by several consumer groups",
+    "idempotent+groups": r"read by several consumer groups",
+    # A priority discipline has no meaning inside a log (as with partitions above).
+    "priorities+groups": r"topics\.broker\.discipline: unknown key",
+    "priorities+rebalance": r"topics\.broker\.discipline: unknown key",
 }
 
 # Implementation refusals, expected to disappear: each has a defined meaning and the

@@ -49,10 +49,10 @@ def references(m: Model) -> None:
         need_dest(f"producers.{n}.to", p.to)
         fanout = m.topics.get(p.to)
         if p.wants_ack and fanout is not None and fanout.subscribers is not None:
-            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+            raise ScenarioError(f"producers.{n}.to", f"this {p.mode} sender waits for one reply; "
                                 f"fan-out topic {p.to!r} makes several copies", p.to)
         if p.wants_ack and fanout is not None and len(m.topic_groups(p.to)) > 1:
-            raise ScenarioError(f"producers.{n}.to", f"a {p.mode} sender waits for one reply; "
+            raise ScenarioError(f"producers.{n}.to", f"this {p.mode} sender waits for one reply; "
                                 f"topic {p.to!r} is read by several consumer groups "
                                 f"({', '.join(m.topic_groups(p.to))}), each of which "
                                 "processes the message", p.to)
