@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # An error quotes what it refused, never more than this much of it: a value can be a
 # 400-digit number, an expanded YAML alias bomb or a line of a file that must not be echoed.
-SHOWN = 80
+SHOWN = 200
 
 
 def shown(value: object) -> str:
