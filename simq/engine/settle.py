@@ -2,7 +2,9 @@
 forgets a message once a worker has it) or :class:`Acks` (acks with visibility timeout,
 failures, back-off, max attempts, dead letters, dedup; docs/reliability.md). A crash
 reaches the settler through ``crashed``: it decides what becomes of what the worker held.
-The worker loop is engine.worker."""
+The worker loop is engine.worker. One cohesive thing: the two settlers share the
+questions every worker asks after a service (is it done, given back, dead, a duplicate).
+"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ three parts:
 
 A crash reaches a worker as an interrupt (:class:`CrashPlan` says when): the settler
 decides what becomes of what it held. Scaling (schedule, autoscale) adds workers and
-retires them between messages.
+retires them between messages. One cohesive thing: the loop and what interrupts it.
 """
 
 from __future__ import annotations
