@@ -159,7 +159,10 @@ _KEYS = ["count", "capacity", "batch", "prefetch", "priority", "ttl", "window", 
          "start", "stop", "size", "service", "interarrival", "to", "from"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every machine, so a run is reproducible; other seeds
+# are tried by hand (`--hypothesis-seed=N`) when the front door changes.
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(_MM1_PATHS + [
     f"{s}.{n}.{k}" for s, n in (("producers", "app"), ("consumers", "worker"),
                                 ("queues", "broker")) for k in _KEYS]), _VALUES),
@@ -179,7 +182,7 @@ def test_fuzzed_values_give_a_scenario_or_a_scenario_error(changes: list[tuple[s
         assert len(str(err)) < 1000
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.one_of(st.text(max_size=200),
                  st.binary(max_size=200).map(lambda b: b.decode("utf-8", "replace"))))
 def test_fuzzed_text_gives_a_scenario_or_a_scenario_error(text: str) -> None:

@@ -147,7 +147,7 @@ def expand_shorthands(raw: Mapping[str, Any]) -> dict[str, Any]:
                 raise ScenarioError(path, f"give `rate` or `{long_form}`, not both")
             rate = spec.pop("rate")
             if (isinstance(rate, bool) or not isinstance(rate, int | float)
-                    or (isinstance(rate, int) and rate > INT_LIMIT)
+                    or (isinstance(rate, int) and abs(rate) > INT_LIMIT)
                     or not math.isfinite(rate) or rate <= 0):
                 raise ScenarioError(path, "must be a number > 0 (messages per second)", rate)
             spec[long_form] = exponential_rate(float(rate))
