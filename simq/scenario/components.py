@@ -167,9 +167,7 @@ class _Producer(BaseModel):
             raise ValueError("`linger` needs `batch_size` (bytes that close a batch)")
         if self.retry is not None and self.timeout is None:
             raise ValueError("`retry` needs `timeout` (how long to wait for the ack)")
-        arrivals = getattr(self, "arrivals", None)
-        trace = arrivals.trace if arrivals is not None else None
-        if self.keys is not None and trace is not None and trace.keys is not None:
+        if self.keys is not None and self.trace_keys is not None:
             raise ValueError("`keys` and a trace with a `key` column both give the messages "
                              "their keys; keep one")
         return self
@@ -177,9 +175,15 @@ class _Producer(BaseModel):
     @property
     def trace_keys(self) -> tuple[str, ...] | None:
         """The keys of a replayed trace's messages, in send order (None: no key column)."""
-        arrivals = getattr(self, "arrivals", None)
+        arrivals = self.varying_load
         trace = arrivals.trace if arrivals is not None else None
         return trace.keys if trace is not None else None
+
+    @property
+    def varying_load(self) -> ArrivalsSpec | None:
+        """The time-varying load (``arrivals``) of a producer that sets its own pace; a
+        sync producer has none (its clients send when their reply is back)."""
+        return None
 
     def partition_shares(self, partitions: int, unkeyed: list[float]) -> list[float]:
         """The share of this producer's messages each partition of a topic gets: its
@@ -211,7 +215,7 @@ class _Producer(BaseModel):
     def pace(self) -> Distribution | None:
         """The time between sends when one is given (always for async, optional for a
         window), None for a sync producer, whose clients send when their reply is back."""
-        return getattr(self, "interarrival", None)
+        return None
 
 
 class AsyncProducer(_Producer):
@@ -222,6 +226,14 @@ class AsyncProducer(_Producer):
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
 
     mode_name: ClassVar[str] = "async"
+
+    @property
+    def pace(self) -> Distribution | None:
+        return self.interarrival
+
+    @property
+    def varying_load(self) -> ArrivalsSpec | None:
+        return self.arrivals
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +269,14 @@ class WindowProducer(_Producer):
     arrivals: ArrivalsSpec | None = None  # time-varying load (docs/peak.md)
 
     mode_name: ClassVar[str] = "window"
+
+    @property
+    def pace(self) -> Distribution | None:
+        return self.interarrival
+
+    @property
+    def varying_load(self) -> ArrivalsSpec | None:
+        return self.arrivals
 
     @model_validator(mode="before")
     @classmethod
