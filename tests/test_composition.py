@@ -245,12 +245,25 @@ def rebalance(sc: Raw) -> None:
                                 "time": "constant(2)", "session_timeout": 10}
 
 
+def cluster(sc: Raw) -> None:
+    """The queue (or each partition) lives on a 3-broker cluster, 3 replicas, acks all
+    with 2 in sync; broker b0 is down from t = 100 for 40 s, noticed after 3 s, a new
+    leader elected in 0.5 s."""
+    sc["brokers"] = {"count": 3, "replication_factor": 3,
+                     "service": "exponential(mean=0.01)",
+                     "replication": "uniform(low=0.001, high=0.004)",
+                     "detection": "constant(3)", "election_time": "constant(0.5)",
+                     "outages": {"b0": {"at": [[100, 40]]}}}
+    spec = sc["queues"][DEST] if DEST in sc["queues"] else sc["topics"][DEST]
+    spec.update({"acks": "all", "min_insync_replicas": 2})
+
+
 Feature = Callable[[Raw], None]
 FEATURES: dict[str, Feature] = {f.__name__: f for f in (
     sync, priorities, window, arrivals, producer_batch, credits, links, link_partitions,
     consumer_link, prefetch, consumer_batch, schedule, autoscale, manual_ack, failures,
     dedup, idempotent, keys, classes, ttl, crashes, outages, durability, backlog, partitions,
-    groups, rebalance)}
+    groups, rebalance, cluster)}
 MODES = ("full", "summary")
 
 
@@ -298,6 +311,10 @@ REFUSED: dict[str, str] = {
     # A priority discipline has no meaning inside a log (as with partitions above).
     "priorities+groups": r"topics\.broker\.discipline: unknown key",
     "priorities+rebalance": r"topics\.broker\.discipline: unknown key",
+    # In a broker cluster a queue is down when its brokers are, and a write's cost is the
+    # brokers' (docs/cluster.md): a queue's own outages or disk would say it twice.
+    "outages+cluster": r"in a broker cluster a queue is down",
+    "durability+cluster": r"in a broker cluster a write costs",
 }
 
 # Implementation refusals, expected to disappear: each has a defined meaning and the

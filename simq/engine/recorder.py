@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH", "BUFFER", "DECODE", "DEDUPLICATED", "DELIVERED", "DROPPED", "ENCODE",
-           "EVENTS", "FETCH",
+__all__ = ["BATCH", "BUFFER", "CLUSTER", "Cluster", "DECODE", "DEDUPLICATED", "DELIVERED",
+           "DROPPED", "ENCODE", "EVENTS", "FETCH",
            "LAYOUT", "LOST", "OUTCOMES", "REPLY", "RETRANSMIT", "STAGES", "Fate", "Kind",
            "Recorder", "Records", "Stage", "TRIGGERS", "Trigger", "to_columns"]
 
@@ -115,7 +115,25 @@ class Trigger(IntEnum):
 
 
 (JOIN, LEAVE, CRASH_SEEN) = map(int, Trigger)
+
+
+class Cluster(IntEnum):
+    """What the ``cluster`` log records (engine.cluster): a broker down, back, or noticed
+    down by the controller; a log's new leader (broker -1: none, the log unavailable);
+    a broker's counters (writes as leader and as follower, busy seconds) at that time;
+    writes a log lost when a new leader took over (acks: 1), their number in `appends`."""
+
+    DOWN = 0
+    UP = 1
+    NOTICED = 2
+    LEADER = 3
+    LOAD = 4
+    LOST = 5
+
+
 TRIGGERS = {int(t): t.name.lower() for t in Trigger}
+(C_DOWN, C_UP, C_NOTICED, C_LEADER, C_LOAD, C_LOST) = map(int, Cluster)
+CLUSTER = {int(c): c.name.lower() for c in Cluster}
 # A visit row's group at or below REPEAT: REPEAT - g is work by group g on a copy of a
 # message whose outcome was decided elsewhere (a duplicate processing, or what a worker
 # did after the broker took the message back): it counts in the queue's length and the
@@ -170,6 +188,9 @@ class Recorder:
     # had a crashed owner from the cause to the start. End NaN: still going at the end.
     rebalances: list[tuple[int, int, float, float, float, int, int, int]] = field(
         default_factory=list)
+    # (kind, broker, log, time, appends, copies, busy): a broker cluster's events and
+    # counters (see Cluster); log is the index in Scenario.logs(), -1 for a broker's row.
+    cluster: list[tuple[int, int, int, float, int, int, float]] = field(default_factory=list)
     # Rows already moved into columns by compact(), per log, in order.
     chunks: dict[str, list[dict[str, np.ndarray]]] = field(
         default_factory=lambda: {name: [] for name in LAYOUT})
@@ -219,6 +240,7 @@ LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "order": (("id", "stream", "seq", "key"), "iiii"),
     "rebalances": (("group", "trigger", "cause", "start", "end", "moved", "paused",
                     "stranded"), "iifffiii"),
+    "cluster": (("kind", "broker", "log", "t", "appends", "copies", "busy"), "iiifiif"),
 }
 
 
@@ -262,6 +284,7 @@ class Records:
             out[self.order["id"]] = self.order["key"]
         return out
     rebalances: dict[str, np.ndarray] = field(default_factory=dict)
+    cluster: dict[str, np.ndarray] = field(default_factory=dict)
 
     def count(self, code: int, where: int | None = None, t0: float = -np.inf,
               t1: float = np.inf) -> int:
@@ -304,7 +327,7 @@ class Records:
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
                    outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
                    events, blocked, rec.columns("order"), list(rec.key_names),
-                   rec.columns("rebalances"))
+                   rec.columns("rebalances"), rec.columns("cluster"))
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

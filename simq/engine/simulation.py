@@ -23,6 +23,7 @@ from simpy.events import Event
 
 from simq.dists import parse
 from simq.engine import arrivals
+from simq.engine.cluster import Broker, BrokerFaults, Controller, Log
 from simq.engine.core import Destination, Holder, Message, Streams
 from simq.engine.durability import Persister
 from simq.engine.faults import Breakable, Faults
@@ -43,6 +44,7 @@ from simq.engine.source import Pacer, Source, Tracker
 from simq.engine.topic import FanOut, Partitioner, key_picker
 from simq.engine.worker import CrashPlan, Group, Replier
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
+from simq.scenario.cluster import placement
 from simq.scenario.reliability import BackoffSpec, CrashSpec
 from simq.scenario.workload import BacklogSpec
 
@@ -149,8 +151,11 @@ class Simulation:
         self._link_names = list(sc.links)
 
         self.queues: dict[str, Queue] = {}
-        self.persisters: dict[str, Persister] = {}
+        # What stands in front of a queue (or a partition read by several groups) and
+        # takes its writes: a disk, or a replicated log on a broker cluster.
+        self.persisters: dict[str, Persister | Log] = {}
         self.faults: list[Faults] = []
+        self.controller = self._controller()
         for name in sc.queues:
             self._queue(name)
         self.queues = {n: self.queues[n] for n in sc.queues}  # scenario order
@@ -224,7 +229,48 @@ class Simulation:
             self._faults(queue, f"queues.{name}.outages", q.outages)
         if q.durability is not None and not view:
             self.persisters[name] = self._persister(name, queue)
+        if self.controller is not None and not view:
+            assert isinstance(queue, ReliableQueue)
+            self.persisters[name] = self._log(name, queue, [queue])
         return queue
+
+    def _controller(self) -> Controller | None:
+        """The broker cluster's brokers, their faults and its controller (docs/cluster.md)."""
+        spec = self.scenario.brokers
+        if spec is None:
+            return None
+        draw = self.streams.draw
+        brokers = [Broker(k, b, draw(f"brokers.service.{b}", spec.service))
+                   for k, b in enumerate(spec.broker_names)]
+        controller = Controller(
+            self.env, brokers, draw("brokers.detection", spec.detection),
+            draw("brokers.election_time", spec.election_time),
+            warmup if isinstance(warmup := self.scenario.run.warmup, float) else 0.0,
+            self.daemons, self.rec)
+        for b in brokers:
+            fault = (spec.outages or {}).get(b.name)
+            if fault is not None:
+                self._faults(BrokerFaults(controller, b), f"brokers.outages.{b.name}", fault)
+        return controller
+
+    def _log(self, name: str, dest: Destination, views: list[Queue]) -> Log:
+        """The replicated log ``name`` (a queue, or a partition TOPIC[p]) in front of
+        ``dest``, on the brokers its placement gives."""
+        sc, controller = self.scenario, self.controller
+        assert controller is not None and sc.brokers is not None
+        rep = sc.replication(name)
+        assert rep is not None
+        index = list(sc.logs()).index(name)
+        brokers = controller.brokers
+        replicas = [brokers[k] for k in placement(index, rep.replication_factor,
+                                                    len(brokers))]
+        reliable = [v for v in views if isinstance(v, ReliableQueue)]
+        log = Log(self.env, index, dest, reliable, replicas, rep.acks,
+                  rep.min_insync_replicas,
+                  self.streams.draw(f"brokers.replication.{name}", sc.brokers.replication),
+                  sc.queues[views[0].name].when_down, self.rec)
+        controller.add(log)
+        return log
 
     def _persister(self, name: str, dest: Destination) -> Persister:
         """The disk of queue (or partition) ``name``, in front of ``dest``."""
@@ -250,6 +296,8 @@ class Simulation:
         q = sc.queues[name]
         part = sc.partition_of(name)
         if part is not None and sc.topics[part[0]].retention is not None:
+            return True
+        if sc.brokers is not None:  # a log's leader may fail: its views go down
             return True
         return (q.reliable or any(p.ttl is not None for p in sc.producers.values())
                 or any(sc.consumers[g].reliable for g in self._drains[name]))
@@ -323,6 +371,8 @@ class Simulation:
             self._faults(_Together(views), f"queues.{name}.outages", spec.outages)
         if spec.durability is not None:
             dest = self.persisters[name] = self._persister(name, dest)
+        if self.controller is not None:
+            dest = self.persisters[name] = self._log(name, dest, views)
         return dest
 
     def _via(self, src: str, dst: str, door: Door | None = None) -> Destination:
@@ -572,6 +622,8 @@ class Simulation:
         inside = sum(q.close() for q in self.queues.values())
         inside += sum(g.close() for g in self.groups.values())
         inside += sum(h.inside() for h in self.holders())
+        if self.controller is not None:
+            self.controller.close()
         for p in self.producers.values():  # a sender still held up by backpressure
             p.close()
         return inside

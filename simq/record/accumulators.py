@@ -61,6 +61,7 @@ from simq.engine.recorder import (
     overlap,
 )
 from simq.record.checks import TOL, ConservationError, InvariantError, known, no_negative
+from simq.record.cluster import cluster_summary
 from simq.record.ordering import OrderTally
 from simq.record.sketches import LogHistogram, StreamedMser
 from simq.record.spells import Spells
@@ -208,9 +209,10 @@ class Accumulators:
         self.events_in = np.zeros((len(EVENTS), width), dtype=np.int64)
         self.copies = 0
         self.rebalances: list[Mapping[str, np.ndarray]] = []  # a few rows: kept whole
+        self.cluster: list[Mapping[str, np.ndarray]] = []  # a few rows per broker event
         self.timed = np.array([p.timeout is not None for p in sc.producers.values()] + [False])
         self.spells = Spells()
-        self._faulty = (any(q.outages is not None for q in sc.queues.values())
+        self._faulty = (any(sc.may_go_down(q) for q in sc.queues)
                         or any(lk.partitions is not None for lk in sc.links.values())
                         or any(c.crashes is not None for c in sc.consumers.values()))
         self.mser: StreamedMser | None = None
@@ -280,6 +282,9 @@ class Accumulators:
         rb = logs.get("rebalances")
         if rb is not None and len(rb["group"]):
             self.rebalances.append(rb)
+        cl = logs.get("cluster")
+        if cl is not None and len(cl["kind"]):
+            self.cluster.append(cl)
         marks: list[tuple[float, int, str, int]] = []
         e = logs.get("events")
         if e is not None and len(e["t"]):
@@ -768,6 +773,8 @@ class Accumulators:
         for gi, qis in self.topic_groups.items():
             summary["consumers"][list(sc.consumers)[gi]].update(
                 self._group_of_topic(gi, qis, summary["queues"]))
+        if sc.brokers is not None:
+            summary.update(cluster_summary(self.cluster, sc, w, summary["queues"]))
         for name, lk in zip(sc.links, self.links, strict=True):
             summary["links"][name] = {
                 "delay_mean": lk.delay.mean(),
@@ -824,14 +831,14 @@ class Accumulators:
         modelled), each with its recovery."""
         sc = self.sc
         names = list(sc.queues)
-        spec = sc.queues[queue]
         links = [i for i, k in enumerate(sc.links)
                  if k.partition("->")[2] == queue and sc.links[k].partitions is not None]
         groups = [i for i, c in enumerate(sc.consumers.values())
                   if c.source == queue and c.crashes is not None]
-        if spec.outages is None and not links and not groups:
+        down = sc.may_go_down(queue)
+        if not down and not links and not groups:
             return None
-        out = self.spells.of(("queue", names.index(queue))) if spec.outages is not None else []
+        out = self.spells.of(("queue", names.index(queue))) if down else []
         for li in links:
             out += self.spells.of(("link", li))
         for gi in groups:

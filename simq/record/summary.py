@@ -31,6 +31,7 @@ from simq.engine.recorder import (
 )
 from simq.record.accumulators import BREAKDOWN, Accumulators
 from simq.record.checks import ConservationError, EngineBugError, InvariantError
+from simq.record.cluster import broker_spells
 from simq.record.measures import queue_peak, worker_seconds, workers_at
 from simq.record.window import Window
 from simq.scenario import Scenario
@@ -85,7 +86,7 @@ def record_logs(rec: Records) -> dict[str, dict[str, np.ndarray]]:
         "visits": rec.visits, "hops": rec.hops, "stages": rec.stages,
         "batches": rec.batches, "retransmits": rec.retransmits, "events": rec.events,
         "blocked": rec.blocked, "order": rec.order,
-        "rebalances": rec.rebalances,
+        "rebalances": rec.rebalances, "cluster": rec.cluster,
         "finished": {"id": ended, "t": rec.done[ended], "outcome": rec.outcome[ended],
                      "where": rec.where[ended]},
     }
@@ -152,11 +153,12 @@ def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float,
     spell with fewer workers up than the group has), `rebalance` (consumers.NAME: from
     its start to its end; :func:`rebalance_rows` has the details). Recovery is measured
     for faults that stop a queue (outages, partitions, a group with no worker up, a
-    rebalance), else NaN.
+    rebalance), else NaN. On a broker cluster, `broker_outage` (brokers.NAME) for each
+    broker down, and `outage` for each queue or partition while it had no leader.
     """
     rows: list[tuple[str, str, float, float, float]] = []
-    for qi, (name, q) in enumerate(sc.queues.items()):
-        if q.outages is not None:
+    for qi, name in enumerate(sc.queues):
+        if sc.may_go_down(name):
             for a, b in _spells(rec, OUTAGE, BACK, qi):
                 rows.append((f"queues.{name}", "outage", a, b,
                              _recovery(rec.sent, rec.done, a, b)))
@@ -182,6 +184,10 @@ def fault_rows(rec: Records, sc: Scenario) -> list[tuple[str, str, float, float,
     for row in rebalance_rows(rec, sc):
         rows.append((row[0], "rebalance", row[3], row[4],
                      _recovery(rec.sent, rec.done, row[3], row[4])))
+    if sc.brokers is not None and rec.cluster:
+        for bi, name in enumerate(sc.brokers.broker_names):
+            for a, b in broker_spells(rec.cluster, bi, rec.t_end):
+                rows.append((f"brokers.{name}", "broker_outage", a, b, math.nan))
     return sorted(rows, key=lambda r: r[2])
 
 

@@ -94,4 +94,5 @@ LAST: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
     "events": lambda c: c["t"],
     "blocked": lambda c: np.fmax(c["start"], _fin(c["end"])),
     "rebalances": lambda c: np.fmax(c["start"], _fin(c["end"])),
+    "cluster": lambda c: c["t"],
 }

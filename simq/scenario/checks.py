@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 
 from simq.errors import ScenarioError
-from simq.scenario.components import EXIT
+from simq.scenario.components import EXIT, QueueSpec, TopicSpec
 from simq.scenario.model import Model
 from simq.scenario.workload import check_consumer, mean_interarrival
 
@@ -150,6 +150,45 @@ def reliability(m: Model) -> None:
                     f"({loop}): a message dead-lettered round it would never end (RabbitMQ "
                     "drops such messages); end the chain in a queue without dead_letter", nxt)
             trail.append(nxt)
+
+
+_REPLICATION = ("replication_factor", "acks", "min_insync_replicas")
+
+
+def cluster(m: Model) -> None:
+    """The replication keys need a cluster; in a cluster, brokers fail, not queues."""
+    specs: list[tuple[str, QueueSpec | TopicSpec]] = [(f"queues.{n}", q)
+                                                      for n, q in m.queues.items()]
+    specs += [(f"topics.{n}", t) for n, t in m.topics.items() if t.partitions is not None]
+    b = m.brokers
+    for path, spec in specs:
+        given = spec.model_fields_set
+        if b is None:
+            for key in _REPLICATION:
+                if key in given:
+                    raise ScenarioError(f"{path}.{key}", "replication needs a broker "
+                                        "cluster: add a `brokers:` section (docs/cluster.md)")
+            if "when_down" in given and spec.outages is None:
+                raise ScenarioError(f"{path}.when_down", "`when_down` needs `outages` (when "
+                                    "the broker is down) or a broker cluster (`brokers`)")
+            continue
+        if spec.outages is not None:
+            raise ScenarioError(f"{path}.outages", "in a broker cluster a queue is down when "
+                                "its leader's broker is and no replica can take over: give "
+                                "the brokers' faults in `brokers.outages`")
+        if spec.durability is not None:
+            raise ScenarioError(f"{path}.durability", "in a broker cluster a write costs "
+                                "`brokers.service` on each replica and `brokers.replication` "
+                                "to reach a follower; `durability` is the cost of a queue "
+                                "outside a cluster: give one of them")
+        rf = spec.replication_factor or b.replication_factor
+        if rf > len(b.broker_names):
+            raise ScenarioError(f"{path}.replication_factor", f"needs {rf} brokers; the "
+                                f"cluster has {len(b.broker_names)}", rf)
+        isr = spec.min_insync_replicas
+        if isr is not None and isr > rf:
+            raise ScenarioError(f"{path}.min_insync_replicas", f"more than the {rf} "
+                                "replicas: no write could succeed", isr)
 
 
 def no_cycle(m: Model) -> None:
@@ -292,7 +331,8 @@ def peak(m: Model) -> None:
 
 
 #: Every cross-component rule, in the order it is checked.
-CHECKS: tuple[Callable[[Model], None], ...] = (references, reliability, no_cycle, replies, peak)
+CHECKS: tuple[Callable[[Model], None], ...] = (references, reliability, cluster, no_cycle,
+                                               replies, peak)
 
 
 def run_checks(m: Model) -> None:

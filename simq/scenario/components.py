@@ -30,6 +30,7 @@ from pydantic import (
 
 from simq.dists import Distribution
 from simq.errors import shown
+from simq.scenario.cluster import acks_value
 from simq.scenario.keys import KeyDist, key_shares, trace_shares
 from simq.scenario.rebalance import RebalanceSpec
 from simq.scenario.reliability import (
@@ -306,6 +307,20 @@ ProducerSpec = Annotated[
 ]
 
 
+def replication_keys(spec: QueueSpec | TopicSpec) -> None:
+    """The rules of a queue's (or topic's) own replication keys."""
+    rf, isr = spec.replication_factor, spec.min_insync_replicas
+    if spec.acks == "quorum" and isr is not None:
+        raise ValueError("`min_insync_replicas` is for acks: all; a quorum write waits for "
+                         "a majority of the replicas by definition")
+    if isr is not None and rf is not None and isr > rf:
+        raise ValueError(f"`min_insync_replicas` {isr} is more than the "
+                         f"{rf} replicas (`replication_factor`): no write could succeed")
+    if isr is not None and spec.acks == "1":
+        raise ValueError("`min_insync_replicas` only applies to acks: all (with acks: 1 "
+                         "the leader takes every write alone)")
+
+
 class QueueSpec(BaseModel):
     """A broker queue: a FIFO waiting line with an optional bound."""
 
@@ -323,15 +338,27 @@ class QueueSpec(BaseModel):
     persistent: bool = True  # an outage keeps the messages (False: in memory, lost)
     when_down: Literal["block", "drop"] = "block"  # what senders meet during an outage
     durability: DurabilitySpec | None = None  # disk writes and replication per enqueue
+    # On a broker cluster (`brokers:`, docs/cluster.md): replicas of this queue, what a
+    # write waits for, and how many in-sync replicas a write needs (acks: all). Unset:
+    # the cluster's replication_factor, acks all, min_insync_replicas 1.
+    replication_factor: Annotated[Count, Field(le=1_000)] | None = None
+    acks: Literal["1", "all", "quorum"] | None = None
+    min_insync_replicas: Annotated[Count, Field(le=1_000)] | None = None
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks(cls, v: Any) -> Any:
+        return v if v is None else acks_value(v)
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
         if self.discipline == "priority" and self.overflow == "drop-oldest":
             raise ValueError("drop-oldest would evict the message served next in a priority "
                              "queue; use drop-new or block")
-        for key in ("persistent", "when_down"):
-            if key in self.model_fields_set and self.outages is None:
-                raise ValueError(f"`{key}` needs `outages` (when the broker is down)")
+        if "persistent" in self.model_fields_set and self.outages is None:
+            raise ValueError("`persistent` needs `outages` (when the broker is down)")
+        # `when_down` needs `outages` or a cluster (scenario.checks: it sees `brokers`).
+        replication_keys(self)
         if "expiry" in self.model_fields_set and self.ttl is None:
             raise ValueError("`expiry` needs `ttl` (seconds a message may wait)")
         if self.expiry == "anywhere" and self.discipline == "priority":
@@ -470,7 +497,8 @@ class LinkSpec(BaseModel):
 _KEY = re.compile(r"^\s*(uniform|round-robin|zipf\(\s*s\s*=\s*([0-9.eE+\-]+)\s*\))\s*$")
 # A partitioned topic's keys that make each partition a queue (see partition_spec).
 _PARTITION_KEYS = ("capacity", "overflow", "ttl", "expiry", "dead_letter", "outages",
-                   "persistent", "when_down", "durability", "backlog")
+                   "persistent", "when_down", "durability", "backlog", "replication_factor",
+                   "acks", "min_insync_replicas")
 
 
 class RetentionSpec(BaseModel):
@@ -511,6 +539,15 @@ class TopicSpec(BaseModel):
     when_down: Literal["block", "drop"] = "block"
     durability: DurabilitySpec | None = None
     backlog: BacklogSpec | None = None  # each partition's starting lag (docs/peak.md)
+    # On a broker cluster (docs/cluster.md): each partition's replicas and write rule.
+    replication_factor: Annotated[Count, Field(le=1_000)] | None = None
+    acks: Literal["1", "all", "quorum"] | None = None
+    min_insync_replicas: Annotated[Count, Field(le=1_000)] | None = None
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks(cls, v: Any) -> Any:
+        return v if v is None else acks_value(v)
     # The log's retention (docs/patterns.md): every consumer group reads the whole log at
     # its own offset; what retention removes before a group read it is lost to that group.
     retention: RetentionSpec | None = None

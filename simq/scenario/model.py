@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from simq.errors import shown
+from simq.scenario.cluster import BrokersSpec, Replication
 from simq.scenario.components import (
     ConsumerSpec,
     LinkSpec,
@@ -47,6 +48,7 @@ class Model(BaseModel):
     consumers: dict[str, ConsumerSpec] = Field(default_factory=dict)
     links: dict[str, LinkSpec] = Field(default_factory=dict)
     topics: dict[str, TopicSpec] = Field(default_factory=dict)
+    brokers: BrokersSpec | None = None  # a broker cluster (docs/cluster.md)
 
     @model_validator(mode="after")
     def _somewhere(self) -> Model:
@@ -117,6 +119,32 @@ class Model(BaseModel):
         views = self.views(source)
         names = views[group] if group in views else next(iter(views.values()))
         return list(zip(names, topic.key_probabilities, strict=True))
+
+    def logs(self) -> dict[str, list[str]]:
+        """On a broker cluster, every replicated log in placement order: each queue, then
+        each partition of each partitioned topic (``TOPIC[p]``), with the queues that read
+        it (a partition read by several groups has a view per group)."""
+        out: dict[str, list[str]] = {q: [q] for q in self.queues}
+        for t, spec in self.topics.items():
+            if spec.partitions is None:
+                continue
+            views = list(self.views(t).values())
+            for p in range(spec.partitions):
+                out[f"{t}[{p}]"] = [v[p] for v in views]
+        return out
+
+    def replication(self, log: str) -> Replication | None:
+        """How a log (a queue, or a partition ``TOPIC[p]``) is replicated; None without a
+        cluster."""
+        if self.brokers is None:
+            return None
+        spec: QueueSpec | TopicSpec = (self.queues[log] if log in self.queues
+                                       else self.topics[log.partition("[")[0]])
+        return Replication(
+            replication_factor=(self.brokers.replication_factor
+                                if spec.replication_factor is None
+                                else spec.replication_factor),
+            acks=spec.acks or "all", min_insync_replicas=spec.min_insync_replicas or 1)
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue (partitions included), the consumer groups taking from it."""

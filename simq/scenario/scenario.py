@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from simq.dists import Distribution
 from simq.errors import ScenarioError
 from simq.scenario.checks import run_checks
+from simq.scenario.cluster import BrokersSpec, Replication
 from simq.scenario.components import (
     ConsumerSpec,
     LinkSpec,
@@ -126,6 +127,26 @@ class Scenario:
     def partition_of(self, queue: str) -> tuple[str, int, str | None] | None:
         """A partition's topic, index and group view (None: a plain queue)."""
         return self._model.partition_of(queue)
+
+    @property
+    def brokers(self) -> BrokersSpec | None:
+        """The broker cluster (docs/cluster.md), or None."""
+        return self._model.brokers
+
+    def may_go_down(self, queue: str) -> bool:
+        """Whether a queue (or partition view) can be unavailable: its own outages, or a
+        cluster whose brokers fail (docs/cluster.md)."""
+        b = self._model.brokers
+        return (self._queues[queue].outages is not None
+                or (b is not None and bool(b.outages)))
+
+    def logs(self) -> dict[str, list[str]]:
+        """On a cluster, each replicated log (queue or ``TOPIC[p]``) and its queues."""
+        return self._model.logs()
+
+    def replication(self, log: str) -> Replication | None:
+        """How a log is replicated on the cluster (None: no cluster)."""
+        return self._model.replication(log)
 
     def drains(self) -> dict[str, list[str]]:
         """For every queue, partitions included, the consumer groups taking from it."""
