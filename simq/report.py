@@ -106,7 +106,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
     ]
     b = s.get("breakdown", {})
     # Plain queueing (wait + service) needs no breakdown; a network or codec step does.
-    if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "decode",
+    if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "persist",
+                                                               "replicate", "decode",
                                                                "reply")):
         out.append("breakdown   " + "  ".join(
             f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}" for k, v in b.items()
@@ -127,6 +128,12 @@ def format_summary(s: Mapping[str, Any]) -> str:
         out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
         wf = ["worker_seconds"]
         out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
+    if s.get("brokers"):
+        bf = ["appends", "copies", "write_rate", "utilization", "leads", "outages",
+              "down_time"]
+        out += ["", _table(["broker", *bf], _section_rows(s, "brokers", bf)),
+                "cluster     " + "  ".join(f"{k.replace('_', ' ')} {_num(v)}"
+                                          for k, v in s["cluster"].items())]
     lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
         out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]

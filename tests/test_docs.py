@@ -37,7 +37,7 @@ RUNNABLE = [DOCS / "tutorial.md", *sorted((DOCS / "howto").glob("*.md"))]
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)\n```", re.S)
 BASH = re.compile(r"(?P<before>[^\n]*)\n```bash\n(?P<code>.*?)\n```", re.S)
 SECTION_KEY = {"producers": "NAME", "queues": "NAME", "consumers": "NAME", "topics": "NAME",
-               "links": "A->B"}
+               "links": "A->B", "outages": "NAME"}
 # Keys that are not fields: shorthands the loader expands before validation.
 SHORTHANDS = {"producers.NAME.rate", "consumers.NAME.rate"}
 
@@ -111,7 +111,10 @@ def schema_keys(model: type[BaseModel] = Model, prefix: str = "") -> set[str]:
         key = field.alias or name
         path = f"{prefix}{key}"
         nested = _models(field.annotation)
-        if typing.get_origin(field.annotation) is dict and nested:
+        bare = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+        mapping = typing.get_origin(field.annotation) is dict or (
+            len(bare) == 1 and typing.get_origin(bare[0]) is dict)  # an optional mapping
+        if mapping and nested:
             keys.add(path)
             for m in nested:  # producers: one model per mode
                 keys |= schema_keys(m, f"{path}.{SECTION_KEY[key]}.")
