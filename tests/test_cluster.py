@@ -195,3 +195,28 @@ def test_a_quorum_queue_is_a_queue_on_the_cluster() -> None:
         s = r.summary
         assert s["queues"]["orders"]["down_time"] == pytest.approx(1.5)
         assert s["cluster"]["failovers"] == 1 and s["messages"]["lost"] == 0
+
+
+def test_a_follower_back_before_it_is_noticed_stops_holding_writes_back() -> None:
+    # b1 follows t[0] and t[2]; down for 3 s with a 10 s detection, writes to them wait
+    # for its copy only until it is back (it copies what it missed then), not 10 s.
+    sc = override(BASE, {"brokers.detection": "constant(10)",
+                         "brokers.outages": {"b1": {"at": [[50, 3.0]]}},
+                         "topics.t.when_down": "drop",  # the producer goes on meanwhile
+                         "consumers.g.service": "constant(0.05)", "run.replications": 2})
+    for r in simq.run(sc).replications:
+        s = r.summary
+        assert s["cluster"]["failovers"] == 0
+        assert s["queues"]["t[1]"]["down_time"] == pytest.approx(3.0)  # the one b1 led
+        assert s["latency"]["max"] < 4.0, s["latency"]
+
+
+def test_a_partition_keeps_its_order_whatever_each_copy_takes() -> None:
+    # Copies take a random time, so a later write's copies may be done first; a reader
+    # still sees the partition in append order (the high watermark only moves forward).
+    sc = override(BASE, {"brokers.outages": None,
+                         "brokers.replication": "exponential(mean=2)",
+                         "producers.app.keys": "uniform(n=3)", "run.replications": 2})
+    for r in simq.run(sc).replications:
+        assert r.summary["ordering"]["out_of_order"] == 0
+        assert r.summary["ordering"]["deliveries"] > 400

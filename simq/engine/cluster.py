@@ -19,6 +19,7 @@ sends again): nothing acknowledged is lost.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import simpy
@@ -48,13 +49,17 @@ INF = float("inf")
 
 
 class Broker:
-    """One broker: a single server doing its writes one at a time, in the order they are
-    sent to it (an append as a leader, a copy as a follower), and its counters."""
+    """One broker: a single server doing its writes one at a time, in the order they
+    reach it (an append as a leader, a copy as a follower), and its counters. Writes are
+    handed to it at the time they reach it, so the order is the order of arrival.
+    ``instant``: its service is always zero, so a write is done the moment it arrives."""
 
-    def __init__(self, index: int, name: str, service: Callable[[], float]) -> None:
+    def __init__(self, index: int, name: str, service: Callable[[], float],
+                 instant: bool) -> None:
         self.index = index
         self.name = name
         self.service = service
+        self.instant = instant
         self.up = True
         self.noticed = False  # the controller knows it is down
         self.noticed_at = INF  # when it will know (INF: not down)
@@ -64,35 +69,47 @@ class Broker:
         self.busy = 0.0
 
     def write(self, at: float, copy: bool) -> float:
-        """Take a write that reaches the broker at ``at``; when it is done."""
-        s = self.service()
-        start = at if at > self.free_at else self.free_at
-        self.free_at = start + s
-        self.busy += s
+        """Take a write that reaches the broker at ``at`` (now, or for an instant broker
+        any time from now on); when it is done."""
         if copy:
             self.copies += 1
         else:
             self.appends += 1
+        if self.instant:
+            return at
+        s = self.service()
+        start = at if at > self.free_at else self.free_at
+        self.free_at = start + s
+        self.busy += s
         return self.free_at
 
 
 class _Write:
-    """A write not yet visible: the message, when it first reached the log, and the
-    leader it was written on."""
+    """A write not yet visible: the message, when it first reached the log, the leader
+    it was written on and when, the followers it waits for with the time each has it
+    (``noticed``: the follower was down, and the write waits until it is out of the
+    in-sync set), how many copies are still on their way, and when it becomes visible
+    (``version`` tells a rescheduled write's old timeout from its new one)."""
 
-    __slots__ = ("msg", "first", "leader", "done", "visible")
+    __slots__ = ("msg", "first", "leader", "done", "acks", "pending", "visible", "version")
 
-    def __init__(self, msg: Message, first: float, leader: Broker) -> None:
+    def __init__(self, msg: Message, first: float, leader: Broker, done: float) -> None:
         self.msg = msg
         self.first = first
         self.leader = leader
-        self.done = 0.0  # the leader's own write
-        self.visible = INF  # when the replicas it waits for have it
+        self.done = done
+        self.acks: list[tuple[Broker, float, bool]] = []
+        self.pending = 0
+        self.visible = INF  # INF: not scheduled yet
+        self.version = 0
 
 
 class Log:
     """One replicated log in front of ``dest`` (its queue, or the fan-out to the views
-    of a partition read by several groups): a destination and a holder."""
+    of a partition read by several groups): a destination and a holder.
+
+    Writes become visible in the order they were appended (the high watermark only
+    moves forward), so a partition keeps its order whatever each copy takes."""
 
     def __init__(self, env: simpy.Environment, index: int, dest: Destination,
                  views: Sequence[ReliableQueue], replicas: Sequence[Broker], acks: str,
@@ -111,7 +128,9 @@ class Log:
         self.leader: Broker | None = self.replicas[0]
         self.isr = list(self.replicas)  # in-sync replicas, the leader first
         self.held: list[tuple[Message, Event, float]] = []  # senders held, since
-        self.writes: dict[int, _Write] = {}  # by message id: written, not yet visible
+        self.writes: dict[int, _Write] = {}  # by message id, in append order
+        self.waiting: deque[_Write] = deque()  # not yet scheduled, in append order
+        self.hw = 0.0  # when the last write scheduled becomes visible
         self._stage = rec.stages.append
         self._finished = rec.finished.append
         self._event = rec.events.append
@@ -121,7 +140,7 @@ class Log:
     # Writes ----------------------------------------------------------------------------
     def writable(self) -> bool:
         """Whether a write can be taken now: a leader that is up and, with acks: all,
-        at least ``min_insync_replicas`` in-sync replicas."""
+        at least ``min_insync_replicas`` in-sync replicas (quorum: a majority up)."""
         leader = self.leader
         if leader is None or not leader.up:
             return False
@@ -142,33 +161,98 @@ class Log:
             return ev
         leader = self.leader
         assert leader is not None
-        now = self.env.now
-        w = _Write(msg, first, leader)
-        w.done = done = leader.write(now, copy=False)
-        acks = [done]
-        for f in self.replicas if self.acks == "quorum" else self.isr:
+        w = _Write(msg, first, leader, leader.write(self.env.now, copy=False))
+        self.writes[msg.id] = w
+        self.waiting.append(w)
+        quorum = self.acks == "quorum"
+        for f in self.replicas if quorum else self.isr:
             if f is leader:
                 continue
             if f.up:
-                acks.append(f.write(done + self.replication(), copy=True))
-            elif self.acks != "quorum":
-                acks.append(f.noticed_at)  # waits until the follower is out of the set
-        if self.acks == "quorum":  # writable: a majority is up
-            acks.sort()
-            w.visible = acks[self.majority - 1]
-        else:
-            w.visible = max(acks)
-        self.writes[msg.id] = w
-        ev = self.env.timeout(w.visible - now, w)
-        ev.callbacks.append(self._copied)
+                self._copy(w, f)
+            elif not quorum:
+                w.acks.append((f, f.noticed_at, True))  # until it is out of the set
+        self._advance()
         return None
 
+    def _copy(self, w: _Write, f: Broker) -> None:
+        """Send ``w`` to follower ``f``: it reaches ``f`` ``replication`` after the
+        leader's write (and then waits its turn there)."""
+        at = max(w.done, self.env.now) + self.replication()
+        if f.instant:
+            w.acks.append((f, f.write(at, copy=True), False))
+            return
+        w.pending += 1
+        ev = self.env.timeout(at - self.env.now, (w, f))
+        ev.callbacks.append(self._arrived)
+
+    def _arrived(self, ev: Event) -> None:
+        w: _Write
+        f: Broker
+        w, f = ev.value  # type: ignore[misc]
+        if self.writes.get(w.msg.id) is not w:
+            return  # settled by a failover
+        w.pending -= 1
+        if f.up:
+            w.acks.append((f, f.write(self.env.now, copy=True), False))
+        elif self.acks != "quorum":
+            w.acks.append((f, f.noticed_at, True))  # it failed before the copy came
+        self._advance()
+
+    def _advance(self) -> None:
+        """Schedule, in append order, the writes whose copies are all accounted for."""
+        waiting = self.waiting
+        while waiting and waiting[0].pending == 0:
+            self._schedule(waiting.popleft())
+
+    def _schedule(self, w: _Write) -> None:
+        """Make ``w`` visible when the replicas it waits for have it, not before the
+        write before it."""
+        times = [w.done, *(t for _, t, _ in w.acks)]
+        if self.acks == "quorum":  # a majority, the leader included
+            times.sort()
+            due = times[self.majority - 1] if len(times) >= self.majority else INF
+        else:
+            due = max(times)
+        w.visible = self.hw = max(due, self.hw, self.env.now)
+        w.version += 1
+        if w.visible < INF:
+            ev = self.env.timeout(w.visible - self.env.now, (w, w.version))
+            ev.callbacks.append(self._copied)
+
     def _copied(self, ev: Event) -> None:
-        w: _Write = ev.value  # type: ignore[assignment]
-        if self.writes.get(w.msg.id) is not w or not (w.leader is self.leader
-                                                      and w.leader.up):
-            return  # its leader failed meanwhile: the controller decides (failed_over)
+        w: _Write
+        w, version = ev.value  # type: ignore[misc]
+        if (w.version != version or self.writes.get(w.msg.id) is not w
+                or not (w.leader is self.leader and w.leader.up)):
+            return  # rescheduled, or its leader failed meanwhile (see online)
         self._visible(w)
+
+    def follower_back(self, b: Broker) -> None:
+        """Follower ``b`` is back before it was noticed: it copies what it missed now,
+        and the writes that waited for it wait no longer."""
+        if self.acks == "quorum":
+            return  # a quorum write never waited for a follower that was down
+        pending = list(self.writes.values())
+        first = next((k for k, w in enumerate(pending)
+                      if any(f is b and noticed for f, _, noticed in w.acks)), None)
+        if first is None:
+            return
+        # The writes not yet scheduled are the last ones; from the first of them, or from
+        # the first that waited for b if sooner, every write is scheduled again, in order.
+        start = min(first, len(pending) - len(self.waiting))
+        self.hw = max([self.env.now, *(w.visible for w in pending[:start])])
+        for w in pending[start:]:
+            if w.visible < INF:
+                w.version += 1  # its timeout is void
+                w.visible = INF
+        for w in pending[first:]:
+            if any(f is b and noticed for f, _, noticed in w.acks):
+                w.acks = [(f, t, noticed) for f, t, noticed in w.acks
+                          if not (f is b and noticed)]
+                self._copy(w, b)
+        self.waiting = deque(pending[start:])
+        self._advance()
 
     def _visible(self, w: _Write) -> None:
         now = self.env.now
@@ -190,6 +274,9 @@ class Log:
         self.leader = leader
         now = self.env.now
         pending, self.writes = list(self.writes.values()), {}
+        self.waiting = deque(w for w in self.waiting if w.leader is leader)
+        if any(w.leader is not leader for w in pending):
+            self.hw = now  # a new leader's log: what it writes is visible from now on
         lost = 0
         for w in pending:
             if w.leader is leader:  # the same broker leads again: its log is intact
@@ -335,7 +422,7 @@ class Controller:
                 lg.isr.append(b)  # caught up (the copy of what it missed is not modelled)
                 lg.release()
             elif not noticed:
-                lg.release()
+                lg.follower_back(b)
         self._elect(waiting)
 
     def close(self) -> None:

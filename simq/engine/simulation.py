@@ -21,7 +21,7 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
-from simq.dists import parse
+from simq.dists import Constant, parse
 from simq.engine import arrivals
 from simq.engine.cluster import Broker, BrokerFaults, Controller, Log
 from simq.engine.core import Destination, Holder, Message, Streams
@@ -240,7 +240,8 @@ class Simulation:
         if spec is None:
             return None
         draw = self.streams.draw
-        brokers = [Broker(k, b, draw(f"brokers.service.{b}", spec.service))
+        instant = isinstance(spec.service, Constant) and spec.service.value == 0
+        brokers = [Broker(k, b, draw(f"brokers.service.{b}", spec.service), instant)
                    for k, b in enumerate(spec.broker_names)]
         controller = Controller(
             self.env, brokers, draw("brokers.detection", spec.detection),

@@ -175,8 +175,8 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
     for gi, (name, c) in enumerate(sc.consumers.items()):
         ts[f"consumer.{name}.workers"] = workers_at(
             log, gi, c.count, ts["time"])  # type: ignore[arg-type]  # duck-typed Records
-    for qi, (name, q) in enumerate(sc.queues.items()):
-        if q.outages is not None:
+    for qi, name in enumerate(sc.queues):
+        if sc.may_go_down(name):
             ts[f"queue.{name}.up"] = up_at(acc.spells.of(("queue", qi)), ts["time"])
     for li, (name, lk) in enumerate(sc.links.items()):
         if lk.partitions is not None:
@@ -225,7 +225,7 @@ def _ordered(ts: dict[str, np.ndarray], sim: Simulation) -> dict[str, np.ndarray
     for n in sc.consumers:
         order += [f"consumer.{n}.busy", f"consumer.{n}.workers"]
     order += [f"link.{n}.in_transit" for n in sc.links]
-    order += [f"queue.{n}.up" for n, q in sc.queues.items() if q.outages is not None]
+    order += [f"queue.{n}.up" for n in sc.queues if sc.may_go_down(n)]
     order += [f"link.{n}.up" for n, lk in sc.links.items() if lk.partitions is not None]
     return {c: ts[c] for c in order}
 

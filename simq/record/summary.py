@@ -247,8 +247,8 @@ def timeseries_columns(
         at = h["link"] == li
         cols[f"link.{name}.in_transit"] = level_at(h["entered"][at], h["out"][at], times)
     # Faults, as 1 (up) or 0 (down), for the components that can fail.
-    for qi, (name, qspec) in enumerate(sc.queues.items()):
-        if qspec.outages is not None:
+    for qi, name in enumerate(sc.queues):
+        if sc.may_go_down(name):
             cols[f"queue.{name}.up"] = _up_at(_spells(rec, OUTAGE, BACK, qi), times)
     for li, (name, lspec) in enumerate(sc.links.items()):
         if lspec.partitions is not None:
