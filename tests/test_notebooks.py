@@ -24,7 +24,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = [
     "01_first_queue", "02_sync_vs_async", "03_load_and_latency",
     "04_bounded_queues_and_backpressure", "05_reliability", "06_partitions_and_consumer_groups",
-    "07_networks",
+    "07_networks", "08_rebalancing_and_failover",
 ]
 PUBLIC_MODULES = {"theory", "plots"}
 
