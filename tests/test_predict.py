@@ -53,6 +53,7 @@ BUNDLED = {
     "pubsub.yaml": ("none", "none"),
     "partitions.yaml": ("none", "none"),
     "kafka_groups.yaml": ("none", "none"),
+    "cluster_failover.yaml": ("none", "none"),
     "ordering.yaml": ("none", "none"),
     "batching.yaml": ("none", "none"),
     "prefetch.yaml": ("none", "none"),
