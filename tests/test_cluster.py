@@ -220,3 +220,13 @@ def test_a_partition_keeps_its_order_whatever_each_copy_takes() -> None:
     for r in simq.run(sc).replications:
         assert r.summary["ordering"]["out_of_order"] == 0
         assert r.summary["ordering"]["deliveries"] > 400
+
+
+def test_overrides_reach_the_cluster_keys() -> None:
+    sc = simq.load(BASE).with_overrides({"brokers.detection": "constant(7)",
+                                         "brokers.outages.b0.at": [[10, 5]]})
+    assert sc.brokers is not None
+    assert sc.brokers.detection.mean == 7
+    assert sc.brokers.outages is not None and sc.brokers.outages["b0"].at == [(10.0, 5.0)]
+    with pytest.raises(simq.ScenarioError, match=r"brokers: name a key of the cluster"):
+        sc.with_overrides({"brokers": 3})

@@ -199,12 +199,28 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         raw.setdefault("run", {})
         raw["run"][parts[1]] = value
         return
+    if top == "brokers":  # one mapping (docs/cluster.md): brokers.KEY, brokers.outages.B.at
+        if len(parts) < 2:
+            raise ScenarioError(path, "name a key of the cluster, e.g. brokers.detection")
+        node = raw.get("brokers")
+        if not isinstance(node, dict):
+            node = raw["brokers"] = {}
+        for step in parts[1:-1]:
+            nxt = node.get(step)
+            if nxt is None:
+                nxt = node[step] = {}
+            if not isinstance(nxt, dict):
+                raise ScenarioError(path, f"{step!r} is not a mapping of keys", nxt)
+            node = nxt
+        node[parts[-1]] = value
+        return
     if len(parts) == 1 and top in {"name", "description"}:
         raw[top] = value
         return
     raise ScenarioError(
-        path, "overrides start with run, producers, queues, consumers, links, topics, name or "
-        "description" + did_you_mean(top, ("run", *_SECTIONS, "name", "description"))
+        path, "overrides start with run, producers, queues, consumers, links, topics, "
+        "brokers, name or description"
+        + did_you_mean(top, ("run", *_SECTIONS, "brokers", "name", "description"))
     )
 
 
