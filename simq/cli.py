@@ -241,9 +241,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM (a `kill`, a job scheduler, a container stopping) ends a command as Ctrl-C
-    # does: through the same clean-up, with the same message and status.
+def _interrupt(signum: int, frame: object) -> None:
+    # Ctrl-C and SIGTERM (a `kill`, a job scheduler, a container stopping) end a command
+    # the same way: worker processes are stopped at once, not waited for (a pool would
+    # otherwise finish every task it holds first), then the command unwinds through its
+    # clean-up to the one-line message. What was finished is on disk already.
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
     raise KeyboardInterrupt
 
 
@@ -252,10 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    # Called from Python (tests, a notebook), the caller's own handler is put back after.
-    previous = None
+    # Called from Python (tests, a notebook), the caller's own handlers are put back
+    # after. An ignored SIGINT (a background job) stays ignored.
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     try:
         # Imported here, not at the top, so that --version and --help stay instant:
         # every heavy import happens inside the command that needs it.
@@ -276,8 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("simq: interrupted", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the parent alone stops the sweep, cleanly,
     # instead of every worker printing its own traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's, if forked from it
     # A parent killed outright (kill -9, out of memory) cannot stop its pool: each worker
     # leaves on its own when it is handed to another parent. Polling is portable, and
     # works whether the parent forked the worker or a fork server did (which exits with
@@ -116,6 +117,8 @@ class ProcessExecutor:
             p.terminate()
         for p in processes:
             p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
