@@ -110,8 +110,8 @@ def _grid(items: Sequence[str]) -> dict[str, object]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simq.files import locked
-    from simq.report import build_report, prepare_dir
+    from simq.files import check_dir, locked
+    from simq.report import build_report
     from simq.sweep import sweep
     from simq.sweep.executors import check_workers
 
@@ -120,7 +120,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     grid = _grid(args.grid)
     check_workers(args.workers, "--workers")
     out = _out(args, RUNS / f"{sc.name}-sweep")
-    prepare_dir(out, "sweep", force=args.force)
+    check_dir(out, force=args.force)
     with locked(out):
         res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                     executor=args.executor, scheduler=args.scheduler, workers=args.workers,
