@@ -51,18 +51,32 @@ def _overrides(items: Sequence[str] | None) -> dict[str, object]:
     return out
 
 
+def _out(args: argparse.Namespace, default: Path) -> Path:
+    if args.out is None:
+        return default
+    if not args.out.strip():
+        raise ScenarioError("--out", "must name a folder", args.out)
+    return Path(args.out)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from simq.report import format_summary, report
+    from simq.files import check_dir, locked
 
     sc = simq.load(args.scenario)
     sc = sc.with_overrides(_overrides(args.set))
     if args.stream:
         sc = sc.with_overrides({"run.records": "summary"})
-    out = Path(args.out) if args.out else RUNS / sc.name
-    # Refuse a foreign folder before spending time on the simulation.
-    from simq.report import prepare_dir
+    out = _out(args, RUNS / sc.name)
+    # Refuse a foreign folder, or one another run is writing, before spending time on
+    # the simulation; the folder stays held until this run has replaced it.
+    check_dir(out, force=args.force)
+    with locked(out):
+        return _run_into(args, sc, out)
 
-    prepare_dir(out, "run", force=args.force)
+
+def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path) -> int:
+    from simq.report import format_summary, report
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # printed with the summary
         res = simq.run(sc, seed=args.seed, replications=args.replications)
@@ -96,19 +110,23 @@ def _grid(items: Sequence[str]) -> dict[str, object]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simq.report import build_report, prepare_dir
+    from simq.files import check_dir, locked
+    from simq.report import build_report
     from simq.sweep import sweep
+    from simq.sweep.executors import check_workers
 
     sc = simq.load(args.scenario)
     sc = sc.with_overrides(_overrides(args.set))
     grid = _grid(args.grid)
-    out = Path(args.out) if args.out else RUNS / f"{sc.name}-sweep"
-    prepare_dir(out, "sweep", force=args.force)
-    res = sweep(sc, grid, replications=args.replications, seed=args.seed,
-                executor=args.executor, scheduler=args.scheduler, workers=args.workers,
-                out=out, zip_paths=args.zip, common_random_numbers=args.crn,
-                quiet=args.quiet, force=args.force)
-    build_report(res.folder)
+    check_workers(args.workers, "--workers")
+    out = _out(args, RUNS / f"{sc.name}-sweep")
+    check_dir(out, force=args.force)
+    with locked(out):
+        res = sweep(sc, grid, replications=args.replications, seed=args.seed,
+                    executor=args.executor, scheduler=args.scheduler, workers=args.workers,
+                    out=out, zip_paths=args.zip, common_random_numbers=args.crn,
+                    quiet=args.quiet, force=args.force)
+        build_report(res.folder)
     errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
     if not args.quiet:
         print(f"wrote {res.folder}/: tidy.parquet, tidy.csv, aggregated.parquet, "
@@ -140,7 +158,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
         raise ScenarioError("--only", "matches no validation case", args.only)
     # Refuse a folder up front, before minutes of simulation.
-    if args.out:
+    if args.out is not None:
+        _out(args, RUNS)
         check_output(args.out, partial=bool(args.only), force=args.force)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
@@ -149,7 +168,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                           (lambda name: print(f"  done: {name}", file=sys.stderr)))
     print(format_table(suite))
     # A fresh folder for each run by default: a validation is kept, never replaced.
-    folder = write_outputs(suite, args.out or fresh_folder(RUNS), force=args.force)
+    folder = write_outputs(suite, args.out if args.out is not None else fresh_folder(RUNS),
+                           force=args.force)
     print(f"\nwrote {folder}/: validation.csv, validation.md")
     return 0 if suite.passed else 1
 
@@ -221,22 +241,52 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # Ctrl-C and SIGTERM (a `kill`, a job scheduler, a container stopping) end a command
+    # the same way: worker processes are stopped at once, not waited for (a pool would
+    # otherwise finish every task it holds first), then the command unwinds through its
+    # clean-up to the one-line message. What was finished is on disk already.
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `simq` console script."""
-    # Imported here, not at the top, so that --version and --help stay instant: every
-    # heavy import happens inside the command that needs it.
-    from simq.files import OutputExistsError
+    import signal
+    import threading
 
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    # Called from Python (tests, a notebook), the caller's own handlers are put back
+    # after. An ignored SIGINT (a background job) stays ignored.
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     try:
-        return int(args.func(args))
-    except (ScenarioError, OutputExistsError) as err:
-        print(f"simq: error: {err}", file=sys.stderr)
-        return 2
+        # Imported here, not at the top, so that --version and --help stay instant:
+        # every heavy import happens inside the command that needs it.
+        from simq.files import OutputError
+
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        try:
+            return int(args.func(args))
+        except (ScenarioError, OutputError) as err:
+            print(f"simq: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a file of the user's that cannot be read or written
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"simq: error: {where}{err.strerror or err}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         print("simq: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

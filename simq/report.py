@@ -10,6 +10,7 @@ import html
 import io
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,26 @@ from simq import plots
 from simq._version import version
 from simq.analysis.compare import format_number as _num
 from simq.errors import ScenarioError
-from simq.files import OutputExistsError, prepare_dir, write_atomic
+from simq.files import (
+    OutputExistsError,
+    locked,
+    prepare_dir,
+    reading,
+    real_subdir,
+    staged_dir,
+    write_atomic,
+)
 from simq.record.measures import has_peak_features
 from simq.run import RunResult
 
-__all__ = ["OutputExistsError", "build_report", "format_summary", "prepare_dir", "report",
-           "write_atomic"]
+__all__ = ["RUN_FILES", "OutputExistsError", "build_report", "format_summary", "prepare_dir",
+           "report", "write_atomic"]
+
+# Every entry a run's folder can hold: a new run replaces a folder holding only these in
+# one step; one holding anything else (written into with --force) keeps it.
+RUN_FILES = frozenset({"summary.json", "scenario.yaml", "messages.parquet", "timeseries.csv",
+                       "comparison.csv", "timeline.csv", "latency_windows.csv",
+                       "report.html", "report.md", "figures"})
 
 
 def _jsonable(x: Any) -> Any:
@@ -197,9 +212,22 @@ def _from_json(x: Any) -> Any:
     return x
 
 
+def _md(text: str) -> str:
+    """Text for Markdown: HTML in a name or a description is shown, never rendered (no
+    tag or entity can start without ``<`` or ``&``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def _fenced(lang: str, text: str) -> str:
+    """A code block whose fence is longer than any run of backticks in ``text``."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{lang}\n{text.rstrip(chr(10))}\n{fence}"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     def cell(c: str) -> str:
-        return c.replace("|", "\\|").replace("\n", " ")
+        return _md(c).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
@@ -222,7 +250,7 @@ def _figure_blocks(figures: dict[str, bytes]) -> tuple[list[str], list[str]]:
         title = name.replace("_", " ")
         h.append(f"<h2>{html.escape(title)}</h2>"
                  f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-        m.append(f"## {title}\n\n![{title}](figures/{name}.png)")
+        m.append(f"## {_md(title)}\n\n![{_md(title)}](figures/{name}.png)")
     return h, m
 
 
@@ -259,45 +287,73 @@ def _comparison_rows(table: pd.DataFrame) -> list[list[str]]:
 
 def _write_report(folder: Path, title: str, html_blocks: list[str], md_blocks: list[str],
                   figures: dict[str, bytes]) -> None:
+    fig_dir = real_subdir(folder, "figures")  # a link named figures is not followed
     for name, png in figures.items():
-        write_atomic(folder / "figures" / f"{name}.png", png)
+        write_atomic(fig_dir / f"{name}.png", png)
     fig_html, fig_md = _figure_blocks(figures)
     write_atomic(folder / "report.html", _page(title, [*html_blocks, *fig_html]))
-    write_atomic(folder / "report.md", "\n\n".join([f"# {title}", *md_blocks, *fig_md]) + "\n")
+    write_atomic(folder / "report.md",
+                 "\n\n".join([f"# {_md(title)}", *md_blocks, *fig_md]) + "\n")
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    with reading(path):
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ScenarioError(str(path), "damaged or unreadable: empty")
+        s = json.loads(text)
+        if not isinstance(s, dict):
+            raise ValueError("not a JSON object")
+        s = dict(_from_json(s))
+        # Every field the page reads, read once here: a missing or mistyped one is
+        # blamed on summary.json, not on whichever file is drawn next.
+        format_summary(s)
+        _formula_rows(s)
+        float(s["window"][0]), float(s["window"][1])
+    return s
 
 
 def _run_report(folder: Path) -> Path:
-    s = _from_json(json.loads((folder / "summary.json").read_text(encoding="utf-8")))
-    scenario_text = (folder / "scenario.yaml").read_text(encoding="utf-8") \
-        if (folder / "scenario.yaml").is_file() else ""
-    raw = yaml.safe_load(scenario_text) if scenario_text else {}
-    description = (raw or {}).get("description", "")
+    s = _read_summary(folder / "summary.json")
+    scenario_text, description = "", ""
+    if (folder / "scenario.yaml").is_file():
+        with reading(folder / "scenario.yaml"):
+            scenario_text = (folder / "scenario.yaml").read_text(encoding="utf-8")
+            raw = yaml.safe_load(scenario_text) if scenario_text else {}
+            description = str((raw or {}).get("description", "")) \
+                if isinstance(raw, dict | None) else ""
     window = s["window"]
     figures: dict[str, bytes] = {}
     if (folder / "timeseries.csv").is_file():
-        ts = pd.read_csv(folder / "timeseries.csv")
-        growth = {}
-        forms = s.get("formulas", {})
-        qf = forms.get("queue_growth", forms.get("queue_length"))
-        if qf and isinstance(qf.get("predicted"), float) and qf["predicted"] > 0:
-            growth[qf["queue"]] = qf["predicted"]  # overload: the document's growth rate
-        figures["queue_length"] = _png(plots.queue_length(ts, window=window, growth=growth))
+        with reading(folder / "timeseries.csv"):
+            ts = pd.read_csv(folder / "timeseries.csv")
+            growth = {}
+            forms = s.get("formulas", {})
+            qf = forms.get("queue_growth", forms.get("queue_length"))
+            if qf and isinstance(qf.get("predicted"), float) and qf["predicted"] > 0:
+                growth[qf["queue"]] = qf["predicted"]  # overload: the document's growth rate
+            figures["queue_length"] = _png(plots.queue_length(ts, window=window,
+                                                              growth=growth))
     if (folder / "messages.parquet").is_file():
-        msgs = pd.read_parquet(folder / "messages.parquet")
-        figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
-        figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window))
+        with reading(folder / "messages.parquet"):
+            msgs = pd.read_parquet(folder / "messages.parquet")
+            figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
+            figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window))
     if (folder / "timeline.csv").is_file():
-        figures["peak_timeline"] = _png(plots.peak_timeline(
-            pd.read_csv(folder / "timeline.csv")))
+        with reading(folder / "timeline.csv"):
+            figures["peak_timeline"] = _png(plots.peak_timeline(
+                pd.read_csv(folder / "timeline.csv")))
     if (folder / "latency_windows.csv").is_file():
-        figures["latency_bands"] = _png(plots.latency_bands(
-            pd.read_csv(folder / "latency_windows.csv")))
+        with reading(folder / "latency_windows.csv"):
+            figures["latency_bands"] = _png(plots.latency_bands(
+                pd.read_csv(folder / "latency_windows.csv")))
     per_rep = {k: v for k, v in s.items() if k not in {"formulas", "ci95", "window",
                                                          "warnings", "seed", "replications",
                                                          "theory", "warmup"}}
-    figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
-    if s.get("consumers"):
-        figures["utilization"] = _png(plots.utilization(per_rep))
+    with reading(folder / "summary.json"):
+        figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
+        if s.get("consumers"):
+            figures["utilization"] = _png(plots.utilization(per_rep))
     title = f"simq report: {s['scenario']}"
     meta = (f"seed {s['seed']}, {s['replications']} replication(s), measured window "
             f"{_num(window[0])} to {_num(window[1])} s, simq {version()}")
@@ -305,24 +361,27 @@ def _run_report(folder: Path) -> Path:
     table = table.replace("<td class='t'>yes</td>", "<td class='yes'>yes</td>").replace(
         "<td class='t'>no</td>", "<td class='no'>no</td>")
     h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
-    h += [f"<p class='warn'>{html.escape(w)}</p>" for w in s.get("warnings", [])]
+    h += [f"<p class='warn'>{html.escape(str(w))}</p>" for w in s.get("warnings", [])]
     h += ["<h2>The document's formulas</h2>", f"<p>{html.escape(_formula_intro(s))}</p>",
           table]
-    m = [description, meta, *[f"> warning: {w}" for w in s.get("warnings", [])],
-         "## The document's formulas", _formula_intro(s),
+    m = [_md(description), _md(meta), *[f"> warning: {_md(str(w))}"
+                                        for w in s.get("warnings", [])],
+         "## The document's formulas", _md(_formula_intro(s)),
          _md_table(_FORMULA_HEADER, _formula_rows(s))]
     if (folder / "comparison.csv").is_file():
         t = s.get("theory") or {}
         about = (f"{t.get('model', 'none')} ({t.get('kind', 'none')}): {t.get('reason', '')}"
                  if t.get("kind") != "none" else f"none: {t.get('reason', '')}")
-        rows = _comparison_rows(pd.read_csv(folder / "comparison.csv"))
+        with reading(folder / "comparison.csv"):
+            rows = _comparison_rows(pd.read_csv(folder / "comparison.csv"))
         h += ["<h2>Measured against queueing theory</h2>", f"<p>{html.escape(about)}</p>",
               _html_table(_COMPARE_HEADER, rows)]
-        m += ["## Measured against queueing theory", about, _md_table(_COMPARE_HEADER, rows)]
+        m += ["## Measured against queueing theory", _md(about),
+              _md_table(_COMPARE_HEADER, rows)]
     h += ["<h2>Summary</h2><pre>" + html.escape(format_summary(s)) + "</pre>",
           "<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
-    m += ["## Summary", "```text\n" + format_summary(s) + "\n```",
-          "## Scenario", "```yaml\n" + scenario_text + "```"]
+    m += ["## Summary", _fenced("text", format_summary(s)),
+          "## Scenario", _fenced("yaml", scenario_text)]
     _write_report(folder, title, h, m, figures)
     return folder
 
@@ -353,6 +412,11 @@ def _sweep_report(folder: Path) -> Path:
     from simq.sweep import read_sweep
 
     res = read_sweep(folder)
+    with reading(folder / "sweep.json"):
+        return _sweep_page(folder, res)
+
+
+def _sweep_page(folder: Path, res: Any) -> Path:
     spec, t = res.spec, res.aggregated
     cols = [("throughput", True), ("latency.mean", True), ("latency.p95", True),
             ("theory.latency_mean", False), ("formula.latency", False)]
@@ -379,13 +443,13 @@ def _sweep_report(folder: Path) -> Path:
     title = f"simq sweep: {spec['scenario'].get('name', 'scenario')}"
     h = [f"<p>{html.escape(meta)}</p>", "<h2>Grid</h2><pre>" + html.escape(grid) + "</pre>",
          "<h2>Results per point</h2>", _html_table(header, rows)]
-    m = [meta, "## Grid", "```text\n" + grid + "\n```", "## Results per point",
+    m = [_md(meta), "## Grid", _fenced("text", grid), "## Results per point",
          _md_table(header, rows)]
     if err_rows:
         h += ["<h2>Failed runs</h2>", _html_table(["point", "replication", "error"], err_rows)]
         m += ["## Failed runs", _md_table(["point", "replication", "error"], err_rows)]
     h += ["<h2>Scenario</h2><pre>" + html.escape(scenario_text) + "</pre>"]
-    m += ["## Scenario", "```yaml\n" + scenario_text + "```"]
+    m += ["## Scenario", _fenced("yaml", scenario_text)]
     _write_report(folder, title, h, m, _sweep_figures(res))
     return folder
 
@@ -395,9 +459,11 @@ def build_report(folder: str | Path) -> Path:
     a sweep folder, from the files in it; never runs a simulation."""
     folder = Path(folder)
     if (folder / "sweep.json").is_file():
-        return _sweep_report(folder)
+        with locked(folder):
+            return _sweep_report(folder)
     if (folder / "summary.json").is_file():
-        return _run_report(folder)
+        with locked(folder):
+            return _run_report(folder)
     raise ScenarioError(str(folder), "not a run folder (summary.json) or a sweep folder "
                         "(sweep.json)")
 
@@ -413,8 +479,17 @@ def _window_width(t_end: float) -> float:
 def report(res: RunResult, out: str | Path, *, messages: bool = True,
            force: bool = False) -> Path:
     """Write summary.json, scenario.yaml, messages.parquet, timeseries.csv, then the report
-    (report.html, report.md, figures/*.png) for a run into ``out``; return the folder."""
-    folder = prepare_dir(out, "run", force=force)
+    (report.html, report.md, figures/*.png) for a run into ``out``; return the folder.
+
+    The run is written into a temporary folder beside ``out`` that takes its place only
+    when complete: ``out`` never holds a mix of two runs or a half-written one."""
+    with staged_dir(out, "run", RUN_FILES, force=force) as folder:
+        _write_run(res, folder, messages=messages)
+        build_report(folder)
+    return Path(out)
+
+
+def _write_run(res: RunResult, folder: Path, *, messages: bool) -> None:
     write_atomic(folder / "summary.json", summary_json(res.summary))
     write_atomic(folder / "scenario.yaml", res.scenario.to_yaml())
     ts = res.timeseries
@@ -423,22 +498,17 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     if messages and res.has_messages:
         msgs = res.messages
         write_atomic(folder / "messages.parquet", lambda p: msgs.to_parquet(p, index=False))
-    else:
-        (folder / "messages.parquet").unlink(missing_ok=True)
-    # Peak-load views need the records: written as small tables so that the report
-    # (and `simq report` later) can draw them from the folder alone.
     # The measured-vs-theory table needs the scenario and the replications: computed
     # here once, kept as a file so the report can be rebuilt from the folder.
     from simq.analysis.compare import compare
 
     table = compare(res)
     write_atomic(folder / "comparison.csv", lambda p: table.to_csv(p, index=False))
-    for name in ("timeline.csv", "latency_windows.csv"):
-        (folder / name).unlink(missing_ok=True)
+    # Peak-load views need the records: written as small tables so that the report
+    # (and `simq report` later) can draw them from the folder alone.
     if res.has_messages and has_peak_features(res.scenario):
         t_end = max(r.t_end for r in res.replications)
         tl = res.timeline()
         lw = res.latency_windows(_window_width(t_end))
         write_atomic(folder / "timeline.csv", lambda p: tl.to_csv(p, index=False))
         write_atomic(folder / "latency_windows.csv", lambda p: lw.to_csv(p, index=False))
-    return build_report(folder)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from simq.errors import ScenarioError
 
 __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ProcessExecutor", "SerialExecutor",
-           "Task", "select_executor"]
+           "Task", "check_workers", "select_executor"]
 
 # One (point, replication): the point's scenario as a dict, its base folder and source, the
 # root seed, the point's index, the replication, and whether random numbers are common.
@@ -40,12 +40,40 @@ class SerialExecutor:
         pass
 
 
-def _ignore_sigint() -> None:
+# How often a worker looks whether the sweep that started it is still there (seconds).
+PARENT_POLL = 0.5
+
+
+def _start_worker() -> None:
+    import signal
+    import threading
+    import time
+
     # Ctrl-C reaches the whole process group: the parent alone stops the sweep, cleanly,
     # instead of every worker printing its own traceback.
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's, if forked from it
+    # A parent killed outright (kill -9, out of memory) cannot stop its pool: each worker
+    # leaves on its own when it is handed to another parent. Polling is portable, and
+    # works whether the parent forked the worker or a fork server did (which exits with
+    # its parent). A thread, not a signal: it needs nothing from the run in progress.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="simq-parent-watch", daemon=True).start()
+
+
+def check_workers(workers: object, name: str = "workers") -> int | None:
+    """``workers`` if it is None or an integer >= 1; else a ScenarioError naming ``name``."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ScenarioError(name, "must be an integer >= 1", workers)
+    return workers
 
 
 class ProcessExecutor:
@@ -54,8 +82,8 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        self.workers = workers or os.cpu_count() or 1
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_ignore_sigint)
+        self.workers = check_workers(workers) or os.cpu_count() or 1
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_start_worker)
 
     def map_unordered(self, fn: Callable[[Task], dict[str, Any]],
                       tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
@@ -65,24 +93,46 @@ class ProcessExecutor:
         # long the sweep is.
         todo = iter(tasks)
         pending: set[Future[dict[str, Any]]] = set()
-        for t in itertools.islice(todo, 4 * self.workers):
-            pending.add(self.pool.submit(fn, t))
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.add(self.pool.submit(fn, nxt))
+        try:
+            for t in itertools.islice(todo, 4 * self.workers):
+                pending.add(self.pool.submit(fn, t))
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.add(self.pool.submit(fn, nxt))
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed: the runs under way are abandoned,
+            # not waited for; what finished is already on disk.
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop the workers now, abandoning the runs under way."""
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# How long to try to reach a dask scheduler before saying it cannot be reached.
+CONNECT_TIMEOUT = "10s"
 
 
 class DaskExecutor:
     """dask.distributed: a LocalCluster when no address is given, else that scheduler."""
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
+        check_workers(workers)
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -90,7 +140,13 @@ class DaskExecutor:
                                 "'simq[dask]'", "dask") from None
         self.cluster = None
         if scheduler:
-            self.client = Client(scheduler)
+            try:
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, ValueError, TypeError) as err:
+                why = str(err).strip().splitlines()[0] if str(err).strip() else \
+                    type(err).__name__
+                raise ScenarioError("--scheduler", "cannot reach the dask scheduler "
+                                    f"within {CONNECT_TIMEOUT} ({why})", scheduler) from None
         else:
             self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
                                         threads_per_worker=1, processes=True,
@@ -127,6 +183,7 @@ EXECUTORS = ("serial", "processes", "dask")
 def select_executor(name: str | Executor, scheduler: str | None,
                     workers: int | None) -> Executor:
     """The executor a name stands for (``EXECUTORS``); an Executor object is used as it is."""
+    check_workers(workers)
     if not isinstance(name, str):
         return name
     if name == "serial":

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from simq.analysis.replications import combine
 from simq.errors import ScenarioError
-from simq.files import OutputExistsError, prepare_dir, write_atomic
+from simq.files import (
+    OutputExistsError,
+    acquire,
+    clean_stale,
+    prepare_dir,
+    reading,
+    real_subdir,
+    release,
+    write_atomic,
+)
 from simq.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -73,10 +82,19 @@ def open_folder(folder: Path, spec: Mapping[str, Any], scenario_yaml: str, *,
                 force: bool) -> Path:
     """Make ``folder`` the home of the sweep ``spec``: keep the point files of the same
     sweep, discard those of a different one only with ``force``, write the spec."""
-    folder = prepare_dir(folder, "sweep", force=force)
+    # Held until the tables are written (finish), or until this process ends: a second
+    # sweep into the folder meanwhile is refused.
+    _hold(folder, acquire(prepare_dir(folder, "sweep", force=force)))
+    clean_stale(folder)
     old_path = folder / SPEC
     if old_path.is_file():
-        old = json.loads(old_path.read_text(encoding="utf-8"))
+        try:
+            with reading(old_path):
+                old = json.loads(old_path.read_text(encoding="utf-8"))
+        except ScenarioError as err:
+            if not force:
+                raise OutputExistsError(f"{err}; pass --force to discard it") from None
+            old = {}
         if not same_sweep(old, spec):
             if not force:
                 raise OutputExistsError(
@@ -86,10 +104,18 @@ def open_folder(folder: Path, spec: Mapping[str, Any], scenario_yaml: str, *,
             shutil.rmtree(folder / POINTS, ignore_errors=True)
     write_atomic(old_path, json.dumps(spec, indent=1) + "\n")
     write_atomic(folder / "scenario.yaml", scenario_yaml)
-    (folder / POINTS).mkdir(exist_ok=True)
-    for leftover in (folder / POINTS).glob(".*.tmp"):
+    points = real_subdir(folder, POINTS)  # a link named points/ is not followed
+    for leftover in points.glob(".*.tmp"):
         leftover.unlink(missing_ok=True)  # a temporary file of a killed sweep
     return folder
+
+
+_HELD: dict[Path, tuple[int, int] | None] = {}
+
+
+def _hold(folder: Path, key: tuple[int, int] | None) -> None:
+    if key is not None:
+        _HELD[folder.absolute()] = key
 
 
 def write_point(folder: Path, result: Mapping[str, Any]) -> None:
@@ -101,7 +127,10 @@ def write_point(folder: Path, result: Mapping[str, Any]) -> None:
 def _load_points(folder: Path) -> list[dict[str, Any]]:
     rows = []
     for f in sorted((folder / POINTS).glob("p*.json")):
-        rows.append(json.loads(f.read_text(encoding="utf-8")))
+        with reading(f):
+            row = json.loads(f.read_text(encoding="utf-8"))
+            row["point"], row["replication"], row["summary"]  # noqa: B018 - fields it needs
+        rows.append(row)
     return rows
 
 
@@ -178,12 +207,22 @@ def _to_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def finish(folder: Path) -> SweepResult:
     """Build the tables from the point files, write them as parquet and CSV, return them."""
-    spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
+    spec = _read_spec(folder / SPEC)
     tidy, agg = _tables(folder, spec)
     for name, frame in (("tidy", tidy), ("aggregated", agg)):
         write_atomic(folder / f"{name}.parquet", partial(_to_parquet, frame))
         write_atomic(folder / f"{name}.csv", partial(_to_csv, frame))
+    release(_HELD.pop(folder.absolute(), None))
     return SweepResult(folder, tidy, agg, spec)
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    with reading(path):
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+        spec["scenario"], spec["points"], spec["grid"], spec["replications"]  # noqa: B018
+    return spec
 
 
 def read_sweep(folder: str | Path) -> SweepResult:
@@ -192,10 +231,13 @@ def read_sweep(folder: str | Path) -> SweepResult:
     spec_path = folder / SPEC
     if not spec_path.is_file():
         raise ScenarioError(str(folder), f"not a sweep folder (no {SPEC})")
-    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec = _read_spec(spec_path)
     if (folder / "tidy.parquet").is_file():
-        tidy = pd.read_parquet(folder / "tidy.parquet")
-        agg = pd.read_parquet(folder / "aggregated.parquet")
+        with reading(folder / "tidy.parquet"):
+            tidy = pd.read_parquet(folder / "tidy.parquet")
+        with reading(folder / "aggregated.parquet"):
+            agg = pd.read_parquet(folder / "aggregated.parquet")
         return SweepResult(folder, tidy, agg, spec)
-    tidy, agg = _tables(folder, spec)
+    with reading(folder / POINTS):
+        tidy, agg = _tables(folder, spec)
     return SweepResult(folder, tidy, agg, spec)
