@@ -277,9 +277,9 @@ def test_the_command_line_limits_the_events_and_names_the_estimate(tmp_path: Pat
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "run.max_events" in r.stderr and "1×10³ events" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists(), "refused before any folder is made"
-    r = subprocess.run([sys.executable, "-m", "simq.cli", "sweep", str(ROOT / "models" / "mm1.yaml"),
-                        "--grid", "producers.app.rate=0.1:0.9:1000000000", "--out",
-                        str(tmp_path / "sweep")],
+    r = subprocess.run([sys.executable, "-m", "simq.cli", "sweep",
+                        str(ROOT / "models" / "mm1.yaml"), "--grid",
+                        "producers.app.rate=0.1:0.9:1000000000", "--out", str(tmp_path / "sweep")],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "at most 100,000" in r.stderr
 
