@@ -259,6 +259,7 @@ def test_runs_that_cannot_end_are_refused_before_they_start(
            "consumers.worker.max_attempts": 10**9}),
     (MM1, {"producers.app.interarrival": "constant(0)", "run.messages": 50,
            "run.until": None}),  # a burst at one instant, bounded by run.messages
+    (MM1, {"producers.app.interarrival": "constant(0)", "run.messages": 50}),
     (MM1, {"consumers.worker.crashes": {"mtbf": 0, "mttr": 1.0}}),  # down, not stuck
     (SYNC, {"consumers.w.service": "constant(0)", "producers.web.think": "constant(0.5)"}),
 ])

@@ -65,8 +65,8 @@ def _duration(seconds: float) -> str:
     for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600),
                        ("minutes", 60)):
         if seconds >= 2 * size:
-            return f"{_sci(seconds / size) if seconds / size >= 1000 else round(seconds / size)}" \
-                   f" {unit}"
+            amount = seconds / size
+            return f"{_sci(amount) if amount >= 1000 else round(amount)} {unit}"
     return f"{max(1, round(seconds))} s"
 
 
@@ -108,9 +108,13 @@ class Estimate:
         return self.total_events / EVENTS_PER_SECOND
 
     def describe(self) -> str:
-        """``about 2×10¹¹ events, ~12 days at ~200,000 events/s, ~3 GB``."""
+        """``about 2×10¹¹ events, ~12 days at ~200,000 events/s, ~3 GB of memory``."""
+        if not math.isfinite(self.total_events):
+            return "an unbounded number of events: it would never end"
+        memory = (f"~{_bytes(self.total_memory)} of memory"
+                  if math.isfinite(self.total_memory) else "unbounded memory")
         return (f"about {_sci(self.total_events)} events, ~{_duration(self.seconds)} at "
-                f"~{EVENTS_PER_SECOND:,} events/s, ~{_bytes(self.total_memory)} of memory")
+                f"~{EVENTS_PER_SECOND:,} events/s, {memory}")
 
 
 def _workers(c: ConsumerSpec) -> int:
@@ -232,7 +236,9 @@ def estimate(sc: Scenario, *, replications: int | None = None, runs: int = 1) ->
         sent[n] = count
     first = sum(sent.values())
     if spec.messages is not None and first > spec.messages:  # the run stops there
-        sent = {n: x * spec.messages / first for n, x in sent.items()}
+        burst = [n for n, x in sent.items() if math.isinf(x)]  # sent at one instant
+        sent = ({n: spec.messages / len(burst) if n in burst else 0.0 for n in sent} if burst
+                else {n: x * spec.messages / first for n, x in sent.items()})
     messages = 0.0
     record_bytes = 0.0
     for n, count in sent.items():
@@ -300,7 +306,7 @@ def estimate(sc: Scenario, *, replications: int | None = None, runs: int = 1) ->
     return Estimate(messages, events, standing, records, reps, runs, causes, holders)
 
 
-def _advice(est: Estimate, sc: Scenario, memory: bool = False) -> str:
+def _advice(est: Estimate, memory: bool = False) -> str:
     causes = est.holders if memory else est.causes
     cause = max(causes, key=lambda k: causes[k]) if causes else "run.until"
     verbs = {"run.until": "shorten run.until", "run.messages": "lower run.messages"}
@@ -332,14 +338,14 @@ def check(sc: Scenario, *, replications: int | None = None, runs: int = 1,
         raise ScenarioError(
             "run.max_events", f"this {'sweep' if runs > 1 else 'run'} would take "
             f"{est.describe()}; the limit is {_sci(limit)} events: raise run.max_events "
-            f"(--max-events) or {_advice(est, sc)}")
+            f"(--max-events) or {_advice(est)}")
     if not est.total_memory <= sc.run.max_memory:
         raise ScenarioError(
             "run.max_memory", f"this run would hold ~{_bytes(est.total_memory)} "
             f"({est.describe()}); the limit is {_bytes(sc.run.max_memory)}: "
             + ("keep only summary records (--stream, run.records: summary), or "
                if est.records > est.standing else "")
-            + f"raise run.max_memory or {_advice(est, sc, memory=True)}")
+            + f"raise run.max_memory or {_advice(est, memory=True)}")
     return est
 
 
@@ -361,5 +367,5 @@ def check_sweep(points: list[Scenario], replications: int,
         raise ScenarioError(
             "run.max_events", f"this sweep of {len(points):,} points x {replications:,} "
             f"replications would take {total.describe()}; the limit is {_sci(limit)} "
-            f"events: raise run.max_events (--max-events) or {_advice(total, points[0])}")
+            f"events: raise run.max_events (--max-events) or {_advice(total)}")
     return total
