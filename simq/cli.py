@@ -59,27 +59,47 @@ def _out(args: argparse.Namespace, default: Path) -> Path:
     return Path(args.out)
 
 
+def _max_events(args: argparse.Namespace) -> float | None:
+    limit: float | None = args.max_events
+    if limit is not None and not limit > 0:  # nan and negatives alike
+        raise ScenarioError("--max-events", "must be a number of events > 0 (inf: no limit)",
+                            limit)
+    return limit
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from simq.files import check_dir, locked
+    from simq.run import preflight, resolve
 
-    sc = simq.load(args.scenario)
+    limit = _max_events(args)
+    sc = simq.load(args.scenario, allow_paths=args.allow_paths)
     sc = sc.with_overrides(_overrides(args.set))
     if args.stream:
         sc = sc.with_overrides({"run.records": "summary"})
+    sc = resolve(sc, seed=args.seed)
+    if args.replications is not None:
+        sc = sc.with_overrides({"run.replications": args.replications})
+    # What it will cost and what will go wrong, said before it starts (and refused when
+    # too big, before any folder is made).
+    estimate, notes = preflight(sc, max_events=limit)
+    print(f"simq: {estimate.describe()}", file=sys.stderr)
+    for note in notes:
+        print(f"simq: warning: {note}", file=sys.stderr)
     out = _out(args, RUNS / sc.name)
     # Refuse a foreign folder, or one another run is writing, before spending time on
     # the simulation; the folder stays held until this run has replaced it.
     check_dir(out, force=args.force)
     with locked(out):
-        return _run_into(args, sc, out)
+        return _run_into(args, sc, out, limit)
 
 
-def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path) -> int:
+def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path,
+              limit: float | None) -> int:
     from simq.report import format_summary, report
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", simq.UnstableWarning)  # printed with the summary
-        res = simq.run(sc, seed=args.seed, replications=args.replications)
+        warnings.simplefilter("ignore", simq.UnstableWarning)  # printed above, and after
+        res = simq.run(sc, max_events=limit)
     print(format_summary(res.summary))
     from simq.analysis.compare import format_compare
 
@@ -115,7 +135,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from simq.sweep import sweep
     from simq.sweep.executors import check_workers
 
-    sc = simq.load(args.scenario)
+    limit = _max_events(args)
+    sc = simq.load(args.scenario, allow_paths=args.allow_paths)
     sc = sc.with_overrides(_overrides(args.set))
     grid = _grid(args.grid)
     check_workers(args.workers, "--workers")
@@ -125,7 +146,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                     executor=args.executor, scheduler=args.scheduler, workers=args.workers,
                     out=out, zip_paths=args.zip, common_random_numbers=args.crn,
-                    quiet=args.quiet, force=args.force)
+                    quiet=args.quiet, force=args.force, max_events=limit)
         build_report(res.folder)
     errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
     if not args.quiet:
@@ -153,6 +174,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         write_outputs,
     )
 
+    limit = _max_events(args)
     if args.jobs is not None and args.jobs < 1:
         raise ScenarioError("--jobs", "must be an integer >= 1", args.jobs)
     if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
@@ -164,6 +186,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
+                          max_events=limit,
                           progress=None if args.quiet else
                           (lambda name: print(f"  done: {name}", file=sys.stderr)))
     print(format_table(suite))
@@ -172,6 +195,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                            force=args.force)
     print(f"\nwrote {folder}/: validation.csv, validation.md")
     return 0 if suite.passed else 1
+
+
+def _limits(p: argparse.ArgumentParser, paths: bool = True) -> None:
+    p.add_argument("--max-events", type=float, metavar="N",
+                   help="refuse a run estimated above N events (overrides run.max_events; "
+                   "inf: no limit)")
+    if paths:
+        p.add_argument("--allow-paths", action="store_true",
+                       help="let the scenario read data files outside its own folder")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -193,6 +225,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "for long runs, no messages.parquet")
     r.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that simq did not write")
+    _limits(r)
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="run the built-in suite against queueing theory")
@@ -206,6 +239,7 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--force", action="store_true",
                    help="replace the validation in a non-empty --out folder (a partial "
                    "run never replaces a full one)")
+    _limits(v, paths=False)
     v.set_defaults(func=_cmd_validate)
 
     w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
@@ -232,6 +266,7 @@ def _build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bar, no output")
     w.add_argument("--force", action="store_true",
                    help="write into a foreign folder, or discard a different sweep there")
+    _limits(w)
     w.set_defaults(func=_cmd_sweep)
 
     rp = sub.add_parser("report", help="(re)write report.html and report.md for a run or "

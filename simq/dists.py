@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from simq.datafiles import Folder
 from simq.errors import ScenarioError
 
 __all__ = [
@@ -169,6 +170,12 @@ class Distribution(ABC):
         """Variance (``math.inf`` when infinite)."""
 
     @property
+    def always_zero(self) -> bool:
+        """Whether every draw is 0: a non-negative variable with mean 0 is 0 almost surely
+        (``constant(0)``, ``uniform(0, 0)``, an empirical sample of zeros)."""
+        return self.mean == 0
+
+    @property
     def scv(self) -> float:
         """Squared coefficient of variation, variance / mean**2 (0 for a constant)."""
         variance = self.variance
@@ -185,8 +192,9 @@ class Distribution(ABC):
 
     @classmethod
     @abstractmethod
-    def from_keywords(cls, kw: Mapping[str, object], base_dir: pathlib.Path | None) -> Distribution:
-        """Build from the keywords of exactly one of ``cls.forms`` (used by parse)."""
+    def from_keywords(cls, kw: Mapping[str, object], files: Folder) -> Distribution:
+        """Build from the keywords of exactly one of ``cls.forms`` (used by parse);
+        ``files`` says where a data file is found."""
 
     def __str__(self) -> str:
         args = ", ".join(
@@ -209,7 +217,7 @@ class Constant(Distribution):
     checks = (("value", _nonnegative),)
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Constant:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Constant:
         return cls(value=kw["value"])
 
     @property
@@ -236,7 +244,7 @@ class Exponential(Distribution):
     checks = (("rate", _positive),)
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Exponential:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Exponential:
         if "mean" in kw:
             return cls(rate=1.0 / _positive("mean", kw["mean"]))
         return cls(rate=kw["rate"])
@@ -272,7 +280,7 @@ class Uniform(Distribution):
             raise ScenarioError("", f"high must be >= low ({low!r})", high)
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Uniform:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Uniform:
         return cls(low=kw["low"], high=kw["high"])
 
     @property
@@ -300,7 +308,7 @@ class Erlang(Distribution):
     checks = (("k", _phases), ("rate", _positive))
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Erlang:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Erlang:
         k = _phases("k", kw["k"])
         if "mean" in kw:
             return cls(k=k, rate=k / _positive("mean", kw["mean"]))
@@ -331,7 +339,7 @@ class Gamma(Distribution):
     checks = (("shape", _positive), ("scale", _positive))
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Gamma:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Gamma:
         if "mean" in kw:
             mean, cv = _positive("mean", kw["mean"]), _positive("cv", kw["cv"])
             return cls(shape=1.0 / cv**2, scale=mean * cv**2)
@@ -362,7 +370,7 @@ class Lognormal(Distribution):
     checks = (("mu", _number), ("sigma", _positive))
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Lognormal:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Lognormal:
         if "mean" in kw:
             mean, cv = _positive("mean", kw["mean"]), _positive("cv", kw["cv"])
             sigma2 = math.log1p(cv**2)
@@ -409,7 +417,7 @@ class Hyperexponential(Distribution):
 
     @classmethod
     def from_keywords(
-        cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None
+        cls, kw: Mapping[str, Any], files: Folder
     ) -> Hyperexponential:
         if "mean" not in kw:
             return cls(p=kw["p"], rates=kw["rates"])
@@ -460,7 +468,7 @@ class Pareto(Distribution):
     checks = (("alpha", _positive), ("xm", _positive))
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Pareto:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Pareto:
         if "mean" not in kw:
             return cls(alpha=kw["alpha"], xm=kw["xm"])
         alpha = _number("alpha", kw["alpha"])
@@ -499,7 +507,7 @@ class Weibull(Distribution):
     checks = (("shape", _positive), ("scale", _positive))
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Weibull:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Weibull:
         if "mean" not in kw:
             return cls(shape=kw["shape"], scale=kw["scale"])
         shape = _positive("shape", kw["shape"])
@@ -542,18 +550,15 @@ class Empirical(Distribution):
     checks = (("values", _nonnegatives),)
 
     @classmethod
-    def from_keywords(cls, kw: Mapping[str, Any], base_dir: pathlib.Path | None) -> Empirical:
+    def from_keywords(cls, kw: Mapping[str, Any], files: Folder) -> Empirical:
         if "values" in kw:
             return cls(values=kw["values"])
         file = kw["file"]
         if not isinstance(file, str):
             raise ScenarioError("", "file must be a string", file)
-        path = pathlib.Path(file).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
         # Absolute, so that str(d) still names the same file from another folder.
-        path = path.absolute()
-        return cls(values=_read_values(path), file=str(path))
+        path, data = files.read(file, "", "empirical file")
+        return cls(values=_read_values(path, data), file=str(path))
 
     @cached_property
     def _array(self) -> np.ndarray:
@@ -576,15 +581,16 @@ class Empirical(Distribution):
         return f"empirical(values={_text(self.values)})"
 
 
-def _read_values(path: pathlib.Path) -> tuple[float, ...]:
-    """Numbers from the first column of a text/CSV file (one header line allowed)."""
+def _read_values(path: pathlib.Path, data: bytes) -> tuple[float, ...]:
+    """Numbers from the first column of a text/CSV file (one header line allowed). An
+    error names the file and the line, never what the line holds: the file may be one a
+    scenario should not have shown (docs/scenario.md, data files)."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError("", "empirical file not found", name) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError("", f"empirical file cannot be read ({exc})", name) from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("", f"empirical file {name!r} is not UTF-8 text (byte "
+                            f"{exc.start})") from None
     values: list[float] = []
     seen_content = False
     lines = (line.split("#", 1)[0] for line in text.splitlines())
@@ -599,13 +605,12 @@ def _read_values(path: pathlib.Path) -> tuple[float, ...]:
                 seen_content = True
                 continue
             raise ScenarioError(
-                "", f"empirical file {name!r} line {lineno}: not a number", cell
+                "", f"empirical file {name!r} line {lineno}: the first column is not a number"
             ) from None
         seen_content = True
         if not math.isfinite(number) or number < 0:
             raise ScenarioError(
-                "", f"empirical file {name!r} line {lineno}: values must be finite and >= 0", cell
-            )
+                "", f"empirical file {name!r} line {lineno}: values must be finite and >= 0")
         values.append(number)
     if not values:
         raise ScenarioError("", "empirical file holds no values", name)
@@ -718,18 +723,20 @@ def parse(
     *,
     path: str = "",
     base_dir: pathlib.Path | None = None,
+    contain: bool = False,
 ) -> Distribution:
     """Read a distribution from its text form (or a bare number, meaning a constant).
 
     ``path`` is the scenario key being read; it prefixes every error. Relative
-    ``empirical`` files resolve against ``base_dir`` when given, else the working folder.
+    ``empirical`` files resolve against ``base_dir`` when given, else the working folder;
+    with ``contain`` they must lie inside ``base_dir`` (:class:`simq.datafiles.Folder`).
     """
     if isinstance(text, Distribution):
         return text
     try:
         if isinstance(text, str):
             cls, kw = _call(text.strip())
-            return cls.from_keywords(kw, base_dir)
+            return cls.from_keywords(kw, Folder(base_dir, contain))
         if isinstance(text, numbers.Real) and not isinstance(text, bool | np.bool_):
             return Constant(value=text)
         raise ScenarioError("", _SYNTAX, text)

@@ -23,6 +23,7 @@ from simq.engine import Simulation
 from simq.engine.recorder import DELIVERED as OUTCOMES_DELIVERED
 from simq.engine.recorder import Records
 from simq.errors import ScenarioError
+from simq.model.estimate import Estimate, check
 from simq.model.network import Flows, flows
 from simq.model.predict import predict
 from simq.model.stability import stability_warnings
@@ -40,7 +41,7 @@ else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
     pd = LazyModule("pandas")
 
 __all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
-           "run_replication", "auto_warmup", "resolve", "seed_for"]
+           "run_replication", "auto_warmup", "preflight", "resolve", "seed_for"]
 
 
 class RecordsUnavailableError(RuntimeError):
@@ -274,25 +275,37 @@ def resolve(scenario: Scenario | str | Mapping[str, Any], *,
     return sc
 
 
+def preflight(sc: Scenario, *, max_events: float | None = None) -> tuple[Estimate, list[str]]:
+    """What a run of ``sc`` will cost and the warnings of its traffic model, before it
+    starts: refused (a ScenarioError) when the cost is above ``run.max_events`` (or
+    ``max_events``) or ``run.max_memory`` (:mod:`simq.model.estimate`)."""
+    est = check(sc, max_events=max_events)
+    return est, stability_warnings(sc)
+
+
 def run(
     scenario: Scenario | str | Mapping[str, Any],
     *,
     seed: int | None = None,
     replications: int | None = None,
     overrides: Mapping[str, Any] | None = None,
+    max_events: float | None = None,
 ) -> RunResult:
-    """Run a scenario (a Scenario, a file path or a mapping) and summarise it."""
+    """Run a scenario (a Scenario, a file path or a mapping) and summarise it.
+
+    Before anything runs the cost is estimated and refused above ``run.max_events`` (or
+    ``max_events``) and ``run.max_memory``; an unstable queue warns (UnstableWarning)."""
     sc = resolve(scenario, overrides=overrides, seed=seed)
     if replications is not None:
         sc = sc.with_overrides({"run.replications": replications})
+    _, notes = preflight(sc, max_events=max_events)
+    for note in notes:  # before the run, so that a long overloaded run says so at once
+        warnings.warn(note, UnstableWarning, stacklevel=2)
     started = time.perf_counter()
     root = sc.run.seed
     reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
     mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
-    notes = stability_warnings(sc)
-    for note in notes:
-        warnings.warn(note, UnstableWarning, stacklevel=2)
     t0s = [r.window[0] for r in reps]
     t1s = [r.window[1] for r in reps]
     pred = predict(sc)

@@ -190,3 +190,163 @@ def test_fuzzed_text_gives_a_scenario_or_a_scenario_error(text: str) -> None:
         simq.loads(text)
     except ScenarioError as err:
         assert len(str(err)) < 1000
+
+
+# Runs that cannot end or would not fit: refused before anything runs, fast, saying why.
+SYNC = {"name": "s", "run": {"until": 100.0},
+        "producers": {"web": {"to": "q", "mode": "sync", "clients": 2}},
+        "queues": {"q": {}}, "consumers": {"w": {"from": "q", "service": "constant(1)"}}}
+PARTS = {"name": "p", "run": {"until": 100.0},
+         "producers": {"app": {"to": "t", "rate": 1.0}},
+         "topics": {"t": {"partitions": 10, "key": "uniform"}},
+         "consumers": {"r": {"from": "t", "count": 1, "rate": 2.0}}}
+
+# (base, overrides, the path the error names, a word it must contain)
+ENDLESS: list[tuple[dict[str, Any], dict[str, Any], str, str]] = [
+    (MM1, {"run.until": 1e308}, "run.max_events", "shorten run.until"),
+    (MM1, {"run.messages": 2**53, "run.until": None}, "run.max_events",
+     "lower run.messages"),
+    (MM1, {"run.messages": 10**30}, "run.messages", "2**53"),
+    (MM1, {"run.replications": 10**9}, "run.max_events", "fewer replications"),
+    (MM1, {"consumers.worker.count": 10**7}, "run.max_memory", "consumers.worker.count"),
+    (MM1, {"queues.broker.backlog": {"count": 10**8}}, "run.max_events", "backlog.count"),
+    (SYNC, {"producers.web.clients": 10**7}, "run.max_memory", "producers.web.clients"),
+    (MM1, {"consumers.worker.prefetch": 10**12}, "run.max_memory", "prefetch"),
+    (PARTS, {"topics.t.partitions": 10_000, "consumers.r.count": 10_000},
+     "topics.t.partitions", "at most 1,000"),
+    (MM1, {"producers.app.rate": 1e9, "run.until": 200.0, "run.warmup": 0.0},
+     "run.max_events", "events/s"),
+    (MM1, {"producers.app.interarrival": "constant(0)"}, "producers.app.interarrival",
+     "always 0"),
+    (MM1, {"producers.app.interarrival": 0}, "producers.app.interarrival", "always 0"),
+    (MM1, {"producers.app.interarrival": "uniform(low=0, high=0)"},
+     "producers.app.interarrival", "always 0"),
+    (MM1, {"producers.app.interarrival": "gamma(shape=1e-300, scale=1)"}, "run.max_events",
+     "events"),
+    (SYNC, {"consumers.w.service": "constant(0)"}, "producers.web",
+     "round trip takes no time"),
+    (MM1, {"consumers.worker.crashes": {"mtbf": 0, "mttr": "constant(0)"}},
+     "consumers.worker.crashes", "both always 0"),
+    (MM1, {"queues.broker.outages": {"mtbf": "uniform(low=0, high=0)", "mttr": 0}},
+     "queues.broker.outages", "both always 0"),
+    (MM1, {"consumers.worker.autoscale": {"max": 4, "target_backlog_per_worker": 5,
+                                          "interval": 1e-9}},
+     "run.max_events", "autoscale.interval"),
+    (MM1, {"consumers.worker.crashes": {"mtbf": 1e-12, "mttr": 1e-12}}, "run.max_events",
+     "crashes"),
+]
+
+
+@pytest.mark.parametrize(("base", "overrides", "path", "word"), ENDLESS,
+                         ids=[f"{next(iter(o), 'as-is')}={str(next(iter(o.values()), ''))[:12]}"
+                              for _, o, _, _ in ENDLESS])
+def test_runs_that_cannot_end_are_refused_before_they_start(
+        base: dict[str, Any], overrides: dict[str, Any], path: str, word: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError) as err:
+        simq.run(simq.Scenario(base).with_overrides(overrides))
+    msg = str(err.value)
+    assert msg.startswith(path) and word in msg, msg
+    assert time.perf_counter() - started < 5, "refused on paper, not after running"
+
+
+@pytest.mark.parametrize(("base", "overrides"), [
+    # Bounded after all: each runs (and fast).
+    (MM1, {"producers.app.mode": "window", "producers.app.window": 10**12}),
+    (MM1, {"consumers.worker.ack": "manual", "consumers.worker.failure": 0.5,
+           "consumers.worker.max_attempts": 10**9}),
+    (MM1, {"producers.app.interarrival": "constant(0)", "run.messages": 50,
+           "run.until": None}),  # a burst at one instant, bounded by run.messages
+    (MM1, {"producers.app.interarrival": "constant(0)", "run.messages": 50}),
+    (MM1, {"consumers.worker.crashes": {"mtbf": 0, "mttr": 1.0}}),  # down, not stuck
+    (SYNC, {"consumers.w.service": "constant(0)", "producers.web.think": "constant(0.5)"}),
+])
+def test_what_is_bounded_after_all_runs(base: dict[str, Any],
+                                        overrides: dict[str, Any]) -> None:
+    sc = simq.Scenario(base).with_overrides(
+        {"run.until": 200.0, "run.warmup": 0.0, "run.replications": 1, **overrides})
+    res = simq.run(sc)
+    assert res.summary["messages"]["produced"] > 0
+
+
+def test_the_command_line_limits_the_events_and_names_the_estimate(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "simq.cli", "run", str(ROOT / "models" / "mm1.yaml"),
+                        "--max-events", "1000", "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "run.max_events" in r.stderr and "1×10³ events" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists(), "refused before any folder is made"
+    r = subprocess.run([sys.executable, "-m", "simq.cli", "sweep",
+                        str(ROOT / "models" / "mm1.yaml"), "--grid",
+                        "producers.app.rate=0.1:0.9:1000000000", "--out", str(tmp_path / "sweep")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "at most 100,000" in r.stderr
+
+
+def test_a_grid_too_large_is_refused_before_it_is_built() -> None:
+    from simq.sweep import grid_points
+
+    with pytest.raises(ScenarioError, match="at most 100,000 values"):
+        grid_points({"producers.app.rate": "0.1:0.9:1000000000"})
+    with pytest.raises(ScenarioError, match="1,000,000,000 points"):
+        grid_points({"a": list(range(1000)), "b": list(range(1000)), "c": list(range(1000))})
+
+
+def test_the_warnings_come_before_the_run(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "simq.cli", "run", str(ROOT / "models" / "mm1.yaml"),
+                        "--set", "producers.app.rate=1.5", "--set", "run.until=200",
+                        "--set", "run.warmup=0", "--replications", "1", "--stream",
+                        "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = r.stderr.splitlines()
+    assert first[0].startswith("simq: about ") and "events" in first[0], r.stderr
+    assert "warning: queue 'broker'" in first[1], r.stderr
+
+
+# Data files: inside the scenario's folder, regular, bounded, never quoted.
+def _scenario_with(folder: Path, dist: str) -> Path:
+    raw = copy.deepcopy(MM1)
+    raw["consumers"]["worker"] = {"from": "broker", "service": dist}
+    f = folder / "sc.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    return f
+
+
+def test_data_files_outside_the_scenario_folder_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "sc").mkdir()
+    secret = tmp_path / "secret.csv"
+    secret.write_text("1\n2\n")
+    (tmp_path / "sc" / "link.csv").symlink_to(secret)
+    for name in (str(secret), "../secret.csv", "link.csv"):
+        f = _scenario_with(tmp_path / "sc", f"empirical({name!r})")
+        with pytest.raises(ScenarioError) as err:
+            simq.load(f)
+        msg = str(err.value)
+        assert msg.startswith("consumers.worker.service") and "inside the scenario" in msg
+        assert "allow_paths" in msg
+        assert simq.load(f, allow_paths=True).consumers["worker"].service.mean == 1.5
+    # A path given as an override (--set) is the caller's own.
+    f = _scenario_with(tmp_path / "sc", "exponential(rate=1)")
+    sc = simq.load(f).with_overrides({"consumers.worker.service": f"empirical({str(secret)!r})"})
+    assert sc.consumers["worker"].service.mean == 1.5
+
+
+def test_an_error_about_a_data_file_never_quotes_it(tmp_path: Path) -> None:
+    (tmp_path / "secret.csv").write_text("1\nroot:x:0:0:root:/root:/bin/bash\n")
+    f = _scenario_with(tmp_path, "empirical('secret.csv')")
+    with pytest.raises(ScenarioError) as err:
+        simq.load(f)
+    assert "line 2" in str(err.value) and "root:x" not in str(err.value)
+    (tmp_path / "trace.csv").write_text("time\n1.0\nroot:x:0:0\n")
+    raw = copy.deepcopy(MM1)
+    raw["producers"]["app"] = {"to": "broker", "arrivals": {"trace": "trace.csv"}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ScenarioError) as err:
+        simq.load(tmp_path / "t.yaml")
+    assert "row 2" in str(err.value) and "root:x" not in str(err.value)
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(ScenarioError, match="regular file"):
+        simq.load(_scenario_with(tmp_path, "empirical('dir.csv')"))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from simq.dists import Distribution
 from simq.errors import ScenarioError
-from simq.scenario.components import EXIT, QueueSpec, TopicSpec
+from simq.scenario.components import EXIT, ProducerSpec, QueueSpec, TopicSpec
 from simq.scenario.model import Model
 from simq.scenario.workload import check_consumer, mean_interarrival
 
@@ -330,9 +331,80 @@ def peak(m: Model) -> None:
                                 q.backlog.count)
 
 
+def _zero(d: Distribution | None) -> bool:
+    return d is None or d.always_zero
+
+
+def _link_is_instant(m: Model, key: str) -> bool:
+    spec = m.links.get(key)
+    if spec is None:
+        return True
+    owner = m.links.get(spec.shares, spec) if spec.shares is not None else spec
+    return spec.latency.always_zero and math.isinf(owner.bandwidth)
+
+
+def _loop_is_instant(m: Model, n: str, p: ProducerSpec) -> bool:
+    """Whether a waiting sender's request comes back at the instant it left: no think
+    time, encoding, link or reply delay, and every group its messages can reach serves
+    (decodes, writes to disk) at once. A queue nobody drains holds the request: not
+    instant (the sender stalls instead)."""
+    if not (_zero(p.encode) and _zero(p.reply) and _link_is_instant(m, f"{n}->{p.to}")):
+        return False
+    if p.mode == "sync" and not p.think.always_zero:
+        return False
+    drains = m.drains()
+    seen: set[str] = set()
+    todo = [q for q, _ in m.resolve(p.to, n)]
+    while todo:
+        q = todo.pop()
+        if q in seen:
+            continue
+        seen.add(q)
+        groups = drains.get(q, [])
+        spec = m.all_queues().get(q)
+        durable = spec.durability if spec is not None else None
+        if not groups or (durable is not None and not (
+                durable.fsync.always_zero and durable.replication.always_zero)):
+            return False
+        for g in groups:
+            c = m.consumers[g]
+            if not (c.service.always_zero and _zero(c.decode) and _zero(p.service)
+                    and _zero(p.decode) and all(d.always_zero
+                                                 for d in (c.service_by or {}).values())):
+                return False
+            for dest, _ in c.routes:
+                if dest is not None:
+                    if not _link_is_instant(m, f"{g}->{dest}"):
+                        return False
+                    todo += [q2 for q2, _ in m.resolve(dest)]
+    return True
+
+
+def zero_gaps(m: Model) -> None:
+    """Refuse what could never let time advance: a producer whose sends are all 0 s
+    apart, or a waiting sender whose every round trip takes 0 s, with nothing but the end
+    of the run to stop it (``run.messages`` bounds it: that is a burst at one instant)."""
+    if m.run.messages is not None:
+        return
+    for n, p in m.producers.items():
+        pace = p.pace
+        zero_pace = pace is not None and pace.always_zero and p.varying_load is None
+        if p.mode == "async" and zero_pace:
+            raise ScenarioError(
+                f"producers.{n}.interarrival", "is always 0: the producer would send "
+                "forever at one instant and time would never reach run.until; give it a "
+                "positive mean (or bound the run with run.messages)", str(pace))
+        if p.waits_for_reply and (pace is None or zero_pace) and _loop_is_instant(m, n, p):
+            raise ScenarioError(
+                f"producers.{n}", f"this {p.mode} sender's round trip takes no time (no "
+                "think time, link latency, reply latency or service along the way): it "
+                "would send forever at one instant and time would never reach run.until; "
+                "give one of them a positive mean (or bound the run with run.messages)")
+
+
 #: Every cross-component rule, in the order it is checked.
 CHECKS: tuple[Callable[[Model], None], ...] = (references, reliability, cluster, no_cycle,
-                                               replies, peak)
+                                               replies, peak, zero_gaps)
 
 
 def run_checks(m: Model) -> None:

@@ -58,11 +58,20 @@ from simq.scenario.types import (
 )
 from simq.scenario.workload import ArrivalsSpec, AutoscaleSpec, BacklogSpec
 
-__all__ = ["EXIT", "MODES", "AsyncProducer", "ConsumerSpec", "LinkSpec", "ProducerSpec",
-           "QueueSpec", "RetentionSpec", "RunSpec", "SyncProducer", "TopicSpec", "WindowProducer"]
+__all__ = ["EXIT", "MAX_EVENTS", "MAX_MEMORY", "MODES", "AsyncProducer", "ConsumerSpec",
+           "LinkSpec", "ProducerSpec", "QueueSpec", "RetentionSpec", "RunSpec", "SyncProducer",
+           "TopicSpec", "WindowProducer"]
 
 EXIT = "exit"  # in a routing table, the share of messages that leaves the system
 MODES = ("async", "sync", "window")
+
+
+# The work and memory a run may take, judged from the scenario before it starts
+# (simq.model.estimate; docs/reference/scenario.md, "Limits"). One event costs 4-9 us on
+# this engine, so 1e9 events is one to two and a half hours of one core: more is a run to
+# ask for on purpose. 4 GiB holds the full records of about seven million messages.
+MAX_EVENTS = 1e9
+MAX_MEMORY = 4 * 2**30
 
 
 class RunSpec(BaseModel):
@@ -79,6 +88,9 @@ class RunSpec(BaseModel):
     timeseries_points: Annotated[Count, Field(ge=2, le=1_000_000)] = 500
     # full: one record per message (res.messages); summary: accumulators only, flat memory
     records: Literal["full", "summary"] = "full"
+    # Refused before it starts above these (simq.model.estimate): events, bytes.
+    max_events: Positive = MAX_EVENTS
+    max_memory: Positive = MAX_MEMORY
 
     @field_validator("warmup", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from simq.datafiles import read_bounded as _read_bounded
 from simq.dists import exponential_rate
 from simq.errors import ScenarioError
 from simq.scenario.components import MODES
@@ -273,24 +274,9 @@ def read_file(path: Path) -> Any:
 
 
 def read_bounded(path: Path, what: str, limit: int = MAX_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, every refusal a
-    :class:`ScenarioError` naming the file (never its content)."""
-    try:
-        if not path.exists():
-            raise ScenarioError(str(path), f"no such {what}")
-        if not path.is_file():
-            raise ScenarioError(str(path), f"a {what} must be a regular file (this is not)")
-        size = path.stat().st_size
-        if size > limit:
-            raise ScenarioError(str(path), f"is {size:,} bytes; a {what} may be at most "
-                                f"{limit:,}")
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except OSError as err:
-        raise ScenarioError(str(path), f"cannot read the {what}: {err.strerror or err}") from None
-    if len(data) > limit:
-        raise ScenarioError(str(path), f"a {what} may be at most {limit:,} bytes")
-    return data
+    """The bytes of a regular file of at most ``limit`` bytes (see
+    :func:`simq.datafiles.read_bounded`)."""
+    return _read_bounded(path, what, limit)
 
 
 def decode(data: bytes, source: str) -> str:

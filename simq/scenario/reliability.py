@@ -65,6 +65,11 @@ class CrashSpec(BaseModel):
                              "restart)")
         if self.mtbf is None and not self.at:
             raise ValueError("give `mtbf` and `mttr`, or `at: [[time, seconds down], ...]`")
+        if (self.mtbf is not None and self.mttr is not None and self.mtbf.always_zero
+                and self.mttr.always_zero):
+            raise ValueError("`mtbf` and `mttr` are both always 0: it would fail and recover "
+                             "forever at one instant and time would never advance; give one "
+                             "of them a positive mean")
         if self.at:
             times = [t for t, _ in self.at]
             if times != sorted(times):

@@ -56,7 +56,8 @@ class Scenario:
     _queues: dict[str, QueueSpec]
 
     def __init__(
-        self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>"
+        self, raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<dict>",
+        contain_paths: bool = False,
     ) -> None:
         if not isinstance(raw, Mapping):
             # Name the file when there is one: YAML that is a list or a word parses fine.
@@ -65,7 +66,11 @@ class Scenario:
                                 type(raw).__name__)
         raw = copy.deepcopy(dict(raw))
         try:
-            model = Model.model_validate(expand_shorthands(raw), context={"base_dir": base_dir})
+            # contain_paths: the data files a scenario file names stay inside its folder
+            # (simq.datafiles); checked once, when the file is read: what an override
+            # adds later is the caller's own.
+            model = Model.model_validate(expand_shorthands(raw), context={
+                "base_dir": base_dir, "contain": contain_paths})
         except ValidationError as err:
             raise validation_error(err) from None
         run_checks(model)
@@ -256,11 +261,16 @@ def loads(text: str, *, base_dir: Path | None = None, source: str = "<string>") 
     return Scenario(read_text(text, source), base_dir=base_dir, source=source)
 
 
-def load(source: str | Path | Mapping[str, Any] | Scenario) -> Scenario:
-    """Load a scenario from a YAML (or TOML) file, a mapping, or pass one through."""
+def load(source: str | Path | Mapping[str, Any] | Scenario, *,
+         allow_paths: bool = False) -> Scenario:
+    """Load a scenario from a YAML (or TOML) file, a mapping, or pass one through.
+
+    The data files a scenario file names (``empirical('f.csv')``, a trace) must lie in its
+    folder unless ``allow_paths`` (docs/scenario.md, data files)."""
     if isinstance(source, Scenario):
         return source
     if isinstance(source, Mapping):
         return Scenario(source)
     path = Path(source)
-    return Scenario(read_file(path), base_dir=path.parent, source=str(path))
+    return Scenario(read_file(path), base_dir=path.parent, source=str(path),
+                    contain_paths=not allow_paths)

@@ -103,8 +103,9 @@ def exactly_one(spec: Any, keys: Sequence[str]) -> str:
 
 
 def _dist(value: Any, info: ValidationInfo) -> Distribution:
-    base = (info.context or {}).get("base_dir")
-    return parse(value, path="", base_dir=base)
+    context = info.context or {}
+    return parse(value, path="", base_dir=context.get("base_dir"),
+                 contain=bool(context.get("contain")))
 
 
 def default_dist(text: str) -> Any:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from simq.datafiles import Folder
 from simq.dists import Distribution, exponential_rate
 from simq.errors import ScenarioError, shown
 from simq.scenario.types import (
@@ -104,16 +104,18 @@ class Trace(tuple[float, ...]):
         return out
 
 
-def _read_trace(value: Any, base_dir: Path | None) -> Trace:
+def _read_trace(value: Any, files: Folder) -> Trace:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"must be the name of a CSV file of send times, got {shown(value)}")
-    path = Path(value)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise ValueError(f"no such trace file {str(path)!r}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    try:
+        path, data = files.read(value, "", "trace file")
+        text = data.decode("utf-8-sig")
+    except ScenarioError as err:
+        raise ValueError(f"{err.rule}: {shown(err.value)}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"trace file {path.name!r} is not UTF-8 text (byte {err.start})"
+                         ) from None
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
     column = 0
     key_column: int | None = None
     if rows:
@@ -131,13 +133,12 @@ def _read_trace(value: Any, base_dir: Path | None) -> Trace:
         try:
             t = float(r[column])
         except (ValueError, IndexError):
-            raise ValueError(f"{path.name} row {line}: not a number of seconds: {r!r}") from None
+            raise ValueError(f"{path.name} row {line}: the time column is not a number of "
+                             "seconds") from None
         if not math.isfinite(t) or t < 0:
-            raise ValueError(f"{path.name} row {line}: send times must be finite and >= 0, "
-                             f"got {t!r}")
+            raise ValueError(f"{path.name} row {line}: send times must be finite and >= 0")
         if times and t < times[-1]:
-            raise ValueError(f"{path.name} row {line}: send times must not decrease "
-                             f"({t!r} after {times[-1]!r})")
+            raise ValueError(f"{path.name} row {line}: send times must not decrease")
         times.append(t)
         if key_column is not None:
             # A short row or an empty cell: this message has no key.
@@ -165,7 +166,8 @@ class ArrivalsSpec(BaseModel):
     def _trace(cls, v: Any, info: ValidationInfo) -> Any:
         if v is None or isinstance(v, Trace):
             return v
-        return _read_trace(v, (info.context or {}).get("base_dir"))
+        context = info.context or {}
+        return _read_trace(v, Folder(context.get("base_dir"), bool(context.get("contain"))))
 
     @field_validator("schedule", mode="after")
     @classmethod

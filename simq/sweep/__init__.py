@@ -25,6 +25,7 @@ from typing import Any
 
 from simq.analysis.replications import flatten
 from simq.errors import ScenarioError
+from simq.model.estimate import check_sweep
 from simq.model.network import flows
 from simq.model.station import station_metrics
 from simq.run import resolve, run_replication
@@ -125,6 +126,7 @@ def sweep(
     common_random_numbers: bool = False,
     quiet: bool = False,
     force: bool = False,
+    max_events: float | None = None,
 ) -> SweepResult:
     """Run every grid point ``replications`` times and write the tables to ``out``.
 
@@ -135,6 +137,8 @@ def sweep(
     (``scheduler`` address, else a LocalCluster) or ``"serial"``. The folder (default
     ``runs/<name>-sweep/``) keeps each finished point x replication, so rerunning the
     same sweep skips what is done; ``force`` discards a different sweep found there.
+    Before anything runs, every point x replication together is refused above
+    ``run.max_events`` (or ``max_events``), each point above ``run.max_memory``.
     """
     sc = resolve(scenario, overrides=overrides, seed=seed)
     reps = sc.run.replications if replications is None else replications
@@ -143,6 +147,7 @@ def sweep(
     points = grid_points(grid, zip_paths=zip_paths)
     # Every point is validated before anything runs: a bad value is a usage error.
     scenarios = [sc.with_overrides(p) for p in points]
+    check_sweep(scenarios, reps, max_events)
     # runs/, like the CLI: results/ holds only curated outputs (docs/output.md).
     folder = Path(out) if out is not None else Path("runs") / f"{sc.name}-sweep"
     from simq._version import version

@@ -4,6 +4,7 @@ grid of scenario paths, as a full factorial or zipped."""
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,7 +13,11 @@ import numpy as np
 
 from simq.errors import ScenarioError
 
-__all__ = ["grid_points", "grid_values", "parse_values", "path_values"]
+__all__ = ["MAX_POINTS", "grid_points", "grid_values", "parse_values", "path_values"]
+
+#: The most points a grid may have: each is a scenario validated before anything runs
+#: (about a millisecond each) and a task; beyond, a range would fill memory before it ran.
+MAX_POINTS = 100_000
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"^(log:)?({_NUMBER}):({_NUMBER}):(\d+)$")
@@ -35,6 +40,9 @@ def parse_values(path: str, text: str) -> list[Any]:
         log, a, b, n = m.group(1), _as_number(m.group(2)), _as_number(m.group(3)), int(m.group(4))
         if n < 1:
             raise ScenarioError(path, "a range needs a count >= 1 (start:stop:count)", text)
+        if n > MAX_POINTS:
+            raise ScenarioError(path, f"a range has at most {MAX_POINTS:,} values "
+                                "(start:stop:count)", text)
         if log and (a <= 0 or b <= 0):
             raise ScenarioError(path, "a log range needs start and stop > 0", text)
         xs = np.geomspace(a, b, n) if log else np.linspace(a, b, n)
@@ -74,6 +82,11 @@ def grid_points(grid: Mapping[str, Any], *, zip_paths: bool = False) -> list[dic
         raise ScenarioError("grid", "a sweep needs at least one PATH=VALUES", dict(grid))
     paths = list(grid)
     columns = [path_values(p, grid[p]) for p in paths]
+    size = len(columns[0]) if zip_paths else math.prod(len(c) for c in columns)
+    if size > MAX_POINTS:
+        raise ScenarioError("grid", f"has {size:,} points; a sweep has at most "
+                            f"{MAX_POINTS:,}", {p: len(c) for p, c in zip(paths, columns,
+                                                                         strict=True)})
     if zip_paths:
         lengths = {p: len(c) for p, c in zip(paths, columns, strict=True)}
         if len(set(lengths.values())) > 1:

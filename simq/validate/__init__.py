@@ -66,11 +66,12 @@ def _half95(x: np.ndarray) -> float:
     return t_halfwidth(x, 0.95) if np.all(np.isfinite(x)) else math.nan
 
 
-def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
+def _run_case(case: Case, scale_reps: int, max_events: float | None = None) -> dict[str, Any]:
     from simq.run import run
 
     started = time.process_time()
-    res = run(case.scenario, replications=case.replications * scale_reps)
+    res = run(case.scenario, replications=case.replications * scale_reps,
+              max_events=max_events)
     rows = []
     for chk in case.checks:
         rows.append({"case": case.name, "group": case.group, "quantity": chk.quantity,
@@ -79,12 +80,13 @@ def _run_case(case: Case, scale_reps: int) -> dict[str, Any]:
     return {"rows": rows, "cpu": time.process_time() - started}
 
 
-def _run_referee(case: RefereeCase, scale_reps: int) -> dict[str, Any]:
+def _run_referee(case: RefereeCase, scale_reps: int,
+                 max_events: float | None = None) -> dict[str, Any]:
     from simq.run import run
 
     started = time.process_time()
     reps = case.replications * scale_reps
-    res = run(case.scenario, replications=reps)
+    res = run(case.scenario, replications=reps, max_events=max_events)
     until = float(case.scenario["run"]["until"])
     warmup = float(case.scenario["run"]["warmup"])
     seed = int(case.scenario["run"]["seed"])
@@ -98,11 +100,12 @@ def _run_referee(case: RefereeCase, scale_reps: int) -> dict[str, Any]:
     return {"rows": rows, "cpu": time.process_time() - started}
 
 
-def _run_index(kind: str, index: int, scale: float, scale_reps: int) -> dict[str, Any]:
+def _run_index(kind: str, index: int, scale: float, scale_reps: int,
+               max_events: float | None = None) -> dict[str, Any]:
     # Cases hold closures, which do not pickle: a worker rebuilds the list and picks one.
     if kind == "case":
-        return _run_case(cases(scale)[index], scale_reps)
-    return _run_referee(referee_cases(scale / 2)[index], scale_reps)
+        return _run_case(cases(scale)[index], scale_reps, max_events)
+    return _run_referee(referee_cases(scale / 2)[index], scale_reps, max_events)
 
 
 def _judge(row: dict[str, Any], checks: int) -> dict[str, Any]:
@@ -125,8 +128,10 @@ def case_names(thorough: bool = False) -> list[str]:
 
 
 def run_suite(*, thorough: bool = False, jobs: int | None = None,
-              only: str | None = None, progress: Callable[[str], None] | None = None) -> Suite:
-    """Run the built-in cases (and, if Ciw is installed, the referee cases)."""
+              only: str | None = None, progress: Callable[[str], None] | None = None,
+              max_events: float | None = None) -> Suite:
+    """Run the built-in cases (and, if Ciw is installed, the referee cases); each run is
+    refused above ``max_events`` (default: its ``run.max_events``)."""
     scale, scale_reps = (4.0, 2) if thorough else (1.0, 1)
     wall = time.perf_counter()
     todo: list[tuple[str, int, Any]] = [("case", i, c) for i, c in enumerate(cases(scale))]
@@ -147,12 +152,13 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
     results: list[dict[str, Any]] = []
     if jobs == 1:
         for kind, i, c in todo:
-            results.append(_run_index(kind, i, scale, scale_reps))
+            results.append(_run_index(kind, i, scale, scale_reps, max_events))
             if progress:
                 progress(c.name)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_run_index, k, i, scale, scale_reps) for k, i, _ in todo]
+            futures = [pool.submit(_run_index, k, i, scale, scale_reps, max_events)
+                       for k, i, _ in todo]
             for (_, _, c), fut in zip(todo, futures, strict=True):
                 results.append(fut.result())
                 if progress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from simq.dists import Distribution, Exponential
+from simq.model.network import MVA_POPULATION
 from simq.model.predict.base import Kind, Prediction
 from simq.scenario import Scenario
 from simq.theory import networks, queues
@@ -93,7 +94,7 @@ def closed_loop(sc: Scenario) -> Prediction | None:
     if len(sc.producers) != 1:
         return None
     pname, p = next(iter(sc.producers.items()))
-    if p.mode != "sync":
+    if p.mode != "sync" or p.clients > MVA_POPULATION:  # exact MVA would take too long
         return None
     fifo = _fifo_station(sc)
     if fifo is None:
