@@ -79,16 +79,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sc = resolve(sc, seed=args.seed)
     if args.replications is not None:
         sc = sc.with_overrides({"run.replications": args.replications})
-    # What it will cost and what will go wrong, said before it starts (and refused when
-    # too big, before any folder is made).
+    # Refuse a folder that cannot be written or is foreign first (it costs nothing)...
+    out = _out(args, RUNS / sc.name)
+    check_dir(out, force=args.force)
+    # ... then say what the run will cost and what will go wrong, before it starts (and
+    # refuse it when too big, before any folder is made).
     estimate, notes = preflight(sc, max_events=limit)
     print(f"simq: {estimate.describe()}", file=sys.stderr)
     for note in notes:
         print(f"simq: warning: {note}", file=sys.stderr)
-    out = _out(args, RUNS / sc.name)
-    # Refuse a foreign folder, or one another run is writing, before spending time on
-    # the simulation; the folder stays held until this run has replaced it.
-    check_dir(out, force=args.force)
+    # The folder stays held until this run has replaced it: another run into it is refused.
     with locked(out):
         return _run_into(args, sc, out, limit)
 
@@ -324,5 +324,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
+def entry() -> None:
+    """The console script: :func:`main`, then the process ends with its status. After an
+    interrupt it ends at once (flushing what it printed): a signal that came in the middle
+    of an import leaves half-imported modules whose clean-up at exit could fail and turn
+    the exit status into a death by signal."""
+    code = main()
+    if code == 130:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
