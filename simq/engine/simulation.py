@@ -461,7 +461,7 @@ class Simulation:
             crashes = CrashPlan(
                 None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
                 None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
-                cr.at)
+                cr.at, cr.workers)
         scaled = c.schedule is not None or c.autoscale is not None
         return Group(env, i, name, rec, intake=intake, server=server, settler=settler,
                      count=c.count, batch=c.batch, crashes=crashes,
