@@ -45,7 +45,7 @@ from simq.engine.topic import FanOut, Partitioner, key_picker
 from simq.engine.worker import CrashPlan, Group, Replier
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
 from simq.scenario.cluster import placement
-from simq.scenario.reliability import BackoffSpec, CrashSpec
+from simq.scenario.reliability import BackoffSpec, FaultSpec
 from simq.scenario.workload import BacklogSpec
 
 __all__ = ["Daemons", "Outcome", "Simulation"]
@@ -313,7 +313,7 @@ class Simulation:
 
         return priority_of
 
-    def _faults(self, target: Breakable, key: str, spec: CrashSpec) -> None:
+    def _faults(self, target: Breakable, key: str, spec: FaultSpec) -> None:
         streams = self.streams
         self.faults.append(Faults(
             self.env, target,
