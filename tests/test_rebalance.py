@@ -176,6 +176,38 @@ def test_session_timeout_delays_noticing_a_crash() -> None:
     assert got, got
 
 
+@pytest.mark.parametrize("protocol", ["eager", "cooperative"])
+def test_one_member_crashing_is_one_rebalance_a_session_timeout_later(protocol: str) -> None:
+    # Member 0 of 4 (partition 0) crashes at 100 s and stays down; the others serve on.
+    timeout, crash = 10.0, 100.0
+    sc = override(BASE, {
+        "run.replications": 3, "run.until": 250.0, "consumers.g.schedule": None,
+        "consumers.g.crashes": {"at": [[crash, 1000.0]], "workers": 1},
+        "consumers.g.rebalance": {"protocol": protocol, "assignor": "sticky",
+                                  "time": f"constant({PAUSE})", "session_timeout": timeout},
+    })
+    res = simq.run(sc)
+    f, v = res.faults, res.visits
+    for r in range(3):
+        rb = f[(f["replication"] == r) & (f["kind"] == "rebalance")]
+        assert len(rb) == 1
+        one = rb.iloc[0]
+        assert one["trigger"] == "crash" and one["cause"] == crash
+        assert one["start"] == crash + timeout and one["end"] == crash + timeout + PAUSE
+        assert one["moved"] == 1 and one["paused"] == (4 if protocol == "eager" else 1)
+        mine = v[v["replication"] == r]
+        for p in range(4):
+            starts = mine[mine["queue"] == f"orders[{p}]"]["start"].dropna().to_numpy()
+            before = starts[(starts > crash) & (starts < crash + timeout)]
+            # The crashed member's partition waits until the handover ends; the others
+            # are served from the crash to the rebalance (at 0.5 msg/s for 10 s: one take
+            # at least, but for about one chance in 150 per partition and seed).
+            assert (len(before) == 0) == (p == 0), (r, p)
+            if p == 0:
+                assert starts[starts > crash].min() >= one["end"]
+    assert res.summary["consumers"]["g"]["crashes"] == 1
+
+
 def test_both_record_modes_and_determinism() -> None:
     sc = override(BASE, {"run.replications": 2,
                          "consumers.g.crashes": {"at": [[100.0, 40.0]]},

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import assert_agrees, one_queue
+from conftest import assert_agrees, one_queue, override
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -236,6 +236,44 @@ def test_scheduled_crash_shows_in_the_worker_time_series() -> None:
     assert res.summary["consumers"]["w"]["crashes"] == 4
 
 
+def test_a_crash_of_chosen_members_leaves_the_others_serving() -> None:
+    # Overloaded (the line never empties), 3 workers at mu = 1: while one of them is down
+    # the other two serve on, 2 msg/s (the capacity of the members still up).
+    mu, count, down = 1.0, 3, 1
+    sc = one_queue(5.0, f"exponential(rate={mu:g})", count=count, until=400, warmup=100,
+                   seed=3, consumer={"crashes": {"at": [[100, 1000]], "workers": down}},
+                   overrides={"run.replications": 8})
+    res = simq.run(sc)
+    g = res.summary["consumers"]["w"]
+    assert g["crashes"] == down  # one crash in each replication
+    assert g["worker_seconds"] == pytest.approx((count - down) * 300)
+    assert_agrees(res, "consumers.w.throughput", (count - down) * mu)
+    workers = res.timeseries["consumer.w.workers"].to_numpy()
+    t = res.timeseries["time"].to_numpy()
+    assert (workers[t < 99] == count).all() and (workers[t > 101] == count - down).all()
+
+
+def test_scheduled_crashes_hit_the_oldest_members_of_a_scaled_group() -> None:
+    # Two members, a third from 50 s, one partition each (without a rebalance protocol
+    # partition p goes to member p mod n at once, and a crashed member keeps its own).
+    # At 100 s `workers: 2` crashes the two oldest: partitions 0 and 1 wait, 2 is served.
+    sc = {"run": {"until": 200, "seed": 1},
+          "producers": {"app": {"to": "t", "rate": 3.0}},
+          "topics": {"t": {"partitions": 3, "key": "uniform"}},
+          "consumers": {"w": {"from": "t", "count": 2, "service": "exponential(rate=2)",
+                              "schedule": [[0, 2], [50, 3]],
+                              "crashes": {"at": [[100, 30]], "workers": 2}}}}
+    res = simq.run(sc)
+    v = res.visits
+    taken = {p: v[v["queue"] == f"t[{p}]"]["start"].dropna().to_numpy() for p in range(3)}
+    during = {p: int(((x > 100) & (x < 130)).sum()) for p, x in taken.items()}
+    assert during[0] == during[1] == 0 and during[2] > 10
+    assert res.summary["consumers"]["w"]["crashes"] == 2
+    # `workers: 3` crashes all three (the group is that big then).
+    again = simq.run(override(sc, {"consumers.w.crashes.workers": 3}))
+    assert again.summary["consumers"]["w"]["crashes"] == 3
+
+
 def test_every_message_ends_once() -> None:
     sc = _crashy("manual", vis=1.5)
     sc["consumers"]["w"].update({"failure": 0.2, "max_attempts": 3})
@@ -276,6 +314,20 @@ def test_blocking_backpressure_never_drops_and_bounds_the_queue() -> None:
      "consumers.worker.crashes"),
     ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "failure": 1.0}}},
      "consumers.worker.failure"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "count": 3, "crashes": {
+        "mtbf": "constant(5)", "mttr": "constant(1)", "workers": 1}}}},
+     "consumers.worker.crashes"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "count": 3,
+                               "crashes": {"at": [[5, 1]], "workers": 4}}}},
+     "consumers.worker.crashes.workers"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "count": 3,
+                               "crashes": {"at": [[5, 1]], "workers": 0}}}},
+     "consumers.worker.crashes.workers"),
+    ({"consumers": {"worker": {"from": "broker", "rate": 2.0, "count": 2, "autoscale": {
+        "max": 3, "target_backlog_per_worker": 5}, "crashes": {"at": [[5, 1]], "workers": 4}}}},
+     "consumers.worker.crashes.workers"),
+    ({"queues": {"broker": {"outages": {"at": [[5, 1]], "workers": 1}}}},
+     "queues.broker.outages.workers"),
 ])
 def test_bad_reliability_keys_name_their_path(raw: dict[str, Any], bad: dict[str, Any],
                                               path: str) -> None:

@@ -45,7 +45,7 @@ from simq.engine.topic import FanOut, Partitioner, key_picker
 from simq.engine.worker import CrashPlan, Group, Replier
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
 from simq.scenario.cluster import placement
-from simq.scenario.reliability import BackoffSpec, CrashSpec
+from simq.scenario.reliability import BackoffSpec, FaultSpec
 from simq.scenario.workload import BacklogSpec
 
 __all__ = ["Daemons", "Outcome", "Simulation"]
@@ -313,7 +313,7 @@ class Simulation:
 
         return priority_of
 
-    def _faults(self, target: Breakable, key: str, spec: CrashSpec) -> None:
+    def _faults(self, target: Breakable, key: str, spec: FaultSpec) -> None:
         streams = self.streams
         self.faults.append(Faults(
             self.env, target,
@@ -461,7 +461,7 @@ class Simulation:
             crashes = CrashPlan(
                 None if cr.mtbf is None else streams.draw(f"{key}.crashes.mtbf", cr.mtbf),
                 None if cr.mttr is None else streams.draw(f"{key}.crashes.mttr", cr.mttr),
-                cr.at)
+                cr.at, cr.workers)
         scaled = c.schedule is not None or c.autoscale is not None
         return Group(env, i, name, rec, intake=intake, server=server, settler=settler,
                      count=c.count, batch=c.batch, crashes=crashes,

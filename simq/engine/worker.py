@@ -47,13 +47,22 @@ NAN = math.nan
 
 class CrashPlan:
     """How a group's workers crash: each at random (up-time ``mtbf``, then down for
-    ``mttr``), and/or all of them at the scheduled ``at`` times."""
+    ``mttr``), and/or at the scheduled ``at`` times the first ``workers`` members of the
+    group then, in the order they joined (None: all of them)."""
 
     def __init__(self, mtbf: Callable[[], float] | None, mttr: Callable[[], float] | None,
-                 at: Sequence[tuple[float, float]] | None) -> None:
+                 at: Sequence[tuple[float, float]] | None, workers: int | None = None
+                 ) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.mtbf = mtbf
         self.mttr = mttr
         self.at = list(at or [])
+        self.workers = workers
+
+    def chosen(self, members: list[int]) -> list[int]:
+        """The members (slots in the order they joined) a scheduled crash hits."""
+        return members if self.workers is None else members[:self.workers]
 
 
 class Replier:
@@ -142,7 +151,7 @@ class Group:
         if log_workers:
             self._log()
         if crashes is not None and crashes.at:
-            env.process(self._scheduled_crashes(crashes.at))
+            env.process(self._scheduled_crashes(crashes))
 
     # Membership ------------------------------------------------------------------------
     def serving(self) -> list[int]:
@@ -372,13 +381,15 @@ class Group:
                 # Up-time counts from the restart: wait the repair out first.
                 yield self.env.timeout(down)
 
-    def _scheduled_crashes(self, at: list[tuple[float, float]]) -> ProcessGenerator:
+    def _scheduled_crashes(self, plan: CrashPlan) -> ProcessGenerator:
         env = self.env
-        for t, down in at:
+        for t, down in plan.at:
             if t > env.now:
                 yield env.timeout(t - env.now)
-            for slot, up in enumerate(self.up):
-                if up and not self.gone[slot]:
+            # Slots are numbered as workers start, so the first members are the oldest;
+            # a chosen member already down stays down (the crash passes no one else).
+            for slot in plan.chosen(self.serving()):
+                if self.up[slot]:
                     self.crash(slot, down)
 
     # What it holds ---------------------------------------------------------------------

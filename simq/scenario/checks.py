@@ -131,6 +131,20 @@ def reliability(m: Model) -> None:
                                         f"{p.mode}) waits for every reply and has no send "
                                         "`timeout`; a partition that loses messages would "
                                         "stall it", "lose")
+    for n, c in m.consumers.items():
+        chosen = None if c.crashes is None else c.crashes.workers
+        if chosen is not None:
+            # With scaling, "the first N" are the oldest members at the crash (fewer if
+            # the group is smaller then); N may not exceed the most it can ever have.
+            most, what = c.count, "count"
+            if c.autoscale is not None:
+                most, what = c.autoscale.max, "autoscale.max"
+            elif c.schedule and max(k for _, k in c.schedule) > c.count:
+                most, what = max(k for _, k in c.schedule), "the largest count in `schedule`"
+            if chosen > most:
+                raise ScenarioError(f"consumers.{n}.crashes.workers",
+                                    f"must be <= {what} ({most}): the group never has more "
+                                    "workers to crash", chosen)
     for n, q in m.queues.items():
         if q.dead_letter is not None and (q.dead_letter not in m.queues or q.dead_letter == n):
             others = ", ".join(sorted(k for k in m.queues if k != n)) or "none"

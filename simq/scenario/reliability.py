@@ -47,10 +47,9 @@ class BackoffSpec(BaseModel):
     cap: PositiveOrInf = math.inf
 
 
-class CrashSpec(BaseModel):
+class FaultSpec(BaseModel):
     """Faults: a component fails after ``mtbf`` up-time and is back after ``mttr``
-    (random), and/or fails at the times in ``at``: ``[[time, seconds down], ...]``.
-    For a consumer group, random crashes hit each worker, scheduled ones all of them."""
+    (random), and/or fails at the times in ``at``: ``[[time, seconds down], ...]``."""
 
     model_config = STRICT
 
@@ -59,7 +58,7 @@ class CrashSpec(BaseModel):
     at: list[tuple[NonNegative, Positive]] | None = None
 
     @model_validator(mode="after")
-    def _given(self) -> CrashSpec:
+    def _given(self) -> FaultSpec:
         if (self.mtbf is None) != (self.mttr is None):
             raise ValueError("give both `mtbf` (up-time before a crash) and `mttr` (time to "
                              "restart)")
@@ -77,7 +76,18 @@ class CrashSpec(BaseModel):
         return self
 
 
-FaultSpec = CrashSpec  # a queue's outages and a link's partitions take the same keys
+class CrashSpec(FaultSpec):
+    """A consumer group's crashes: random ones hit each worker; scheduled ones (``at``)
+    hit the first ``workers`` members at that time, oldest first (default: all)."""
+
+    workers: Count | None = None
+
+    @model_validator(mode="after")
+    def _chosen(self) -> CrashSpec:
+        if self.workers is not None and not self.at:
+            raise ValueError("`workers` chooses who the scheduled crashes `at` hit; random "
+                             "crashes (`mtbf`) hit every worker")
+        return self
 
 
 class SendRetrySpec(BaseModel):
