@@ -1,17 +1,23 @@
-"""Speed and memory of simq against a hand-written SimPy model and Ciw, on the same models.
+"""Speed and memory of simq against a hand-written SimPy model, Ciw and a numpy reference.
 
     python benchmarks/run.py                  # 200,000 messages per model, 3 repeats
     python benchmarks/run.py --quick          # 5,000 messages, 1 repeat (a smoke run)
     python benchmarks/run.py --scaling        # how simq's run time grows (messages, ...)
     python benchmarks/run.py --stream-check 10000000   # flat memory in streaming mode
+    python benchmarks/run.py --memory 1000000 # bytes per waiting and per recorded message
 
-Every model runs through every tool in this one process. Times are medians of repeated
-runs with no tracing; peak memory comes from a separate pass under ``tracemalloc``, which
-counts exactly what each call allocates (Python objects and numpy buffers) and can be
-reset between calls. The process's maximum RSS (``resource.getrusage``) cannot: it is a
-high-water mark for the whole process, about 175 MB of which is the imported libraries
-(pandas, scipy, numpy). The streaming check is run alone in its own process for that
-reason and reports the RSS it adds over what the imports already hold.
+Every model runs through every tool twice over: in this one process (times are medians
+of repeated runs with no tracing; peak memory from a separate pass under ``tracemalloc``,
+which counts exactly what each call allocates and can be reset between calls), and as a
+whole process (each tool in a fresh Python: wall time including its imports, and the
+child's maximum RSS, what the operating system had to give it). The process's own maximum
+RSS (``resource.getrusage``) cannot be reset between calls, so the streaming check and
+the memory rows also run in children of their own.
+
+The numpy reference is what the models' numbers are, computed without a simulator: the
+Lindley recursion W[n+1] = max(0, W[n] + S[n] - A[n+1]) in its cumulative (vectorised)
+form for a single server, station after station for the tandem; for M/M/4 the
+Kiefer-Wolfowitz recursion (the next free server from a heap), a short Python loop.
 
 Results go to results/benchmarks/*.csv (see benchmarks/README.md for how to read them).
 """
@@ -21,20 +27,23 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import heapq
 import itertools
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import simpy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,6 +104,8 @@ def run_simpy(model: str, n: int, seed: int = 1) -> dict[str, list[float]]:
     Records each message's wait at every station and its end-to-end latency, the least
     a user needs for the same statistics.
     """
+    import simpy  # here: a child process timing another tool does not import it
+
     lam, stations = MODELS[model]
     rng = np.random.default_rng(seed)
     env = simpy.Environment()
@@ -153,11 +164,54 @@ def run_ciw(model: str, n: int, seed: int = 1) -> list[Any]:
     return q.get_all_records()
 
 
+# The numpy reference -------------------------------------------------------------------
+def lindley(arrivals: np.ndarray, service: np.ndarray) -> np.ndarray:
+    """Waits in a FIFO single-server queue: W[n+1] = max(0, W[n] + S[n] - A[n+1]) in
+    closed form. With X[k] = S[k-1] - (a[k] - a[k-1]) and C its cumulative sum (C[0] = 0),
+    W[n] = C[n] - min(0, min over k <= n of C[k]): one cumsum and one running minimum."""
+    x = np.empty(len(arrivals))
+    x[0] = 0.0
+    x[1:] = service[:-1] - np.diff(arrivals)
+    c = np.cumsum(x)
+    return np.asarray(c - np.minimum.accumulate(np.minimum(c, 0.0)))
+
+
+def kiefer_wolfowitz(arrivals: np.ndarray, service: np.ndarray, servers: int) -> np.ndarray:
+    """Waits in a FIFO queue with ``servers`` servers: each customer takes the server
+    free first (a heap of the times they are free)."""
+    free = [0.0] * servers
+    waits = np.empty(len(arrivals))
+    for i, (a, s) in enumerate(zip(arrivals.tolist(), service.tolist(), strict=True)):
+        start = max(a, free[0])
+        waits[i] = start - a
+        heapq.heapreplace(free, start + s)
+    return waits
+
+
+def run_lindley(model: str, n: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """Each message's wait at every station and its end-to-end latency, from the
+    recursions over numpy variates: the least any tool can do for the same numbers."""
+    lam, stations = MODELS[model]
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1 / lam, n))
+    t = arrivals
+    waits = []
+    for k, (c, mu) in enumerate(stations):
+        service = rng.exponential(1 / mu, n)
+        if c > 1 and k + 1 < len(stations):
+            raise NotImplementedError("several servers before another station reorder messages")
+        w = lindley(t, service) if c == 1 else kiefer_wolfowitz(t, service, c)
+        waits.append(w)
+        t = t + w + service  # departures, in arrival order at a single server
+    return {"latency": t - arrivals, "waits": np.concatenate(waits)}
+
+
 TOOLS: dict[str, Callable[[str, int], Any]] = {
     "simq": run_simq,
     "simq-stream": run_simq_stream,
     "simpy": run_simpy,
     "ciw": run_ciw,
+    "numpy": run_lindley,
 }
 
 
@@ -184,6 +238,8 @@ def traced_peak_mb(fn: Callable[[], Any]) -> float:
 
 
 def machine() -> str:
+    import simpy
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -195,17 +251,41 @@ def machine() -> str:
             f"simpy {simpy.__version__}")
 
 
+def child(argv: list[str]) -> dict[str, Any]:
+    """Run ``run.py --child ...`` in a fresh Python: its report (with its peak RSS in MB,
+    read by the child as it ends) and the wall time from start to exit, imports included."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *argv],
+                          stdout=subprocess.PIPE, text=True, check=True)
+    wall = time.perf_counter() - started
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**report, "wall": wall}
+
+
+def ratio(x: float, y: float | None) -> float | str:
+    return round(x / y, 3) if y else ""
+
+
 def compare(n: int, repeats: int, tools: list[str]) -> list[dict[str, Any]]:
     rows = []
+    for t in tools:  # every lazily imported module in before the first timed run
+        TOOLS[t]("mm1", 100)
     for model in MODELS:
         times: dict[str, list[float]] = {t: [] for t in tools}
+        walls: dict[str, list[float]] = {t: [] for t in tools}
+        rss: dict[str, list[float]] = {t: [] for t in tools}
         for r in range(repeats):  # interleaved, so a noisy moment hits every tool alike
             for t in tools:
                 times[t].append(timed(lambda t=t, m=model: TOOLS[t](m, n)))
-                print(f"  {model:8s} {t:12s} repeat {r + 1}: {times[t][-1]:.2f} s",
-                      file=sys.stderr)
+                whole = child(["tool", f"{t}:{model}", str(n)])
+                walls[t].append(whole["wall"])
+                rss[t].append(whole["max_rss_mb"])
+                print(f"  {model:8s} {t:12s} repeat {r + 1}: {times[t][-1]:.2f} s in process, "
+                      f"{walls[t][-1]:.2f} s whole", file=sys.stderr)
         peaks = {t: traced_peak_mb(lambda t=t, m=model: TOOLS[t](m, n)) for t in tools}
         med = {t: statistics.median(v) for t, v in times.items()}
+        wall = {t: statistics.median(v) for t, v in walls.items()}
+        top = {t: max(v) for t, v in rss.items()}
         for t in tools:
             rows.append({
                 "model": model, "tool": t, "messages": n, "repeats": repeats,
@@ -213,10 +293,98 @@ def compare(n: int, repeats: int, tools: list[str]) -> list[dict[str, Any]]:
                 "best_seconds": round(min(times[t]), 4),
                 "msgs_per_s": round(n / med[t]),
                 "peak_mb": round(peaks[t], 2),
-                "time_vs_simpy": round(med[t] / med["simpy"], 3) if "simpy" in med else "",
-                "time_vs_ciw": round(med[t] / med["ciw"], 3) if "ciw" in med else "",
-                "mem_vs_ciw": round(peaks[t] / peaks["ciw"], 3) if "ciw" in peaks else "",
+                "time_vs_simpy": ratio(med[t], med.get("simpy")),
+                "time_vs_ciw": ratio(med[t], med.get("ciw")),
+                "time_vs_numpy": ratio(med[t], med.get("numpy")),
+                "mem_vs_ciw": ratio(peaks[t], peaks.get("ciw")),
+                "process_seconds": round(wall[t], 3),
+                "process_rss_mb": round(top[t], 1),
+                "process_vs_simpy": ratio(wall[t], wall.get("simpy")),
+                "process_vs_ciw": ratio(wall[t], wall.get("ciw")),
+                "process_vs_numpy": ratio(wall[t], wall.get("numpy")),
+                "rss_vs_ciw": ratio(top[t], top.get("ciw")),
             })
+    return rows
+
+
+# Memory per message ------------------------------------------------------------------
+def peak_mb() -> float:
+    """This process's highest resident memory so far, in MB: VmHWM (Linux), which belongs
+    to the program now running; ``ru_maxrss`` would also count what the parent held when
+    it started this child."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux), else its peak, in MB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def overloaded(records: str, **run: Any) -> simq.Scenario:
+    """lambda = 2 mu: the queue grows by one message a second."""
+    return simq.Scenario({
+        "name": "bench-overload",
+        "run": {"seed": 1, "warmup": 0, "records": records, **run},
+        "producers": {"app": {"to": "q", "rate": 2.0}},
+        "queues": {"q": {}},
+        "consumers": {"w": {"from": "q", "count": 1, "rate": 1.0}},
+    })
+
+
+def memory_child(kind: str, n: int) -> dict[str, Any]:
+    """In a fresh process: the resident memory one run adds, per message.
+
+    ``waiting``: summary records, an overloaded queue run until about n messages wait;
+    the memory still held at the end (the run's objects alive) over the messages waiting.
+    ``recorded`` / ``recorded-overload``: full records, n messages (M/M/1 at rho 0.8, or
+    lambda = 2 mu), the peak RSS the run added over n."""
+    from simq.engine import Simulation
+    from simq.record.streaming import run_streaming
+    from simq.run import seed_for
+
+    warnings.simplefilter("ignore")
+    simq.run(simq_scenario("mm1", 1000))  # every lazily imported module in, first
+    gc.collect()
+    before = resident_mb()
+    alive: list[Any] = []
+    started = time.perf_counter()
+    if kind == "waiting":
+        sim = Simulation(overloaded("summary", until=float(n)), seed_for(1, 0))
+        run_streaming(sim)
+        count = len(sim.queues["q"].items)
+    else:
+        sc = (simq_scenario("mm1", n) if kind == "recorded"
+              else overloaded("full", messages=n))
+        alive.append(simq.run(sc))  # alive while the held memory is read
+        count = n
+    seconds = time.perf_counter() - started
+    held = resident_mb()
+    peak = peak_mb()
+    return {"kind": kind, "messages": count, "seconds": round(seconds, 1),
+            "rss_before_mb": round(before, 1), "rss_held_mb": round(held, 1),
+            "rss_peak_mb": round(peak, 1),
+            "held_bytes_per_message": round((held - before) * 2**20 / count),
+            "peak_bytes_per_message": round((peak - before) * 2**20 / count)}
+
+
+def memory(n: int) -> list[dict[str, Any]]:
+    rows = []
+    for kind in ("waiting", "recorded", "recorded-overload"):
+        print(f"  memory {kind} ({n:,})", file=sys.stderr)
+        got = child(["memory", kind, str(n)])
+        got.pop("wall")
+        rows.append(got)
     return rows
 
 
@@ -309,8 +477,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time simq as messages, workers, queues and links grow")
     p.add_argument("--stream-check", type=int, metavar="N",
                    help="only run N M/M/1 messages in streaming mode and report memory")
+    p.add_argument("--memory", type=int, metavar="N",
+                   help="messages of the memory rows (default 1,000,000; --quick 20,000)")
+    p.add_argument("--child", nargs=3, metavar=("WHAT", "NAME", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
+    if args.child:  # one measurement in this fresh process (see child())
+        what, name, size = args.child
+        if what == "tool":  # name: tool:model
+            tool, model = name.split(":")
+            seconds = timed(lambda: TOOLS[tool](model, int(size)))
+            print(json.dumps({"seconds": seconds, "max_rss_mb": peak_mb()}))
+        else:
+            print(json.dumps(memory_child(name, int(size))))
+        return 0
     host = machine()
     print(f"machine: {host}")
 
@@ -328,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
           "tracemalloc in a separate pass")
     print(table(rows))
     write_csv(out / ("benchmarks-quick.csv" if args.quick else "benchmarks.csv"), rows, host)
+    size = args.memory or (20_000 if args.quick else 1_000_000)
+    mrows = memory(size)
+    print(f"\nmemory per message, each row in a fresh process ({size:,} messages): the "
+          "resident memory the run added")
+    print(table(mrows))
+    write_csv(out / ("memory-quick.csv" if args.quick else "memory.csv"), mrows, host)
     if args.scaling:
         srows = scaling(n // 2, repeats)
         print("\nsimq run time as one thing grows (others fixed: M/M/1-like stations, "

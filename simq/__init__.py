@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simq.analysis.compare import compare
-    from simq.errors import ScenarioError
+    from simq.errors import MemoryLimitError, ScenarioError
     from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
     from simq.scenario import Scenario, load, loads
     from simq.sweep import SweepResult, read_sweep, sweep
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "MemoryLimitError",
     "Prediction",
     "RecordsUnavailableError",
     "RunResult",
@@ -45,6 +46,7 @@ _LAZY = {
     "UnstableWarning": "simq.run",
     "run": "simq.run",
     "ScenarioError": "simq.errors",
+    "MemoryLimitError": "simq.errors",
     "Scenario": "simq.scenario",
     "load": "simq.scenario",
     "loads": "simq.scenario",

@@ -38,3 +38,13 @@ class ScenarioError(ValueError):
         if self.value is not ...:
             text += f", got {shown(self.value)}"
         return text
+
+
+class MemoryLimitError(ScenarioError):
+    """A run's memory grew past the limit (``SIMQ_MAX_MEMORY``, default three quarters of
+    the machine's memory) and it was stopped before the machine ran out.
+
+    A user error like any other (the CLI exits 2): the message names how far memory grew,
+    what was waiting then and what to change (``run.records: summary``, a shorter run,
+    more consumers).
+    """

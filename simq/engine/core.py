@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -12,31 +13,31 @@ from simpy.events import Event
 
 from simq.dists import Distribution, stream
 
+NAN = math.nan
+INF = math.inf
+
 __all__ = ["Daemons", "Destination", "Message", "Request", "Requester", "Streams", "key",
            "next_visit"]
 
 
 class Message:
-    """One message in flight. Small on purpose: the log holds its history."""
+    """One message in flight. Small on purpose: the log holds its history.
+
+    Every field is set when the message is made, the rarely used ones to a value that
+    means "unset", so that reading one never raises and a waiting line can keep a plain
+    message as numbers (engine.line)."""
 
     # `queue` is stamped by every queue a message passes (where it waits now), `left` by a
-    # prefetch buffer (when the broker dispatched it to the consumer); `deadline` is only
-    # set by a producer with a per-message ttl.
+    # prefetch buffer (when the broker dispatched it to the consumer; NaN before);
+    # `deadline` is only set by a producer with a per-message ttl (inf: none).
     # `visit` counts the queues a message entered after being processed (feedback, a
     # pipeline, a dead-letter queue), read only where copies of it may be processed
-    # twice (engine.queue.ReliableQueue): unset means 0.
+    # twice (engine.queue.ReliableQueue).
     # `stream`, `seq` and `key` are set by engine.order for every producer's message
-    # (unset on a queue's starting backlog, which has no send order): a partitioned
-    # topic routes by `key` when it is >= 0.
+    # (-1 on a queue's starting backlog, which has no send order): a partitioned topic
+    # routes by `key` when it is >= 0.
     __slots__ = ("id", "sent", "size", "arrived", "origin", "queue", "left", "deadline",
                  "visit", "stream", "seq", "key")
-    queue: int
-    left: float
-    deadline: float
-    visit: int
-    stream: int
-    seq: int
-    key: int
 
     def __init__(self, id: int, sent: float, size: float, origin: int = -1) -> None:
         self.id = id
@@ -46,18 +47,25 @@ class Message:
         # The producer's index (-1: a queue's starting backlog). Carried by the message
         # because the log it also went to is compacted or folded as the run goes.
         self.origin = origin
+        self.queue = -1
+        self.left = NAN
+        self.deadline = INF
+        self.visit = 0
+        self.stream = -1
+        self.seq = -1
+        self.key = -1
 
 
 def key(msg: Message) -> tuple[int, int]:
     """A message on one visit: what a broker settles, and what dedup recognises."""
-    return (msg.id, getattr(msg, "visit", 0))
+    return (msg.id, msg.visit)
 
 
 def next_visit(msg: Message) -> Message:
     """The same message as a fresh object for its next visit: a copy of it still in a
     line (left there by a worker whose visibility timeout ran out) stays on this one."""
     out = copy.copy(msg)
-    out.visit = getattr(msg, "visit", 0) + 1
+    out.visit = msg.visit + 1
     return out
 
 

@@ -15,6 +15,7 @@ import simpy
 from simpy.events import Event, ProcessGenerator
 
 from simq.engine.core import Destination, Message, key, next_visit
+from simq.engine.line import Line
 from simq.engine.recorder import (
     BACK,
     DEAD_LETTER,
@@ -35,6 +36,9 @@ __all__ = ["DeadLetter", "Levels", "Queue", "ReliableQueue", "wake_parked"]
 NAN = math.nan
 INF = math.inf
 
+# A FIFO waiting line: a deque of messages, or the same kept as numbers (engine.line).
+Fifo = deque[Message] | Line
+
 
 class Queue:
     """Messages wait in a line; idle workers park on a bare event.
@@ -50,7 +54,7 @@ class Queue:
     def __init__(
         self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
         capacity: float = INF, overflow: str = "drop-new",
-        line: deque[Message] | Levels | None = None,
+        line: Fifo | Levels | None = None,
         on_take: Callable[[Message], None] | None = None,
     ) -> None:
         self.env = env
@@ -58,7 +62,7 @@ class Queue:
         self.name = name
         self.capacity = capacity
         self.overflow = overflow
-        self.items: deque[Message] | Levels = deque() if line is None else line
+        self.items: Fifo | Levels = deque() if line is None else line
         self.idle: deque[Event] = deque()  # parked workers (or prefetch credits)
         self.blocked: deque[tuple[Message, Event]] = deque()  # senders waiting for room
         self.on_take = on_take
@@ -212,7 +216,7 @@ class ReliableQueue(Queue):
     def __init__(
         self, env: simpy.Environment, index: int, name: str, rec: Recorder, *,
         capacity: float = INF, overflow: str = "drop-new",
-        line: deque[Message] | Levels | None = None,
+        line: Fifo | Levels | None = None,
         on_take: Callable[[Message], None] | None = None,
         ttl: float | None = None, expiry: str = "head",
         dead_letter: DeadLetter | None = None,
@@ -320,8 +324,7 @@ class ReliableQueue(Queue):
             self._wake = None
 
     def _deadline(self, msg: Message) -> float:
-        own = getattr(msg, "deadline", INF)
-        return min(msg.arrived + self.ttl, own)
+        return min(msg.arrived + self.ttl, msg.deadline)
 
     def take(self) -> Message | None:
         if self.down:
@@ -375,8 +378,7 @@ class ReliableQueue(Queue):
             return
         msg = next_visit(msg)
         msg.arrived = now
-        if hasattr(msg, "deadline"):  # a fresh start: the DLQ's own ttl applies
-            del msg.deadline
+        msg.deadline = INF  # a fresh start: the DLQ's own ttl applies
         dest.put(msg)
 
     def settle(self, msg: Message, code: int, where: int) -> bool:
@@ -401,9 +403,11 @@ class Levels:
     Non-preemptive by construction: a message in service is no longer in the line.
     """
 
-    def __init__(self, priority_of: Callable[[Message], int]) -> None:
+    def __init__(self, priority_of: Callable[[Message], int],
+                 fifo: Callable[[], Fifo] = deque) -> None:
         self.priority_of = priority_of
-        self._lines: dict[int, deque[Message]] = {}
+        self._fifo = fifo  # what each priority's line is (engine.line.Line or a deque)
+        self._lines: dict[int, Fifo] = {}
         self._order: list[int] = []  # priorities present, highest first
         self._n = 0
 
@@ -411,7 +415,7 @@ class Levels:
         p = self.priority_of(msg)
         line = self._lines.get(p)
         if line is None:
-            line = self._lines[p] = deque()
+            line = self._lines[p] = self._fifo()
             self._order = sorted(self._lines, reverse=True)
         line.append(msg)
         self._n += 1

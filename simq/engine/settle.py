@@ -253,7 +253,7 @@ class Acks:
                     else:
                         self._drop_resend(m, q, arrived, left, end, steps)
                     continue
-                self.identities.setdefault(m.root, {})[getattr(m, "visit", 0)] = mid
+                self.identities.setdefault(m.root, {})[m.visit] = mid
             if self.visibility is not None or (self.cut and key(m) in self.cut):
                 self._applied(m)  # (only a copy given back can be processed twice)
             if back is not None:  # stale: its ack is refused
@@ -272,7 +272,7 @@ class Acks:
         seen = self.identities.get(m.root)
         if seen is None:
             return False
-        applied = seen.get(getattr(m, "visit", 0))
+        applied = seen.get(m.visit)
         return applied is not None and applied != m.id
 
     def _drop_resend(self, m: Message, q: ReliableQueue, arrived: float, left: float,

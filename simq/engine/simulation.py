@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,10 +30,11 @@ from simq.engine.durability import Persister
 from simq.engine.faults import Breakable, Faults
 from simq.engine.idempotence import Door
 from simq.engine.intake import Partitioned, Prefetch, SharedQueue
+from simq.engine.line import Line
 from simq.engine.link import CutLink, Link
 from simq.engine.order import Sequencer, key_source
 from simq.engine.outbound import Batcher, CreditGate, Credits, Encoder, Stamp
-from simq.engine.queue import DeadLetter, Levels, Queue, ReliableQueue
+from simq.engine.queue import DeadLetter, Fifo, Levels, Queue, ReliableQueue
 from simq.engine.rebalance import ASSIGNORS, Assignment, Rebalance
 from simq.engine.recorder import Recorder
 from simq.engine.retry import Backoff
@@ -192,7 +194,12 @@ class Simulation:
         sc, env, rec = self.scenario, self.env, self.rec
         q = sc.queues[name]
         index = list(sc.queues).index(name)
-        line = Levels(self._priority_of()) if q.discipline == "priority" else None
+        # A message given back by a visibility timeout may still be in a worker's hands:
+        # only then must the line hold the message itself (engine.line).
+        copies = any(sc.consumers[g].visibility_timeout is not None for g in self._drains[name])
+        fifo: Callable[[], Fifo] = deque if copies else Line
+        line: Fifo | Levels = (Levels(self._priority_of(), fifo) if q.discipline == "priority"
+                               else fifo())
         on_take = self.credits.back if self.credits is not None else None
         part = sc.partition_of(name)
         retention = None if part is None else sc.topics[part[0]].retention
@@ -218,8 +225,7 @@ class Simulation:
                 else retention.messages,
                 persistent=q.persistent, when_down=q.when_down,
                 deadlines=any(p.ttl is not None for p in sc.producers.values()),
-                copies=any(sc.consumers[g].visibility_timeout is not None
-                           for g in self._drains[name]))
+                copies=copies)
         else:
             queue = Queue(env, index, name, rec, capacity=q.capacity, overflow=q.overflow,
                           line=line, on_take=on_take)

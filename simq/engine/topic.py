@@ -40,12 +40,11 @@ class FanOut:
         origin = msg.origin
         blocked = []
         first, *rest = self.subscribers
-        deadline = getattr(msg, "deadline", None)
-        ordered = self.order is not None and hasattr(msg, "stream")
+        deadline = msg.deadline
+        ordered = self.order is not None and msg.stream >= 0
         for branch, dest in enumerate(rest, start=1):
             copy = Message(next(self.ids), msg.sent, msg.size, origin)
-            if deadline is not None:
-                copy.deadline = deadline
+            copy.deadline = deadline
             self._created.append((origin, msg.sent, msg.size))
             self._copy((copy.id, msg.id))
             if ordered:
@@ -86,7 +85,7 @@ class Partitioner:
         self.order = order
 
     def put(self, msg: Message) -> Event | None:
-        key = getattr(msg, "key", -1)
+        key = msg.key
         if key >= 0 and self.order is not None:
             return self.partitions[self.order.partition(key, len(self.partitions))].put(msg)
         return self.partitions[self.pick()].put(msg)

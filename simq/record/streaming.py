@@ -38,6 +38,7 @@ from simq.analysis.stats import slope
 from simq.engine import Outcome, Simulation
 from simq.engine.recorder import LAYOUT, Recorder, to_columns
 from simq.record.accumulators import Accumulators
+from simq.record.guard import MemoryGuard
 from simq.record.measures import worker_seconds, workers_at
 from simq.record.monitor import CHUNK, Monitor, sample_interval
 from simq.record.sketches import HISTOGRAM_ERROR, LogHistogram, StreamedMser
@@ -131,6 +132,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
     acc.mser = mser
     rec = sim.rec
     stops_after = spec.messages is not None
+    guard = MemoryGuard(sim)
 
     def workers() -> dict[str, np.ndarray]:
         # The worker-count log is small (one row per change): kept whole, read as in
@@ -147,6 +149,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
             before = sum(1 for entry in q.peaks if entry[0] < h)
             if before > 1:
                 del q.peaks[: before - 1]
+        guard.check()
 
     def reset_peaks() -> None:
         for q in sim.queues.values():
@@ -233,6 +236,7 @@ def _ordered(ts: dict[str, np.ndarray], sim: Simulation) -> dict[str, np.ndarray
 def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
     """Run a built simulation, compacting its logs into columns a chunk at a time."""
     rec = sim.rec
+    guard = MemoryGuard(sim)
 
     def logged(name: str) -> int:
         return sum(len(c[LAYOUT[name][0][0]]) for c in rec.chunks[name]) + len(
@@ -242,6 +246,7 @@ def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
         rec.compact()
         for q in sim.queues.values():  # full records give length_max: keep only the last
             del q.peaks[:-1]
+        guard.check()
 
     Monitor(sim, sample_interval(sim, 1000), compact, chunk=chunk,
             produced=lambda: logged("created"), finished=lambda: logged("finished"))
