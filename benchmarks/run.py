@@ -199,7 +199,10 @@ def run_lindley(model: str, n: int, seed: int = 1) -> dict[str, np.ndarray]:
     for k, (c, mu) in enumerate(stations):
         service = rng.exponential(1 / mu, n)
         if c > 1 and k + 1 < len(stations):
-            raise NotImplementedError("several servers before another station reorder messages")
+            # Not a gap to fill: with several servers messages leave out of arrival order,
+            # so no recursion in arrival order gives the next station's input.
+            raise ValueError(f"{model}: the numpy reference takes several servers only at "
+                             "the last station (they reorder messages)")
         w = lindley(t, service) if c == 1 else kiefer_wolfowitz(t, service, c)
         waits.append(w)
         t = t + w + service  # departures, in arrival order at a single server
