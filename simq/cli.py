@@ -67,13 +67,26 @@ def _max_events(args: argparse.Namespace) -> float | None:
     return limit
 
 
+def _max_memory(args: argparse.Namespace) -> dict[str, float]:
+    """``--max-memory`` as an override of ``run.max_memory`` (none when not given)."""
+    if args.max_memory is None:
+        return {}
+    from simq.scenario.types import read_size
+
+    try:
+        return {"run.max_memory": read_size(args.max_memory)}
+    except ValueError as e:
+        raise ScenarioError("--max-memory", str(e).split(", got")[0],
+                            args.max_memory) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from simq.files import check_dir, locked
     from simq.run import preflight, resolve
 
     limit = _max_events(args)
     sc = simq.load(args.scenario, allow_paths=args.allow_paths)
-    sc = sc.with_overrides(_overrides(args.set))
+    sc = sc.with_overrides({**_overrides(args.set), **_max_memory(args)})
     if args.stream:
         sc = sc.with_overrides({"run.records": "summary"})
     sc = resolve(sc, seed=args.seed)
@@ -137,7 +150,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     limit = _max_events(args)
     sc = simq.load(args.scenario, allow_paths=args.allow_paths)
-    sc = sc.with_overrides(_overrides(args.set))
+    sc = sc.with_overrides({**_overrides(args.set), **_max_memory(args)})
     grid = _grid(args.grid)
     check_workers(args.workers, "--workers")
     out = _out(args, RUNS / f"{sc.name}-sweep")
@@ -201,7 +214,10 @@ def _limits(p: argparse.ArgumentParser, paths: bool = True) -> None:
     p.add_argument("--max-events", type=float, metavar="N",
                    help="refuse a run estimated above N events (overrides run.max_events; "
                    "inf: no limit)")
-    if paths:
+    if paths:  # the commands that run a user's scenario
+        p.add_argument("--max-memory", metavar="SIZE",
+                       help="refuse a run estimated above SIZE (2G, 500M, bytes; inf: no "
+                       "limit) and stop one that grows past it (overrides run.max_memory)")
         p.add_argument("--allow-paths", action="store_true",
                        help="let the scenario read data files outside its own folder")
 

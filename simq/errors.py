@@ -41,7 +41,7 @@ class ScenarioError(ValueError):
 
 
 class MemoryLimitError(ScenarioError):
-    """A run's memory grew past the limit (``SIMQ_MAX_MEMORY``, default three quarters of
+    """A run's memory grew past ``run.max_memory`` (or the process past three quarters of
     the machine's memory) and it was stopped before the machine ran out.
 
     A user error like any other (the CLI exits 2): the message names how far memory grew,

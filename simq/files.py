@@ -252,10 +252,19 @@ def release(key: tuple[int, int] | None) -> None:
 
 @contextlib.contextmanager
 def locked(path: str | Path) -> Iterator[Path]:
-    """Hold ``path`` for the block (see :func:`acquire`)."""
-    key = acquire(path)
+    """Hold ``path`` for the block (see :func:`acquire`). A block that fails (a run
+    refused or stopped, an interrupt) leaves no trace: the folders this call created are
+    removed again while they are still empty."""
+    folder = _checked(path)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    key = acquire(folder)
     try:
         yield Path(path)
+    except BaseException:
+        for p in made:  # innermost first; a folder something was written into stays
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
     finally:
         _release(key)
 

@@ -1,7 +1,7 @@
 """Memory per message and the memory guard.
 
 A long waiting line keeps plain messages as numbers (engine.line); a run whose memory
-grows past ``SIMQ_MAX_MEMORY`` stops with a user error (record.guard). Sizes are asserted
+grows past ``run.max_memory`` stops with a user error (record.guard). Sizes are asserted
 only where they are exact C buffers (the line's blocks), the same on every Python."""
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from conftest import override
 
 import simq
 from simq.cli import main
+from simq.engine import Simulation
 from simq.engine.core import Message, Request
 from simq.engine.line import NEAR, Line
 from simq.errors import MemoryLimitError, ScenarioError
-from simq.record.guard import LIMIT_VARIABLE, memory_limit
+from simq.record.streaming import run_full, run_streaming
+from simq.run import seed_for
+from simq.scenario.types import format_size, read_size
 
 FIELDS = Message.__slots__
 
@@ -144,50 +147,98 @@ def test_a_long_line_serves_in_order_and_conserves(changes: dict[str, Any]) -> N
             assert one.sort_values("start", kind="stable")["arrived"].is_monotonic_increasing
 
 
-def test_memory_limit_reads_sizes() -> None:
-    assert memory_limit({LIMIT_VARIABLE: "2G"}) == 2 * 2**30
-    assert memory_limit({LIMIT_VARIABLE: "500M"}) == 500 * 2**20
-    assert memory_limit({LIMIT_VARIABLE: "1.5GB"}) == 1.5 * 2**30
-    assert memory_limit({LIMIT_VARIABLE: "123456"}) == 123456
-    assert memory_limit({LIMIT_VARIABLE: "off"}) == float("inf")
-    assert memory_limit({LIMIT_VARIABLE: "0"}) == float("inf")
-    assert 0 < memory_limit({}) < float("inf")
-    with pytest.raises(ScenarioError, match=f"{LIMIT_VARIABLE}.*got '12 parsecs'"):
-        memory_limit({LIMIT_VARIABLE: "12 parsecs"})
+def test_sizes_read_with_binary_units_and_print_back() -> None:
+    assert read_size("2G") == 2 * 2**30
+    assert read_size("500M") == 500 * 2**20
+    assert read_size("1.5GB") == 1.5 * 2**30
+    assert read_size("64KiB") == 64 * 2**10
+    assert read_size("123456") == read_size(123456) == 123456
+    assert read_size("inf") == read_size(float("inf")) == float("inf")
+    for bad in ("12 parsecs", 0, -1, "0", True, "-2G", float("nan")):
+        with pytest.raises(ValueError, match="must be a size > 0"):
+            read_size(bad)
+    assert format_size(2 * 2**30) == "2 GiB" and format_size(read_size("500M")) == "500 MiB"
+    sc = simq.Scenario(_overloaded("summary", **{"run.max_memory": "1.5G"}))
+    assert sc.run.max_memory == 1.5 * 2**30
+    with pytest.raises(ScenarioError, match=r"run\.max_memory: must be a size > 0"):
+        simq.Scenario(_overloaded("summary", **{"run.max_memory": "lots"}))
+
+
+# Long enough that what waits at the end holds several MiB in either record mode.
+GROWING = 30_000.0
+
+
+@pytest.fixture
+def traced(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The guard reads memory the tracer counts instead of the process's resident memory:
+    a worker that ran other tests first reuses freed memory without growing, so resident
+    memory would not show what this run added (in a fresh process it does)."""
+    tracemalloc.start()
+    monkeypatch.setattr("simq.record.guard.resident",
+                        lambda: float(tracemalloc.get_traced_memory()[0]))
+    yield
+    tracemalloc.stop()
+
+
+def _driven(records: str, limit: str) -> None:
+    """Run the overloaded model under ``run.max_memory: limit`` past the estimate (which
+    would refuse it first): what the guard does when the estimate was too low."""
+    sc = simq.Scenario(_overloaded(records, **{"run.until": GROWING, "run.max_memory": limit}))
+    sim = Simulation(sc, seed_for(sc.run.seed, 0))
+    (run_full if records == "full" else run_streaming)(sim)
 
 
 @pytest.mark.filterwarnings("ignore::simq.UnstableWarning")
 @pytest.mark.parametrize("records", ["full", "summary"])
-def test_a_run_past_the_limit_stops_with_a_user_error(
-        records: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LIMIT_VARIABLE, "1M")  # below what any Python process holds
+@pytest.mark.usefixtures("traced")
+def test_a_run_past_the_limit_stops_with_a_user_error(records: str) -> None:
     with pytest.raises(MemoryLimitError) as err:
-        simq.run(_overloaded(records))
+        _driven(records, "1M")
     text = str(err.value)
-    assert text.startswith("run: memory grew")
+    assert text.startswith("run: the run's memory grew by"), text
+    assert "past run.max_memory (1 MiB)" in text and "--max-memory" in text
     assert "messages waiting" in text and "more consumers for queue 'q'" in text
-    assert LIMIT_VARIABLE in text
     assert ("run.records: summary" in text) == (records == "full")
     assert isinstance(err.value, ScenarioError)  # a user error: the CLI exits 2
 
 
 @pytest.mark.filterwarnings("ignore::simq.UnstableWarning")
+def test_the_machine_ceiling_holds_whatever_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("simq.record.guard.machine_limit", lambda: 1.0)
+    with pytest.raises(MemoryLimitError, match="of this machine's memory"):
+        _driven("summary", "inf")
+
+
+def test_the_estimate_refuses_first_with_the_same_limit() -> None:
+    with pytest.raises(ScenarioError, match=r"run\.max_memory: this run would hold .* the "
+                       r"limit is 1 MiB"):
+        simq.run(_overloaded("full", **{"run.until": GROWING, "run.max_memory": "1M"}))
+
+
+@pytest.mark.filterwarnings("ignore::simq.UnstableWarning")
+@pytest.mark.usefixtures("traced")
 def test_the_cli_exits_2_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "overloaded.yaml"
     import yaml
 
-    path.write_text(yaml.safe_dump(_overloaded("summary")))
-    monkeypatch.setenv(LIMIT_VARIABLE, "1M")
-    code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    path.write_text(yaml.safe_dump(_overloaded("summary", **{"run.until": GROWING})))
+    # An estimate that misses the growth: the guard, not the estimate, stops the run.
+    real = simq.run.__globals__["check"]
+    monkeypatch.setitem(simq.run.__globals__, "check", lambda sc, **kw: real(
+        sc.with_overrides({"run.max_memory": "inf"}), **kw))
+    code = main(["run", str(path), "--max-memory", "1M", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
-    assert any(line.startswith("simq: error: run: memory grew") for line in err.splitlines())
+    assert any(line.startswith("simq: error: run: the run's memory grew")
+               for line in err.splitlines()), err
     assert "Traceback" not in err
+    assert not (tmp_path / "out").exists(), "a stopped run leaves no folder behind"
+    assert main(["run", str(path), "--max-memory", "lots", "--out", str(tmp_path / "o")]) == 2
+    assert "--max-memory: must be a size" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore::simq.UnstableWarning")
-def test_the_guard_leaves_a_run_under_the_limit_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LIMIT_VARIABLE, "off")
+def test_the_guard_leaves_a_run_under_the_limit_alone() -> None:
     res = simq.run(_overloaded("summary"))
     assert res.summary["messages"]["in_flight"] > 2 * NEAR

@@ -26,6 +26,7 @@ import numpy as np
 from simq.errors import ScenarioError
 from simq.scenario import ConsumerSpec, ProducerSpec, Scenario
 from simq.scenario.components import SyncProducer, WindowProducer
+from simq.scenario.types import format_size
 
 __all__ = ["EVENTS_PER_SECOND", "MAX_STATIONS", "Estimate", "check", "check_sweep", "estimate"]
 
@@ -70,15 +71,6 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds))} s"
 
 
-def _bytes(n: float) -> str:
-    if not math.isfinite(n):
-        return "unbounded"
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{_sci(n / size) if n / size >= 1000 else f'{n / size:.3g}'} {unit}"
-    return f"{n:.0f} bytes"
-
-
 @dataclass(frozen=True)
 class Estimate:
     """The cost of a run (or of ``runs`` of them, a sweep) on paper."""
@@ -111,7 +103,7 @@ class Estimate:
         """``about 2×10¹¹ events, ~12 days at ~200,000 events/s, ~3 GB of memory``."""
         if not math.isfinite(self.total_events):
             return "an unbounded number of events: it would never end"
-        memory = (f"~{_bytes(self.total_memory)} of memory"
+        memory = (f"~{format_size(self.total_memory)} of memory"
                   if math.isfinite(self.total_memory) else "unbounded memory")
         return (f"about {_sci(self.total_events)} events, ~{_duration(self.seconds)} at "
                 f"~{EVENTS_PER_SECOND:,} events/s, {memory}")
@@ -341,11 +333,11 @@ def check(sc: Scenario, *, replications: int | None = None, runs: int = 1,
             f"(--max-events) or {_advice(est)}")
     if not est.total_memory <= sc.run.max_memory:
         raise ScenarioError(
-            "run.max_memory", f"this run would hold ~{_bytes(est.total_memory)} "
-            f"({est.describe()}); the limit is {_bytes(sc.run.max_memory)}: "
+            "run.max_memory", f"this run would hold ~{format_size(est.total_memory)} "
+            f"({est.describe()}); the limit is {format_size(sc.run.max_memory)}: "
             + ("keep only summary records (--stream, run.records: summary), or "
                if est.records > est.standing else "")
-            + f"raise run.max_memory or {_advice(est, memory=True)}")
+            + f"raise run.max_memory (--max-memory) or {_advice(est, memory=True)}")
     return est
 
 

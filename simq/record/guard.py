@@ -2,6 +2,13 @@
 of a very long run) stops with :class:`~simq.errors.MemoryLimitError` before the machine
 runs out, instead of ending in a ``MemoryError`` traceback or the system killing it.
 
+One limit, ``run.max_memory``, serves both checks of a run's memory: the estimate refuses
+a run before it starts when what it would hold is above it (:mod:`simq.model.estimate`),
+and this guard stops a run whose memory grows past it all the same (the estimate is a
+model; a run can hold more). Whatever the setting, a run is also stopped when the whole
+process passes three quarters of the machine's (or the container's) memory: beyond that
+the system, not simq, decides how it ends.
+
 The driver (record.streaming) checks the process's resident memory each time it folds or
 compacts the logs, which it does every ``CHUNK`` rows: memory that only grows is noticed
 within one chunk.
@@ -10,18 +17,15 @@ within one chunk.
 from __future__ import annotations
 
 import os
-import re
 import resource
-from collections.abc import Mapping
 
 from simq.engine import Simulation
-from simq.errors import MemoryLimitError, ScenarioError
+from simq.errors import MemoryLimitError
+from simq.scenario.types import format_size
 
-__all__ = ["LIMIT_VARIABLE", "MemoryGuard", "memory_limit", "resident"]
+__all__ = ["SHARE", "MemoryGuard", "machine_limit", "resident"]
 
-LIMIT_VARIABLE = "SIMQ_MAX_MEMORY"
-SHARE = 0.75  # of the machine's (or the container's) memory, when the variable is not set
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+SHARE = 0.75  # of the machine's (or the container's) memory a process may reach
 
 
 def _machine_bytes() -> float:
@@ -40,22 +44,9 @@ def _machine_bytes() -> float:
     return total
 
 
-def memory_limit(environ: Mapping[str, str] | None = None) -> float:
-    """The resident memory a run may reach, in bytes (inf: no limit).
-
-    ``SIMQ_MAX_MEMORY`` gives it as a size (``2G``, ``500M``, ``1500000000``; ``0`` or
-    ``off``: no limit); unset, it is three quarters of the machine's memory."""
-    env = os.environ if environ is None else environ
-    text = env.get(LIMIT_VARIABLE, "").strip()
-    if not text:
-        return SHARE * _machine_bytes()
-    if text.lower() in ("0", "off", "none"):
-        return float("inf")
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?", text, re.IGNORECASE)
-    if m is None or float(m.group(1)) <= 0:
-        raise ScenarioError(LIMIT_VARIABLE, "must be a size such as 2G, 500M or a number "
-                            "of bytes (0 or off: no limit)", text)
-    return float(m.group(1)) * _UNITS[m.group(2).upper()]
+def machine_limit() -> float:
+    """The resident memory a process may reach whatever the scenario says, in bytes."""
+    return SHARE * _machine_bytes()
 
 
 def resident() -> float:
@@ -68,22 +59,20 @@ def resident() -> float:
         return float(peak if os.uname().sysname == "Darwin" else peak * 1024)
 
 
-def _size(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
-
-
 class MemoryGuard:
-    """Stops ``sim`` with :class:`MemoryLimitError` once resident memory passes
-    ``limit`` bytes (default :func:`memory_limit`)."""
+    """Stops ``sim`` with :class:`MemoryLimitError` once the memory its run added passes
+    ``run.max_memory``, or the process passes :func:`machine_limit`."""
 
-    def __init__(self, sim: Simulation, limit: float | None = None) -> None:
+    def __init__(self, sim: Simulation) -> None:
         self.sim = sim
-        self.limit = memory_limit() if limit is None else limit
+        self.limit = float(sim.scenario.run.max_memory)
+        self.ceiling = machine_limit()
         self.start = resident()
 
     def check(self) -> None:
         now = resident()
-        if now <= self.limit:
+        grown = now - self.start
+        if grown <= self.limit and now <= self.ceiling:
             return
         sim = self.sim
         waiting = sum(len(q.items) for q in sim.queues.values())
@@ -94,10 +83,14 @@ class MemoryGuard:
         hints += ["a shorter run (run.until or run.messages)",
                   f"more consumers for queue {longest!r}" if waiting else "more consumers"]
         where = f"; {waiting:,} messages waiting ({longest!r} holds the most)" if waiting else ""
+        if grown > self.limit:
+            past = (f"the run's memory grew by {format_size(grown)} (to {format_size(now)}) by t = "
+                    f"{float(sim.env.now):g} s, past run.max_memory ({format_size(self.limit)})")
+            more = "; or raise run.max_memory (--max-memory 8G; inf: no limit)"
+        else:
+            past = (f"memory reached {format_size(now)} by t = {float(sim.env.now):g} s, past "
+                    f"{SHARE:.0%} of this machine's memory ({format_size(self.ceiling)})")
+            more = "; or run it on a larger machine"
         raise MemoryLimitError(
-            "run",
-            f"memory grew from {_size(self.start)} to {_size(now)} by t = "
-            f"{float(sim.env.now):g} s, past the limit of {_size(self.limit)} "
-            f"({LIMIT_VARIABLE}){where}: the run was stopped before the machine ran out. "
-            f"Try {', '.join(hints[:-1])} or {hints[-1]}; or raise {LIMIT_VARIABLE} "
-            "(e.g. 8G; 0: no limit)")
+            "run", f"{past}{where}: the run was stopped before the machine ran out. "
+            f"Try {', '.join(hints[:-1])} or {hints[-1]}{more}")

@@ -51,6 +51,7 @@ from simq.scenario.types import (
     NonNegative,
     Positive,
     Probability,
+    Size,
     Whole,
     default_dist,
     finite,
@@ -88,9 +89,10 @@ class RunSpec(BaseModel):
     timeseries_points: Annotated[Count, Field(ge=2, le=1_000_000)] = 500
     # full: one record per message (res.messages); summary: accumulators only, flat memory
     records: Literal["full", "summary"] = "full"
-    # Refused before it starts above these (simq.model.estimate): events, bytes.
+    # Refused before it starts above these (simq.model.estimate): events, bytes; a run
+    # whose memory grows past max_memory all the same is stopped (simq.record.guard).
     max_events: Positive = MAX_EVENTS
-    max_memory: Positive = MAX_MEMORY
+    max_memory: Size = MAX_MEMORY
 
     @field_validator("warmup", mode="before")
     @classmethod

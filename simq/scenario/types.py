@@ -10,6 +10,7 @@ added from pydantic's location when the error is reported (``simq.scenario.io``)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -19,8 +20,8 @@ from simq.dists import Distribution, parse
 from simq.errors import shown
 
 __all__ = ["INF_WORDS", "INT_LIMIT", "STRICT", "Bandwidth", "Capacity", "Count", "Dist", "Fraction",
-           "NonNegative", "Positive", "PositiveOrInf", "Probability", "Rate", "Whole",
-           "default_dist", "finite", "number", "read_inf"]
+           "NonNegative", "Positive", "PositiveOrInf", "Probability", "Rate", "Size", "Whole",
+           "default_dist", "finite", "number", "format_size", "read_inf", "read_size"]
 
 # Every spec refuses unknown keys and cannot be changed once built.
 STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -141,3 +142,37 @@ Bandwidth = Annotated[float, BeforeValidator(
 #: Seconds > 0, or ``.inf`` (no bound on a wait).
 PositiveOrInf = Annotated[float, BeforeValidator(
     _or_inf("a number of seconds > 0 (or .inf)", lambda x: x > 0))]
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_SIZE_RULE = "a size > 0 such as 2G, 500M or a number of bytes (inf: no limit)"
+
+
+def read_size(v: Any) -> float:
+    """Bytes from a size: a number of bytes, text with a binary unit (``2G``, ``500M``,
+    ``1.5GB``, ``64KiB``) or a word for infinity; refused unless > 0."""
+    v = read_inf(v)
+    if isinstance(v, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", v, re.IGNORECASE)
+        if m is None:
+            raise ValueError(f"must be {_SIZE_RULE}, got {shown(v)}")
+        v = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    x = number(v, _SIZE_RULE)
+    if not x > 0:
+        raise ValueError(f"must be {_SIZE_RULE}, got {shown(v)}")
+    return x
+
+
+#: Bytes > 0 given as a number or a size with a unit (``2G``), or ``.inf``.
+Size = Annotated[float, BeforeValidator(read_size)]
+
+
+def format_size(n: float) -> str:
+    """Bytes as a user reads them, in the binary units :func:`read_size` takes back."""
+    if not math.isfinite(n):
+        return "unbounded"
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = _UNITS[unit[0]]
+        if n >= size:
+            return f"{n / size:.3g} {unit}" if n / size < 1000 else f"{n / size:.0f} {unit}"
+    return f"{n:.0f} bytes"
