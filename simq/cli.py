@@ -178,24 +178,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from simq.validate import (
-        case_names,
-        check_output,
-        format_table,
-        fresh_folder,
-        run_suite,
-        write_outputs,
-    )
+    from simq.files import locked
+    from simq.validate import case_names, check_output
 
     limit = _max_events(args)
     if args.jobs is not None and args.jobs < 1:
         raise ScenarioError("--jobs", "must be an integer >= 1", args.jobs)
     if args.only and not any(args.only.lower() in n.lower() for n in case_names()):
         raise ScenarioError("--only", "matches no validation case", args.only)
-    # Refuse a folder up front, before minutes of simulation.
-    if args.out is not None:
-        _out(args, RUNS)
-        check_output(args.out, partial=bool(args.only), force=args.force)
+    # Refuse a folder up front, before minutes of simulation, and hold it until written.
+    if args.out is None:
+        return _validate_into(args, None, limit)
+    _out(args, RUNS)
+    check_output(args.out, partial=bool(args.only), force=args.force)
+    with locked(args.out):
+        return _validate_into(args, args.out, limit)
+
+
+def _validate_into(args: argparse.Namespace, out: str | None, limit: float | None) -> int:
+    from simq.validate import format_table, fresh_folder, run_suite, write_outputs
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
@@ -204,7 +206,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                           (lambda name: print(f"  done: {name}", file=sys.stderr)))
     print(format_table(suite))
     # A fresh folder for each run by default: a validation is kept, never replaced.
-    folder = write_outputs(suite, args.out if args.out is not None else fresh_folder(RUNS),
+    folder = write_outputs(suite, out if out is not None else fresh_folder(RUNS),
                            force=args.force)
     print(f"\nwrote {folder}/: validation.csv, validation.md")
     return 0 if suite.passed else 1

@@ -120,3 +120,41 @@ def test_referee_cases_are_skipped_with_a_message_without_ciw(
     suite = validate_pkg.run_suite(thorough=True, jobs=1, only="G/G/2")
     assert suite.table.empty
     assert any("Ciw is not installed" in s for s in suite.skipped)
+
+
+def test_a_forced_validation_replaces_its_files_and_keeps_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "v"
+    assert main(["validate", *QUICK, "--out", str(out)]) == 0
+    (out / "figure.png").write_bytes(b"a figure someone made")
+    (out / "validation.md").write_text("stale", encoding="utf-8")
+    assert main(["validate", *QUICK, "--out", str(out), "--force"]) == 0
+    assert (out / "figure.png").read_bytes() == b"a figure someone made"
+    assert (out / "validation.md").read_text(encoding="utf-8") != "stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v"], "no temporary folder is left"
+
+
+HOLD = """
+import sys, time
+from simq.files import locked
+with locked(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_folder_another_process_writes_into_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    out = tmp_path / "v"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["validate", *QUICK, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "another simq process" in err and "Traceback" not in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["validate", *QUICK, "--out", str(out)]) == 0  # released when it died

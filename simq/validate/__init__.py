@@ -280,14 +280,25 @@ def check_output(out: str | Path, *, partial: bool, force: bool = False) -> None
             "(a fresh folder under runs/), or pass --force to replace its validation")
 
 
+# What a validation writes; anything else in its folder (a figure, a report written
+# beside the committed table) is kept when a new validation replaces these.
+VALIDATION_FILES = frozenset({"validation.csv", "validation.md"})
+
+
 def write_outputs(suite: Suite, out: str | Path, *, force: bool = False) -> Path:
-    """Write validation.csv and validation.md into ``out`` (see ``check_output``)."""
-    from simq.report import prepare_dir, write_atomic
+    """Write validation.csv and validation.md into ``out`` (see ``check_output``).
+
+    Both are written into a temporary folder beside ``out`` and moved in together when
+    complete (:func:`simq.files.staged_dir`): a killed validation never leaves a table
+    beside the other file of an earlier one, and another simq process writing into ``out``
+    is refused."""
+    from simq.files import staged_dir
+    from simq.report import write_atomic
 
     check_output(out, partial=suite.only is not None, force=force)
-    folder = prepare_dir(out, "validate", force=True,
-                         meta={"partial": suite.only is not None, "only": suite.only})
-    csv = suite.table.to_csv(index=False, float_format="%.6g")
-    write_atomic(folder / "validation.csv", csv)
-    write_atomic(folder / "validation.md", markdown(suite))
-    return folder
+    with staged_dir(out, "validate", VALIDATION_FILES, force=True,
+                    meta={"partial": suite.only is not None, "only": suite.only}) as folder:
+        csv = suite.table.to_csv(index=False, float_format="%.6g")
+        write_atomic(folder / "validation.csv", csv)
+        write_atomic(folder / "validation.md", markdown(suite))
+    return Path(out)
