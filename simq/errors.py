@@ -25,19 +25,31 @@ class ScenarioError(ValueError):
     ``consumers.worker.count: must be an integer >= 1, got 0``.
     """
 
-    def __init__(self, path: str, rule: str, value: object = ...) -> None:
-        # The three parts are the exception's args, so that it can be rebuilt from them
+    def __init__(self, path: str, rule: str, value: object = ...,
+                 also: tuple[str, ...] = ()) -> None:
+        # The parts are the exception's args, so that it can be rebuilt from them
         # (pickling across processes, SimPy re-raising an error from inside a run).
-        super().__init__(path, rule, value)
+        super().__init__(path, rule, value, also)
         self.path = path
         self.rule = rule
         self.value = value
+        #: The other errors found in the same pass (each a whole message): a scenario with
+        #: three mistakes says so at once instead of one per try.
+        self.also = tuple(also)
 
     def __str__(self) -> str:
         text = f"{self.path}: {self.rule}" if self.path else self.rule
         if self.value is not ...:
             text += f", got {shown(self.value)}"
+        if self.also:
+            more = "; ".join(self.also[:ALSO_SHOWN])
+            rest = len(self.also) - ALSO_SHOWN
+            text += (f" (and {len(self.also)} more: {more}"
+                     + (f"; {rest} other{'s' if rest > 1 else ''}" if rest > 0 else "") + ")")
         return text
+
+
+ALSO_SHOWN = 3  # the other errors of one pass quoted in a message
 
 
 class MemoryLimitError(ScenarioError):

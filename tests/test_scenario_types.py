@@ -5,11 +5,13 @@ the message names the key; and producers take only the keys of their mode."""
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import pytest
 
 import simq
+from simq.errors import ScenarioError
 
 
 def base() -> dict[str, Any]:
@@ -197,3 +199,36 @@ def test_scenario_exposes_its_validated_model() -> None:
     sc = simq.Scenario(base())
     assert isinstance(sc.model, simq.scenario.Model)
     assert sc.model.producers["app"] is sc.producers["app"]
+
+
+def test_every_mistake_of_a_scenario_is_named_at_once() -> None:
+    raw = {"name": "x", "run": {"until": True, "seed": -1},
+           "producers": {"app": {"to": "q", "rate": 1, "rat": 2}},
+           "queues": {"q": {"capacity": -1}},
+           "consumers": {"w": {"from": "q", "rate": 1}}}
+    with pytest.raises(ScenarioError) as err:
+        simq.Scenario(raw)
+    e = err.value
+    assert e.path == "run.until"
+    paths = [a.split(":")[0] for a in e.also]
+    assert paths == ["run.seed", "producers.app.rat", "queues.q.capacity"]
+    assert "did you mean 'rate'?" in e.also[1]
+    assert str(e).startswith("run.until: must be a number > 0, got True (and 3 more: run.seed")
+    again = pickle.loads(pickle.dumps(e))  # rebuilt across processes with its other errors
+    assert str(again) == str(e)
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"links": {"app->q": "constant(0)"}},
+     "links.app->q: must be a mapping of keys to values, got 'constant(0)'"),
+    ({"name": 3}, "name: must be text, got 3"),
+    ({"consumers": {"w": {"from": "q", "rate": 1, "ack": "often"}}},
+     "consumers.w.ack: must be 'auto' or 'manual', got 'often'"),
+])
+def test_errors_are_worded_like_the_rest_of_simq(change: dict[str, Any], rule: str) -> None:
+    raw = {"name": "x", "run": {"until": 100}, "producers": {"app": {"to": "q", "rate": 1}},
+           "queues": {"q": {}}, "consumers": {"w": {"from": "q", "rate": 1}}, **change}
+    with pytest.raises(ScenarioError) as err:
+        simq.Scenario(raw)
+    assert str(err.value) == rule
+    assert "input should" not in str(err.value).lower()

@@ -344,9 +344,38 @@ def _keys_at(loc: Sequence[str]) -> set[str]:
     return keys
 
 
-def validation_error(err: ValidationError) -> ScenarioError:
-    """Turn pydantic's report into one message naming path, rule and value."""
-    e = err.errors(include_url=False)[0]
+# pydantic's wording for a value of the wrong type, in the words of the rest of simq.
+_TYPE_RULES = {
+    "dict_type": "must be a mapping of keys to values",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+}
+
+
+def _rule(kind: str, msg: str) -> str:
+    """The rule of one pydantic error, worded like simq's own."""
+    if kind in _TYPE_RULES:
+        return _TYPE_RULES[kind]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if msg.startswith("Input should be "):  # literal_error and the like: "'a' or 'b'"
+        msg = "must be " + msg[len("Input should be "):]
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _one(e: Mapping[str, Any]) -> ScenarioError:
+    """One pydantic error as a message naming path, rule and value."""
     loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
     loc = [p for p in loc if p not in {"float", "int", "str", "none", "constrained-float"}]
     if len(loc) >= 3 and loc[0] == "producers" and loc[2] in MODES:
@@ -357,8 +386,6 @@ def validation_error(err: ValidationError) -> ScenarioError:
     kind = e["type"]
     value = e.get("input", ...)
     msg = e["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1]) or "top level"
         hint = did_you_mean(loc[-1], _keys_at(loc[:-1])) if loc else ""
@@ -368,8 +395,22 @@ def validation_error(err: ValidationError) -> ScenarioError:
         return ScenarioError(f"{path}.mode", f"must be {', '.join(MODES)}", mode)
     if kind == "missing":
         return ScenarioError(path, "required key is missing")
-    if isinstance(value, Mapping) or kind.startswith("value_error"):
+    if (isinstance(value, Mapping) and kind not in _TYPE_RULES) \
+            or kind.startswith("value_error"):
         value = ...
     if ", got " in msg:
         value = ...
-    return ScenarioError(path, msg[0].lower() + msg[1:], value)
+    return ScenarioError(path, _rule(kind, msg), value)
+
+
+def validation_error(err: ValidationError) -> ScenarioError:
+    """Turn pydantic's report into one error naming path, rule and value, carrying every
+    other mistake it found in the same pass (one per path) in ``also``."""
+    found: dict[str, ScenarioError] = {}
+    for e in err.errors(include_url=False):
+        one = _one(e)
+        found.setdefault(one.path, one)
+    first, *rest = found.values()
+    if not rest:
+        return first
+    return ScenarioError(first.path, first.rule, first.value, tuple(str(r) for r in rest))
