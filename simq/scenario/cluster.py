@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from simq.errors import shown
 from simq.scenario.reliability import FaultSpec
@@ -31,6 +31,13 @@ def acks_value(v: Any) -> Any:
         return "all" if v == -1 else v
     raise ValueError(f"must be 1 (the leader's write), all (every in-sync replica) or "
                      f"quorum (a majority of the replicas), got {shown(v)}")
+
+
+#: What a queue's or a topic's write waits for on a cluster (unset: the cluster's rule).
+AcksKey = Annotated[Literal["1", "all", "quorum"] | None,
+                    BeforeValidator(lambda v: v if v is None else acks_value(v))]
+#: A number of replicas on a cluster (unset: the cluster's).
+ReplicasKey = Annotated[Count, Field(le=1_000)] | None
 
 
 class BrokersSpec(BaseModel):

@@ -30,7 +30,7 @@ from pydantic import (
 
 from simq.dists import Distribution
 from simq.errors import shown
-from simq.scenario.cluster import acks_value
+from simq.scenario.cluster import AcksKey, ReplicasKey
 from simq.scenario.keys import KeyDist, key_shares, trace_shares
 from simq.scenario.rebalance import RebalanceSpec
 from simq.scenario.reliability import (
@@ -355,14 +355,9 @@ class QueueSpec(BaseModel):
     # On a broker cluster (`brokers:`, docs/cluster.md): replicas of this queue, what a
     # write waits for, and how many in-sync replicas a write needs (acks: all). Unset:
     # the cluster's replication_factor, acks all, min_insync_replicas 1.
-    replication_factor: Annotated[Count, Field(le=1_000)] | None = None
-    acks: Literal["1", "all", "quorum"] | None = None
-    min_insync_replicas: Annotated[Count, Field(le=1_000)] | None = None
-
-    @field_validator("acks", mode="before")
-    @classmethod
-    def _acks(cls, v: Any) -> Any:
-        return v if v is None else acks_value(v)
+    replication_factor: ReplicasKey = None
+    acks: AcksKey = None
+    min_insync_replicas: ReplicasKey = None
 
     @model_validator(mode="after")
     def _order(self) -> QueueSpec:
@@ -554,14 +549,9 @@ class TopicSpec(BaseModel):
     durability: DurabilitySpec | None = None
     backlog: BacklogSpec | None = None  # each partition's starting lag (docs/peak.md)
     # On a broker cluster (docs/cluster.md): each partition's replicas and write rule.
-    replication_factor: Annotated[Count, Field(le=1_000)] | None = None
-    acks: Literal["1", "all", "quorum"] | None = None
-    min_insync_replicas: Annotated[Count, Field(le=1_000)] | None = None
-
-    @field_validator("acks", mode="before")
-    @classmethod
-    def _acks(cls, v: Any) -> Any:
-        return v if v is None else acks_value(v)
+    replication_factor: ReplicasKey = None
+    acks: AcksKey = None
+    min_insync_replicas: ReplicasKey = None
     # The log's retention (docs/patterns.md): every consumer group reads the whole log at
     # its own offset; what retention removes before a group read it is lost to that group.
     retention: RetentionSpec | None = None
