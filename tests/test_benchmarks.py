@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,3 +49,14 @@ def test_the_numpy_reference_agrees_with_a_direct_recursion() -> None:
     np.testing.assert_allclose(run.lindley(arrivals, service), w, atol=1e-9)
     # One server of the heap form is the same queue.
     np.testing.assert_allclose(run.kiefer_wolfowitz(arrivals, service, 1), w, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_the_fuzz_count_finds_no_bug(tmp_path: Path) -> None:
+    """A short count of generated hostile input (benchmarks/fuzz.py): every input runs or
+    is refused cleanly; the script exits 1 on a traceback, another exception or a hang."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fuzz.py"), "--count", "120", "--seed", "5",
+         "--timeout", "60"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "120 generated inputs" in done.stdout and "bug" not in done.stdout
