@@ -193,19 +193,28 @@ def test_a_foreign_folder_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
-def _cli_sweep(out: Path, *extra: str) -> list[str]:
+def _cli_sweep(out: Path, *extra: str, executor: str = "serial") -> list[str]:
+    workers = [] if executor == "serial" else ["--workers", "2"]
     return [sys.executable, "-m", "simq.cli", "sweep", str(MM1),
             "--grid", "producers.app.rate=0.2:0.9:8", "--replications", "3",
             "--set", "run.until=3000", "--set", "run.warmup=300",
-            "--executor", "serial", "--quiet", "--out", str(out), *extra]
+            "--executor", executor, *workers, "--quiet", "--out", str(out), *extra]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL,
-                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
-def test_an_interrupted_sweep_resumes_to_the_same_table(tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(("sig", "executor"), [
+    (signal.SIGKILL, "serial"),
+    pytest.param(signal.SIGINT, "serial", marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, "processes", marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, "dask", marks=pytest.mark.slow),
+])
+def test_an_interrupted_sweep_resumes_to_the_same_table(tmp_path: Path, sig: int,
+                                                        executor: str) -> None:
+    """Stopped part-way on any executor, a sweep run again computes only what is missing
+    and ends with the table of one uninterrupted sweep."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "cut"
-    proc = subprocess.Popen(_cli_sweep(out), env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_cli_sweep(out, executor=executor), env=env,
+                            stderr=subprocess.PIPE)
     points = out / "points"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -219,7 +228,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_table(tmp_path: Path, sig: int
     for f in points.glob("p*.json"):
         json.loads(f.read_text())  # every file left behind is complete
     assert not (out / "tidy.parquet").exists()
-    subprocess.run(_cli_sweep(out), env=env, check=True)
+    subprocess.run(_cli_sweep(out, executor=executor), env=env, check=True)
     for f in points.glob("p*.json"):  # nothing that had finished was run again
         if f.name in done:
             assert (f.stat().st_ino, f.stat().st_mtime_ns) == done[f.name]
