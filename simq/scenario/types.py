@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from simq.dists import Distribution, parse
 from simq.errors import shown
@@ -116,7 +116,11 @@ def default_dist(text: str) -> Any:
 
 #: A distribution: text (``exponential(rate=2)``), a number (a constant) or a Distribution;
 #: ``empirical("file.csv")`` is found next to the scenario file.
-Dist = Annotated[Distribution, BeforeValidator(_dist)]
+Dist = Annotated[Distribution, BeforeValidator(_dist), WithJsonSchema({
+    "anyOf": [{"type": "number"}, {"type": "string"}],
+    "description": "a distribution: exponential(mean=1), constant(0.5), uniform(low=0, "
+                   "high=1), lognormal(mean=1, cv=0.5), empirical('file.csv'), ... or a "
+                   "number (a constant); docs/reference/scenario.md"})]
 #: A positive whole number (workers, attempts, a window): ``True`` and ``2.5`` are refused.
 Count = Annotated[int, BeforeValidator(_counter(1))]
 #: A whole number >= 0 (a seed, a backlog, replicas).

@@ -1,0 +1,49 @@
+"""The JSON Schema of a scenario file, for editors (completion, inline errors): what
+``simq schema`` prints. It is pydantic's schema of :class:`~simq.scenario.model.Model`
+with what the loader accepts before validation added: the ``rate`` shorthand of
+producers and consumers, an arrival process instead of ``interarrival``, and numbers
+written as text (YAML reads ``1.25e8`` as a string). The schema describes the shape; the
+loader's rules (docs/reference/scenario.md) still decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simq.scenario.model import Model
+
+__all__ = ["json_schema"]
+
+_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_RATE = {"type": "number", "exclusiveMinimum": 0,
+         "description": "shorthand: exponential with this rate (messages per second)"}
+
+
+def _numbers(node: Any) -> Any:
+    """Every ``number`` also accepts a number written as text."""
+    if isinstance(node, dict):
+        out = {k: _numbers(v) for k, v in node.items()}
+        if out.get("type") == "number":
+            kept = {k: v for k, v in out.items() if k not in ("type", "title", "description",
+                                                               "default")}
+            extra = {k: out[k] for k in ("title", "description", "default") if k in out}
+            return {"anyOf": [{"type": "number", **kept},
+                              {"type": "string", "pattern": _NUMBER_TEXT}], **extra}
+        return out
+    if isinstance(node, list):
+        return [_numbers(v) for v in node]
+    return node
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a scenario file."""
+    schema = Model.model_json_schema(mode="validation")
+    defs = schema["$defs"]
+    for name, given in (("AsyncProducer", "interarrival"), ("ConsumerSpec", "service")):
+        spec = defs[name]
+        spec["properties"]["rate"] = dict(_RATE)
+        # `rate`, or (a producer) an arrival process, stands for it.
+        spec["required"] = [r for r in spec.get("required", []) if r != given]
+    schema = _numbers(schema)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "simq scenario"
+    return schema
