@@ -223,8 +223,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         width = max(len(n) for n, _ in rows)
         for name, description in rows:
             print(f"{name:<{width}}  {description}")
-        print(f"\nrun one with `simq run NAME`; write one out to edit with "
-              f"`simq models copy NAME [DIR]`")
+        print("\nrun one with `simq run NAME`; write one out to edit with "
+              "`simq models copy NAME [DIR]`")
         return 0
     if args.name is None:
         raise ScenarioError("models copy", "name the scenario to copy, e.g. "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simq.scenario.io import _REPLACES, _SHORTHAND_KEYS
 from simq.scenario.model import Model
 
 __all__ = ["json_schema"]
@@ -36,14 +37,14 @@ def _numbers(node: Any) -> Any:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file."""
-    schema = Model.model_json_schema(mode="validation")
-    defs = schema["$defs"]
-    for name, given in (("AsyncProducer", "interarrival"), ("ConsumerSpec", "service")):
-        spec = defs[name]
-        spec["properties"]["rate"] = dict(_RATE)
-        # `rate`, or (a producer) an arrival process, stands for it.
-        spec["required"] = [r for r in spec.get("required", []) if r != given]
-    schema = _numbers(schema)
+    schema: dict[str, Any] = _numbers(Model.model_json_schema(mode="validation"))
+    # The loader's shorthands (the same table its "unknown key" check reads): `rate` is a
+    # number, never text, and stands for the fields it replaces, which are then optional.
+    for name, keys in _SHORTHAND_KEYS.items():
+        spec = schema["$defs"][name]
+        for key in keys:
+            spec["properties"][key] = dict(_RATE)
+            spec["required"] = [r for r in spec.get("required", []) if r not in _REPLACES[key]]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simq scenario"
     return schema
