@@ -40,28 +40,32 @@ def is_name(source: str) -> bool:
     return source.removesuffix(".yaml") in names()
 
 
+def _unknown(name: str) -> str:
+    """What to say about a scenario name that does not come with simq: the names it is
+    close to, or else every name there is."""
+    have = names()
+    close = difflib.get_close_matches(name.removesuffix(".yaml"), have, n=3)
+    if close:
+        return f"did you mean {', '.join(close)}? (`simq models` lists all {len(have)})"
+    return f"the scenarios that come with simq are {', '.join(have)} (`simq models` " \
+           "describes them)"
+
+
 def missing(source: str) -> ScenarioError | None:
-    """The error for a scenario ``source`` that is neither a file nor a bundled name but
-    looks like a misspelt name (``mm11``), with the names it is close to; else None."""
-    if Path(source).exists() or "/" in source or "\\" in source:
+    """The error for a scenario ``source`` that is neither a file nor a bundled scenario
+    but could be meant as a name (no folder in it); else None (a path is read, and its
+    reader says it is missing)."""
+    if Path(source).exists() or "/" in source or "\\" in source or is_name(source):
         return None
-    close = difflib.get_close_matches(source.removesuffix(".yaml"), names(), n=3)
-    if not close:
-        return None
-    return ScenarioError(source, "no such scenario file, and no scenario of that name comes "
-                         f"with simq; did you mean {', '.join(close)}? (`simq models` "
-                         "lists them)")
+    return ScenarioError(source, "no such scenario file, and no scenario of that name "
+                         f"comes with simq; {_unknown(source)}")
 
 
 def _file(name: str) -> Traversable:
-    name = name.removesuffix(".yaml")
-    if name not in names():
-        have = names()
-        close = difflib.get_close_matches(name, have, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ScenarioError("scenario", f"no bundled scenario named {shown(name)} "
-                            f"(`simq models` lists them){hint}")
-    return folder().joinpath(f"{name}.yaml")
+    if name.removesuffix(".yaml") not in names():
+        raise ScenarioError("scenario", f"no bundled scenario named {shown(name)}; "
+                            f"{_unknown(name)}")
+    return folder().joinpath(f"{name.removesuffix('.yaml')}.yaml")
 
 
 def text(name: str) -> str:
