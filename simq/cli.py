@@ -246,7 +246,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     from simq.scenario.schema import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(json_schema(), indent=2, allow_nan=False))
     return 0
 
 

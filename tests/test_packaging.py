@@ -13,6 +13,7 @@ import sysconfig
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,7 +232,10 @@ def test_a_file_of_that_name_wins_over_the_bundled_model(
 def schema() -> dict[str, object]:
     out = subprocess.run([sys.executable, "-c", "from simq.cli import main; main(['schema'])"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
-    loaded: dict[str, object] = json.loads(out)
+    def refuse(word: str) -> None:
+        raise AssertionError(f"{word} is not JSON: an editor cannot read the schema")
+
+    loaded: dict[str, object] = json.loads(out, parse_constant=refuse)
     return loaded
 
 
@@ -249,23 +253,48 @@ def test_the_schema_is_a_json_schema_every_bundled_model_meets(
         assert not errors, f"{f.name}: {errors[:3]}"
 
 
+def _mm1_with(path: str, value: object) -> dict[str, Any]:
+    """mm1's mapping as the loader reads it, with one value set."""
+    raw: dict[str, Any] = read_text((MODELS / "mm1.yaml").read_text(encoding="utf-8"),
+                                    "mm1.yaml")
+    *parents, last = path.split(".")
+    node: Any = raw
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("run.max_memory", "2G"), ("run.max_memory", "500MiB"), ("run.max_memory", 1e9),
+    ("queues.broker.capacity", "inf"), ("queues.broker.capacity", "Unbounded"),
+    ("queues.broker.capacity", 10), ("consumers.worker.count", 3),
+    ("producers.app.interarrival", "exponential(rate=2)"),
+])
+def test_the_schema_accepts_what_the_loader_accepts(
+        schema: dict[str, object], path: str, value: object) -> None:
+    import jsonschema
+
+    raw = _mm1_with(path, value)
+    if path == "producers.app.interarrival":
+        del raw["producers"]["app"]["rate"]
+    simq.load(raw)
+    jsonschema.Draft202012Validator(schema).validate(raw)
+
+
 @pytest.mark.parametrize(("path", "value"), [
     ("producers.app.rat", 1.0),           # an unknown key
     ("producers.app.rate", -1.0),         # the shorthand is a rate > 0
     ("producers.app.rate", "fast"),       # ... and a number
     ("consumers.worker.count", "two"),    # a count
     ("queues.broker.overflow", "spill"),  # one of the policies
+    ("run.max_memory", "2X"),             # a size has a binary unit
 ])
 def test_the_schema_refuses_what_the_loader_refuses(
         schema: dict[str, object], path: str, value: object) -> None:
     import jsonschema
 
-    raw = read_text((MODELS / "mm1.yaml").read_text(encoding="utf-8"), "mm1.yaml")
-    *parents, last = path.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    node[last] = value
+    raw = _mm1_with(path, value)
     assert not jsonschema.Draft202012Validator(schema).is_valid(raw)
     with pytest.raises(simq.ScenarioError) as err:
         simq.load(raw)

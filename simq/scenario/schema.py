@@ -2,11 +2,14 @@
 ``simq schema`` prints. It is pydantic's schema of :class:`~simq.scenario.model.Model`
 with what the loader accepts before validation added: the ``rate`` shorthand of
 producers and consumers, an arrival process instead of ``interarrival``, and numbers
-written as text (YAML reads ``1.25e8`` as a string). The schema describes the shape; the
-loader's rules (docs/reference/scenario.md) still decide."""
+written as text (YAML 1.1 reads ``1.25e8`` as a string). An infinite default is written
+``".inf"``, as a user writes it: JSON has no infinity, and an editor refuses a schema
+holding one. The schema describes the shape; the loader's rules
+(docs/reference/scenario.md) still decide."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from simq.scenario.io import _REPLACES, _SHORTHAND_KEYS
@@ -20,7 +23,7 @@ _RATE = {"type": "number", "exclusiveMinimum": 0,
 
 
 def _numbers(node: Any) -> Any:
-    """Every ``number`` also accepts a number written as text."""
+    """Every ``number`` also accepts a number written as text; infinity is ``".inf"``."""
     if isinstance(node, dict):
         out = {k: _numbers(v) for k, v in node.items()}
         if out.get("type") == "number":
@@ -32,6 +35,8 @@ def _numbers(node: Any) -> Any:
         return out
     if isinstance(node, list):
         return [_numbers(v) for v in node]
+    if isinstance(node, float) and not math.isfinite(node):
+        return ".inf" if node > 0 else "-.inf" if node < 0 else "nan"
     return node
 
 
