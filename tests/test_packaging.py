@@ -289,6 +289,7 @@ def test_the_schema_accepts_what_the_loader_accepts(
     ("consumers.worker.count", "two"),    # a count
     ("queues.broker.overflow", "spill"),  # one of the policies
     ("run.max_memory", "2X"),             # a size has a binary unit
+    ("run.until", "20000"),               # a number is a number, not text
 ])
 def test_the_schema_refuses_what_the_loader_refuses(
         schema: dict[str, object], path: str, value: object) -> None:

@@ -1,10 +1,10 @@
 """The JSON Schema of a scenario file, for editors (completion, inline errors): what
 ``simq schema`` prints. It is pydantic's schema of :class:`~simq.scenario.model.Model`
-with what the loader accepts before validation added: the ``rate`` shorthand of
-producers and consumers, an arrival process instead of ``interarrival``, and numbers
-written as text (YAML 1.1 reads ``1.25e8`` as a string). An infinite default is written
-``".inf"``, as a user writes it: JSON has no infinity, and an editor refuses a schema
-holding one. The schema describes the shape; the loader's rules
+(each value type says what text it takes: a distribution, a size such as ``2G``,
+``.inf``) with the loader's ``rate`` shorthand added. A number is a number, never text, as
+the loader reads it (``1.25e8`` is a number in simq's YAML and in YAML 1.2). An infinite
+default is written ``".inf"``, as a user writes it: JSON has no infinity, and an editor
+refuses a schema holding one. The schema describes the shape; the loader's rules
 (docs/reference/scenario.md) still decide."""
 
 from __future__ import annotations
@@ -17,24 +17,16 @@ from simq.scenario.model import Model
 
 __all__ = ["json_schema"]
 
-_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _RATE = {"type": "number", "exclusiveMinimum": 0,
          "description": "shorthand: exponential with this rate (messages per second)"}
 
 
-def _numbers(node: Any) -> Any:
-    """Every ``number`` also accepts a number written as text; infinity is ``".inf"``."""
+def _json(node: Any) -> Any:
+    """``node`` with every infinite number (a default) written ``".inf"``."""
     if isinstance(node, dict):
-        out = {k: _numbers(v) for k, v in node.items()}
-        if out.get("type") == "number":
-            kept = {k: v for k, v in out.items() if k not in ("type", "title", "description",
-                                                               "default")}
-            extra = {k: out[k] for k in ("title", "description", "default") if k in out}
-            return {"anyOf": [{"type": "number", **kept},
-                              {"type": "string", "pattern": _NUMBER_TEXT}], **extra}
-        return out
+        return {k: _json(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_numbers(v) for v in node]
+        return [_json(v) for v in node]
     if isinstance(node, float) and not math.isfinite(node):
         return ".inf" if node > 0 else "-.inf" if node < 0 else "nan"
     return node
@@ -42,7 +34,7 @@ def _numbers(node: Any) -> Any:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file."""
-    schema: dict[str, Any] = _numbers(Model.model_json_schema(mode="validation"))
+    schema: dict[str, Any] = _json(Model.model_json_schema(mode="validation"))
     # The loader's shorthands (the same table its "unknown key" check reads): `rate` is a
     # number, never text, and stands for the fields it replaces, which are then optional.
     for name, keys in _SHORTHAND_KEYS.items():
