@@ -212,6 +212,44 @@ def _validate_into(args: argparse.Namespace, out: str | None, limit: float | Non
     return 0 if suite.passed else 1
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from simq.scenario import bundled
+
+    if args.action == "list":
+        if args.name is not None or args.dir is not None:
+            raise ScenarioError("models", "`simq models` takes no names; "
+                                "`simq models copy NAME [DIR]` writes one out")
+        rows = bundled.describe()
+        width = max(len(n) for n, _ in rows)
+        for name, description in rows:
+            print(f"{name:<{width}}  {description}")
+        print("\nrun one with `simq run NAME`; write one out to edit with "
+              "`simq models copy NAME [DIR]`")
+        return 0
+    if args.name is None:
+        raise ScenarioError("models copy", "name the scenario to copy, e.g. "
+                            "`simq models copy mm1 .`")
+    from simq.files import write_atomic
+
+    text = bundled.text(args.name)
+    folder = Path(args.dir if args.dir is not None else ".")
+    target = folder / f"{args.name.removesuffix('.yaml')}.yaml"
+    if (target.exists() or target.is_symlink()) and not args.force:
+        raise ScenarioError("models copy", f"{target} exists; --force replaces it")
+    write_atomic(target, text)
+    print(f"wrote {target}")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from simq.scenario.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2, allow_nan=False))
+    return 0
+
+
 def _limits(p: argparse.ArgumentParser, paths: bool = True) -> None:
     p.add_argument("--max-events", type=float, metavar="N",
                    help="refuse a run estimated above N events (overrides run.max_events; "
@@ -230,7 +268,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a scenario, print the summary, write a report")
-    r.add_argument("scenario", help="scenario file (YAML or TOML)")
+    r.add_argument("scenario", help="scenario file (YAML or TOML), or the name of one that "
+                   "comes with simq (`simq models`)")
     r.add_argument("--out", help="output folder (default runs/<name>/)")
     r.add_argument("--seed", type=int, help="root seed (overrides run.seed)")
     r.add_argument("--replications", type=int, help="independent replications")
@@ -262,7 +301,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="run a grid of values x replications, write tables "
                        "and a report")
-    w.add_argument("scenario", help="scenario file (YAML or TOML)")
+    w.add_argument("scenario", help="scenario file (YAML or TOML), or the name of one that "
+                   "comes with simq (`simq models`)")
     w.add_argument("--grid", action="append", required=True, metavar="PATH=VALUES",
                    help="values of a scenario path: 0.1,0.5,0.9 or a range 0.1:0.95:12 "
                    "(start:stop:count) or log:1:1000:4; repeat for a full factorial")
@@ -291,6 +331,19 @@ def _build_parser() -> argparse.ArgumentParser:
                         "sweep folder")
     rp.add_argument("folder", help="a folder written by simq run or simq sweep")
     rp.set_defaults(func=_cmd_report)
+
+    m = sub.add_parser("models", help="list the scenarios that come with simq, or copy one "
+                       "out to edit")
+    m.add_argument("action", nargs="?", choices=["list", "copy"], default="list",
+                   help="list (the default) or copy")
+    m.add_argument("name", nargs="?", help="with copy: the scenario (e.g. mm1)")
+    m.add_argument("dir", nargs="?", help="with copy: the folder to write it to (default .)")
+    m.add_argument("--force", action="store_true", help="with copy: replace the file")
+    m.set_defaults(func=_cmd_models)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of a scenario file (for "
+                        "editor completion)")
+    sc.set_defaults(func=_cmd_schema)
     return p
 
 
@@ -330,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ScenarioError, OutputError) as err:
             print(f"simq: error: {err}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # `simq schema | head`: the reader has gone; so do we
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except OSError as err:  # a file of the user's that cannot be read or written
             where = f"{err.filename}: " if err.filename else ""
             print(f"simq: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 __all__ = ["KeyDist", "KeySpec", "key_shares", "murmur2", "partition_of", "trace_shares"]
 
@@ -133,4 +133,5 @@ def _parse(v: Any) -> Any:
 
 
 #: A producer's ``keys``: text such as ``zipf(n=1000, s=1.1)``, read into a :class:`KeySpec`.
-KeyDist = Annotated[KeySpec, BeforeValidator(_parse)]
+KeyDist = Annotated[KeySpec, BeforeValidator(_parse), WithJsonSchema({
+    "type": "string", "description": "uniform(n=...) or zipf(n=..., s=...)"})]

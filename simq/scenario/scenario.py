@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from simq.dists import Distribution
 from simq.errors import ScenarioError
+from simq.scenario import bundled
 from simq.scenario.checks import run_checks
 from simq.scenario.cluster import BrokersSpec, Replication
 from simq.scenario.components import (
@@ -266,11 +267,20 @@ def load(source: str | Path | Mapping[str, Any] | Scenario, *,
     """Load a scenario from a YAML (or TOML) file, a mapping, or pass one through.
 
     The data files a scenario file names (``empirical('f.csv')``, a trace) must lie in its
-    folder unless ``allow_paths`` (docs/scenario.md, data files)."""
+    folder unless ``allow_paths`` (docs/scenario.md, data files). A name with no such file
+    (``"mm1"``) is one of the scenarios that come with simq (``simq models``)."""
     if isinstance(source, Scenario):
         return source
     if isinstance(source, Mapping):
         return Scenario(source)
+    if isinstance(source, str) and bundled.is_name(source):
+        on_disk = bundled.path(source)
+        if on_disk is not None:
+            source = on_disk
+        else:
+            return loads(bundled.text(source), source=source)
+    if isinstance(source, str) and (err := bundled.missing(source)) is not None:
+        raise err
     path = Path(source)
     return Scenario(read_file(path), base_dir=path.parent, source=str(path),
                     contain_paths=not allow_paths)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from simq.dists import Distribution, parse
 from simq.errors import shown
@@ -28,6 +28,16 @@ STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 # How a user writes "no bound" in text (YAML's `.inf` arrives as a float already).
 INF_WORDS = frozenset({"inf", ".inf", "infinity", "unbounded"})
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The same words in a JSON Schema (`simq schema`), whose patterns have no ignore-case flag.
+_INF_TEXT = {"type": "string", "pattern": r"^\s*(" + "|".join(
+    _any_case(w) for w in sorted(INF_WORDS)) + r")\s*$"}
+_NUMBER_OR_INF = WithJsonSchema({"anyOf": [{"type": "number"}, _INF_TEXT]})
 
 
 def read_inf(v: Any) -> Any:
@@ -116,7 +126,11 @@ def default_dist(text: str) -> Any:
 
 #: A distribution: text (``exponential(rate=2)``), a number (a constant) or a Distribution;
 #: ``empirical("file.csv")`` is found next to the scenario file.
-Dist = Annotated[Distribution, BeforeValidator(_dist)]
+Dist = Annotated[Distribution, BeforeValidator(_dist), WithJsonSchema({
+    "anyOf": [{"type": "number"}, {"type": "string"}],
+    "description": "a distribution: exponential(mean=1), constant(0.5), uniform(low=0, "
+                   "high=1), lognormal(mean=1, cv=0.5), empirical('file.csv'), ... or a "
+                   "number (a constant); docs/reference/scenario.md"})]
 #: A positive whole number (workers, attempts, a window): ``True`` and ``2.5`` are refused.
 Count = Annotated[int, BeforeValidator(_counter(1))]
 #: A whole number >= 0 (a seed, a backlog, replicas).
@@ -135,13 +149,13 @@ Fraction = Annotated[float, BeforeValidator(
     finite("a probability in [0, 1)", lambda x: 0 <= x < 1))]
 #: A queue's bound: a whole number >= 0, or ``.inf``.
 Capacity = Annotated[float, BeforeValidator(
-    _or_inf("a whole number >= 0 or .inf", lambda x: x >= 0, whole=True))]
+    _or_inf("a whole number >= 0 or .inf", lambda x: x >= 0, whole=True)), _NUMBER_OR_INF]
 #: Bytes/second > 0, or ``.inf`` (no serialization delay).
 Bandwidth = Annotated[float, BeforeValidator(
-    _or_inf("a number of bytes/second > 0 (or .inf)", lambda x: x > 0))]
+    _or_inf("a number of bytes/second > 0 (or .inf)", lambda x: x > 0)), _NUMBER_OR_INF]
 #: Seconds > 0, or ``.inf`` (no bound on a wait).
 PositiveOrInf = Annotated[float, BeforeValidator(
-    _or_inf("a number of seconds > 0 (or .inf)", lambda x: x > 0))]
+    _or_inf("a number of seconds > 0 (or .inf)", lambda x: x > 0)), _NUMBER_OR_INF]
 
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -164,7 +178,11 @@ def read_size(v: Any) -> float:
 
 
 #: Bytes > 0 given as a number or a size with a unit (``2G``), or ``.inf``.
-Size = Annotated[float, BeforeValidator(read_size)]
+Size = Annotated[float, BeforeValidator(read_size), WithJsonSchema({
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0},
+              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[KkMmGgTt]?([iI]?[bB])?\s*$"},
+              _INF_TEXT],
+    "description": _SIZE_RULE})]
 
 
 def format_size(n: float) -> str:

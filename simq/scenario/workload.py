@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from simq.datafiles import Folder
 from simq.dists import Distribution, exponential_rate
@@ -158,7 +165,10 @@ class ArrivalsSpec(BaseModel):
     diurnal: DiurnalSpec | None = None
     mmpp: MMPPSpec | None = None
     onoff: OnOffSpec | None = None
-    trace: Trace | None = None
+    trace: Annotated[Trace | None, WithJsonSchema({
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "a CSV file of send times (and optional size, key columns), next to "
+                       "the scenario file"})] = None
     process: Literal["poisson", "deterministic"] = "poisson"
 
     @field_validator("trace", mode="before")
