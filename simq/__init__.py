@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from simq.analysis.compare import compare
     from simq.errors import MemoryLimitError, ScenarioError
+    from simq.explorer import explore
     from simq.run import RecordsUnavailableError, RunResult, UnstableWarning, run
     from simq.scenario import Scenario, load, loads
     from simq.sweep import SweepResult, read_sweep, sweep
@@ -28,6 +29,7 @@ __all__ = [
     "UnstableWarning",
     "__version__",
     "compare",
+    "explore",
     "load",
     "loads",
     "predict",
@@ -54,6 +56,7 @@ _LAZY = {
     "read_sweep": "simq.sweep",
     "sweep": "simq.sweep",
     "compare": "simq.analysis.compare",
+    "explore": "simq.explorer",
     "predict": "simq.model.predict",
     "Prediction": "simq.model.predict",
 }

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("simq.sweep",),
     ("simq.plots",),
     ("simq.report",),
+    ("simq.explorer",),
     ("simq.validate",),
     ("simq.cli", "simq"),
 ]
