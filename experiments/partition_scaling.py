@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from simq import theory
 
@@ -92,6 +93,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     a.set_title(f"Throughput ({PARTITIONS} partitions)")
     a.legend(fontsize="small")
     b.set_yscale("log")
+    # Plain numbers on the log axis (2, 3, 4 s), not 2×10⁰.
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    b.yaxis.set_major_formatter(plain)
+    b.yaxis.set_minor_formatter(plain)
     b.set_xlabel("consumers in the group")
     b.set_ylabel("mean latency (s)")
     b.set_title("Latency, where the group keeps up")

@@ -68,7 +68,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for (policy, g), color in zip(data.groupby("policy", sort=False),
                                   ["tab:red", "tab:green", "tab:gray"], strict=True):
-        a.errorbar(g["offered"], g["goodput"], yerr=g["goodput_ci95"], fmt="o-", ms=4,
+        # Goodput is never negative: the interval is cut at 0 rather than drawn below it.
+        low = np.minimum(g["goodput_ci95"], g["goodput"])
+        a.errorbar(g["offered"], g["goodput"], yerr=[low, g["goodput_ci95"]], fmt="o-", ms=4,
                    capsize=3, color=color, label=policy)
         b.plot(g["offered"], g["server_utilization"], "o-", ms=4, color=color, label=policy)
     xs = np.linspace(min(rates), max(rates), 50)
@@ -77,12 +79,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     a.set_xlabel("offered load (msg/s), server capacity 1 msg/s")
     a.set_ylabel("goodput (msg/s acknowledged in time)")
     a.set_title(f"Goodput, {reps} replications of {until:g} s")
-    a.legend(fontsize="small")
+    a.set_ylim(bottom=0)
     b.set_xlabel("offered load (msg/s)")
     b.set_ylabel("server utilization")
     b.set_title("The server's work")
-    b.legend(fontsize="small")
-    fig.tight_layout()
+    # One legend for both panels, below them: inside, it covered the curves.
+    handles, labels = a.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
 
     def first(policy: str) -> str:
         g = data[(data["policy"] == policy) & (data["collapsed_share"] > 0)]
