@@ -80,4 +80,4 @@ def test_the_description_says_events_time_and_memory() -> None:
     est = estimate(_mm1(**{"producers.app.rate": 1e6, "run.warmup": 0.0}))
     text = est.describe()
     assert text.startswith("about ") and "events" in text and f"{EVENTS_PER_SECOND:,}" in text
-    assert "days" in text and "TB" in text, text
+    assert "days" in text and "TiB" in text, text
