@@ -143,7 +143,7 @@ def explore(scenario: Scenario | str | Mapping[str, Any], path: str, low: float,
         with out:
             out.clear_output(wait=True)
             fig = ex.figure(v)
-            display(fig)
+            display(fig)  # type: ignore[no-untyped-call]
             plt.close(fig)
 
     slider.observe(lambda change: draw(change["new"]), names="value")

@@ -13,8 +13,12 @@ to a number of a run's summary, at the test suite's Bonferroni level.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -177,3 +181,29 @@ def assert_agrees(res: simq.RunResult, path: str, theory: float, *, kind: str = 
         assert got.halfwidth <= precision * max(abs(theory), 1e-9), (
             f"{path}: {got} (interval too wide)")
     return got
+
+
+# Another process holding an output folder ---------------------------------------------------
+
+_HOLD = """
+import sys, time
+from simq.files import locked
+with locked(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def held_by_another_process(folder: Path) -> Iterator[None]:
+    """While the block runs, another process holds ``folder`` (simq.files.locked); then it
+    dies without letting go, as a killed run would."""
+    root = str(Path(__file__).resolve().parents[1])
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)],
+                              stdout=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import held_by_another_process
 
 import simq
 from simq.cli import main
@@ -251,22 +252,10 @@ def test_a_sweep_does_not_write_through_a_linked_points_folder(tmp_path: Path) -
 
 # One writer at a time --------------------------------------------------------------------
 
-HOLD = """
-import sys, time
-from simq.files import locked
-with locked(sys.argv[1]):
-    print("held", flush=True)
-    time.sleep(120)
-"""
-
-
 def test_a_folder_held_by_another_process_is_refused_until_it_dies(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], env=ENV,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(out):
         assert main(["run", MM1, "--out", str(out), *SHORT]) == 2
         _one_line_error(capsys.readouterr().err, str(out), "another simq process")
         assert main(["sweep", MM1, "--grid", "producers.app.rate=0.5", "--executor",
@@ -274,9 +263,6 @@ def test_a_folder_held_by_another_process_is_refused_until_it_dies(
         assert main(["report", str(out)]) == 2  # not a results folder yet: refused anyway
         with pytest.raises(OutputBusyError), locked(out):
             pass
-    finally:
-        holder.kill()  # a holder that dies without letting go
-        holder.wait()
     assert main(["run", MM1, "--out", str(out), *SHORT]) == 0
 
 

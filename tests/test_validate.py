@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import held_by_another_process
 
 from simq.cli import main
 from simq.files import OutputExistsError
@@ -133,28 +134,11 @@ def test_a_forced_validation_replaces_its_files_and_keeps_the_rest(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v"], "no temporary folder is left"
 
 
-HOLD = """
-import sys, time
-from simq.files import locked
-with locked(sys.argv[1]):
-    print("held", flush=True)
-    time.sleep(120)
-"""
-
-
 def test_a_folder_another_process_writes_into_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import subprocess
-
     out = tmp_path / "v"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(out):
         assert main(["validate", *QUICK, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "another simq process" in err and "Traceback" not in err
-    finally:
-        holder.kill()
-        holder.wait()
     assert main(["validate", *QUICK, "--out", str(out)]) == 0  # released when it died
