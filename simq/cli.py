@@ -199,7 +199,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                     executor=args.executor, scheduler=args.scheduler, workers=args.workers,
                     out=out, zip_paths=args.zip, common_random_numbers=args.crn,
-                    quiet=args.quiet, force=args.force, max_events=limit)
+                    quiet=not _shows_progress(args.quiet), force=args.force,
+                    max_events=limit)
         build_report(res.folder)
     errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
     if not args.quiet:
