@@ -10,8 +10,10 @@ import argparse
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import simq
 from simq.errors import ScenarioError
@@ -98,7 +100,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # ... then say what the run will cost and what will go wrong, before it starts (and
     # refuse it when too big, before any folder is made).
     estimate, notes = preflight(sc, max_events=limit)
-    print(f"simq: {estimate.describe()}", file=sys.stderr)
+    if not args.quiet:
+        print(f"simq: {estimate.describe()}", file=sys.stderr)
     for note in notes:
         print(f"simq: warning: {note}", file=sys.stderr)
     # The folder stays held until this run has replaced it: another run into it is refused.
@@ -110,9 +113,9 @@ def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path,
               limit: float | None) -> int:
     from simq.report import format_summary, report
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _run_bar(sc, args.quiet) as progress:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # printed above, and after
-        res = simq.run(sc, max_events=limit)
+        res = simq.run(sc, max_events=limit, progress=progress)
     print(format_summary(res.summary))
     from simq.analysis.compare import format_compare
 
@@ -126,6 +129,43 @@ def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path,
           + ("messages.parquet, " if wrote_messages else "")
           + "timeseries.csv, comparison.csv, report.html, report.md, figures/")
     return 0
+
+
+def _shows_progress(quiet: bool) -> bool:
+    """A progress bar only for a person watching: never with --quiet, in a pipe or a log."""
+    return not quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def _run_bar(sc: simq.Scenario, quiet: bool) -> Iterator[Callable[[float], None] | None]:
+    """A bar on stderr over each replication's simulated seconds (or messages sent), named
+    "replication r/R"; None (no progress hook at all) when no one is watching."""
+    if not _shows_progress(quiet):
+        yield None
+        return
+    from tqdm import tqdm
+
+    spec = sc.run
+    n = spec.replications
+    span = float(spec.until if spec.until is not None else spec.messages or 1)
+    bar = tqdm(total=span, unit=" sim s" if spec.until is not None else " msg",
+               unit_scale=True, desc=f"replication 1/{n}", file=sys.stderr, leave=False,
+               dynamic_ncols=True)
+    rep = [0]
+
+    def progress(done: float) -> None:
+        x = done * n  # replication r covers [r/n, (r + 1)/n] of the run
+        r = min(int(x), n - 1)
+        if r != rep[0]:
+            rep[0] = r
+            bar.reset(total=span)
+            bar.set_description(f"replication {r + 1}/{n}")
+        bar.update(min(max((x - r) * span, 0.0), span) - bar.n)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 def _grid(items: Sequence[str]) -> dict[str, object]:
@@ -159,11 +199,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         res = sweep(sc, grid, replications=args.replications, seed=args.seed,
                     executor=args.executor, scheduler=args.scheduler, workers=args.workers,
                     out=out, zip_paths=args.zip, common_random_numbers=args.crn,
-                    quiet=args.quiet, force=args.force, max_events=limit)
+                    quiet=not _shows_progress(args.quiet), force=args.force,
+                    max_events=limit)
         build_report(res.folder)
     errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
     if not args.quiet:
-        print(f"wrote {res.folder}/: tidy.parquet, tidy.csv, aggregated.parquet, "
+        from simq.sweep import format_table
+
+        print(format_table(res))
+        print(f"\nwrote {res.folder}/: tidy.parquet, tidy.csv, aggregated.parquet, "
               f"aggregated.csv, report.html, report.md, figures/"
               + (f"  ({errors} runs failed; see report)" if errors else ""))
     return 0
@@ -175,6 +219,32 @@ def _cmd_report(args: argparse.Namespace) -> int:
     folder = build_report(args.folder)
     print(f"wrote {folder}/report.html, {folder}/report.md, {folder}/figures/")
     return 0
+
+
+@contextmanager
+def _cases_bar(quiet: bool) -> Iterator[Callable[[int, int, str | None], None] | None]:
+    """A bar on stderr over the validation cases, naming the last one done."""
+    if not _shows_progress(quiet):
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def progress(done: int, total: int, name: str | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="case", desc="validate", file=sys.stderr,
+                       leave=False, dynamic_ncols=True)
+        if name is not None:
+            bar.set_postfix_str(name, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -198,12 +268,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _validate_into(args: argparse.Namespace, out: str | None, limit: float | None) -> int:
     from simq.validate import format_table, fresh_folder, run_suite, write_outputs
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _cases_bar(args.quiet) as progress:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
-                          max_events=limit,
-                          progress=None if args.quiet else
-                          (lambda name: print(f"  done: {name}", file=sys.stderr)))
+                          max_events=limit, progress=progress)
     print(format_table(suite))
     # A fresh folder for each run by default: a validation is kept, never replaced.
     folder = write_outputs(suite, out if out is not None else fresh_folder(RUNS),
@@ -282,6 +350,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "for long runs, no messages.parquet")
     r.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that simq did not write")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no cost estimate on stderr")
     _limits(r)
     r.set_defaults(func=_cmd_run)
 
@@ -292,7 +362,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "runs/validation-<date>-<time>/)")
     v.add_argument("--jobs", type=int, help="worker processes (default: up to 2)")
     v.add_argument("--only", metavar="TEXT", help="run only the cases whose name contains TEXT")
-    v.add_argument("--quiet", action="store_true", help="no progress lines")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.add_argument("--force", action="store_true",
                    help="replace the validation in a non-empty --out folder (a partial "
                    "run never replaces a full one)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +40,9 @@ else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
 
     pd = LazyModule("pandas")
 
-__all__ = ["RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning", "run",
-           "run_replication", "auto_warmup", "preflight", "resolve", "seed_for"]
+__all__ = ["Progress", "RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning",
+           "run", "run_replication", "auto_warmup", "html_table", "preflight", "resolve",
+           "seed_for"]
 
 
 class RecordsUnavailableError(RuntimeError):
@@ -99,10 +100,16 @@ def auto_warmup(records: Records, t_stop: float) -> float:
     return float(sent[cut]) if cut < len(sent) else 0.0
 
 
+Progress = Callable[[float], None]
+"""Told the fraction of a run done so far, from 0 to 1, as it goes (see :func:`run`)."""
+
+
 def run_replication(
-    scenario: Scenario, seed: int, index: int, *, point: int | None = None
+    scenario: Scenario, seed: int, index: int, *, point: int | None = None,
+    progress: Progress | None = None,
 ) -> Replication:
-    """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for)."""
+    """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for);
+    ``progress``: as in :func:`run`, for this replication (not called with 1 at the end)."""
     started = time.perf_counter()
     sim = Simulation(scenario, seed_for(seed, index, point))
     if scenario.run.records == "summary":
@@ -110,13 +117,14 @@ def run_replication(
         if scenario.run.warmup == "auto":
             # MSER needs the whole latency series before the window can start: a first
             # streaming run from the same seed finds the warm-up (simq/streaming.py).
-            warm = streamed_warmup(sim)
+            warm = streamed_warmup(sim, progress=_part(progress, 0.0, 0.5))
             sim = Simulation(scenario, seed_for(seed, index, point))
-        streamed = run_streaming(sim, warmup=warm)
+            progress = _part(progress, 0.5, 0.5)
+        streamed = run_streaming(sim, warmup=warm, progress=progress)
         out = streamed.outcome
         return Replication(index, None, streamed.summary, (streamed.t0, out.t_stop),
                            out.t_end, time.perf_counter() - started, streamed.timeseries)
-    out = run_full(sim)
+    out = run_full(sim, progress=progress)
     records = sim.rec.arrays(out.t_end)
     w = scenario.run.warmup
     # "auto" is decided per replication, so replications stay independent (and can run
@@ -127,6 +135,29 @@ def run_replication(
     return Replication(index, records, summary, (t0, out.t_stop), out.t_end,
                        time.perf_counter() - started)
 
+
+def _part(progress: Progress | None, start: float, share: float) -> Progress | None:
+    """``progress`` for a part of the work that begins at ``start`` and is ``share`` of it."""
+    if progress is None:
+        return None
+    return lambda done: progress(start + share * done)
+
+
+class _Forward:
+    """Calls ``progress`` only with fractions that do not go back, and 1 once, at the end."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.last = -1.0
+
+    def __call__(self, done: float) -> None:
+        if self.last < done < 1.0:
+            self.last = done
+            self.progress(done)
+
+    def end(self) -> None:
+        self.last = 1.0
+        self.progress(1.0)
 
 
 @dataclass
@@ -254,12 +285,64 @@ class RunResult:
             return ts.iloc[0:0].assign(fault=[], since_start=[])
         return pd.concat(frames, ignore_index=True)
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the run, its key numbers, and the comparison with the
+        document's formulas and theory (:func:`simq.compare`)."""
+        from html import escape
+
+        from simq.analysis.compare import compare, format_number
+
+        s = self.summary
+        ci = s.get("ci95", {})
+
+        def row(name: str, value: Any, half: Any) -> list[str]:
+            return [name, format_number(value), format_number(half)]
+
+        lat, lat_ci = s["latency"], ci.get("latency", {})
+        rows = [row("throughput (/s)", s["throughput"], ci.get("throughput")),
+                row("offered rate (/s)", s["offered_rate"], ci.get("offered_rate"))]
+        rows += [row(f"latency {k} (s)", lat[k], lat_ci.get(k)) for k in ("mean", "p50", "p99")]
+        rows += [row(f"utilization {g}", c["utilization"],
+                     ci.get("consumers", {}).get(g, {}).get("utilization"))
+                 for g, c in s.get("consumers", {}).items()]
+        table = compare(self)
+        cmp_rows = [[str(r["quantity"]), format_number(r["measured"]),
+                     format_number(r["ci95"]), format_number(r["formula"]),
+                     format_number(r["theory"]), str(r["model"]), str(r["verdict"])]
+                    for r in table.to_dict("records")]
+        t = s["theory"]
+        theory = (f"theory: {t['model']} ({t['kind']})" if t["kind"] != "none"
+                  else f"theory: none: {t['reason']}")
+        w0, w1 = s["window"]
+        head = (f"<p><b>{escape(str(s['scenario']))}</b>: seed {escape(str(self.seed))}, "
+                f"{escape(str(s['replications']))} replication"
+                f"{'s' if s['replications'] != 1 else ''}, window "
+                f"{escape(format_number(float(w0)))}–{escape(format_number(float(w1)))} s"
+                f"</p>")
+        notes = "".join(f"<p>warning: {escape(str(n))}</p>" for n in s.get("warnings", []))
+        return (f"<div>{head}{notes}"
+                f"{html_table(['', 'measured', '± 95% CI'], rows)}"
+                f"<p>{escape(theory)}</p>"
+                + html_table(["quantity", "measured", "± 95% CI", "formula", "theory",
+                              "model", "verdict"], cmp_rows)
+                + "</div>")
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"RunResult({self.scenario.name!r}, seed={self.seed}, "
                 f"replications={s['replications']}, throughput={s['throughput']:.4g}, "
                 f"latency_mean={s['latency']['mean']:.4g})")
 
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain HTML table of text cells, every cell escaped."""
+    from html import escape
+
+    def tr(cells: list[str], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+    body = "".join(tr(r, "td") for r in rows)
+    return f"<table><thead>{tr(header, 'th')}</thead><tbody>{body}</tbody></table>"
 
 
 def resolve(scenario: Scenario | str | Mapping[str, Any], *,
@@ -290,11 +373,16 @@ def run(
     replications: int | None = None,
     overrides: Mapping[str, Any] | None = None,
     max_events: float | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Run a scenario (a Scenario, a file path or a mapping) and summarise it.
 
     Before anything runs the cost is estimated and refused above ``run.max_events`` (or
-    ``max_events``) and ``run.max_memory``; an unstable queue warns (UnstableWarning)."""
+    ``max_events``) and ``run.max_memory``; an unstable queue warns (UnstableWarning).
+    ``progress(done)``, if given, is called as the run goes with the fraction done of the
+    whole run (all replications, in simulated time of ``run.until`` or in messages sent of
+    ``run.messages``): fractions that never go back, and 1 last. Replication r of R runs
+    from r/R to (r + 1)/R. It changes no number of the run."""
     sc = resolve(scenario, overrides=overrides, seed=seed)
     if replications is not None:
         sc = sc.with_overrides({"run.replications": replications})
@@ -303,7 +391,12 @@ def run(
         warnings.warn(note, UnstableWarning, stacklevel=2)
     started = time.perf_counter()
     root = sc.run.seed
-    reps = [run_replication(sc, root, r) for r in range(sc.run.replications)]
+    n = sc.run.replications
+    forward = _Forward(progress) if progress is not None else None
+    reps = [run_replication(sc, root, r, progress=_part(forward, r / n, 1 / n))
+            for r in range(n)]
+    if forward is not None:
+        forward.end()
     mean, ci = combine([r.summary for r in reps])
     f = flows(sc)
     t0s = [r.window[0] for r in reps]

@@ -36,7 +36,8 @@ def sample_interval(sim: Simulation, points: int) -> float:
 class Monitor:
     """One process that wakes at regular times: calls ``on_full()`` when the logs hold
     ``chunk`` rows; with ``sample=True`` also records queue lengths, busy workers and
-    messages in flight; at time ``mark`` calls ``on_mark()`` once.
+    messages in flight; at time ``mark`` calls ``on_mark()`` once; at every wake-up
+    calls ``progress(fraction done)`` (it adds no wake-up of its own).
 
     It must never extend the run: without ``until``, ``env.run()`` ends at the model's last
     event. So in a run that stops after N messages, the monitor stops once no producer
@@ -48,8 +49,10 @@ class Monitor:
                  produced: Callable[[], int], finished: Callable[[], int],
                  chunk: int = CHUNK, sample: bool = False, points: int = 1000,
                  mark: float | None = None, on_mark: Callable[[], None] | None = None,
-                 busy: tuple[list[str], Callable[[], list[float]]] | None = None) -> None:
+                 busy: tuple[list[str], Callable[[], list[float]]] | None = None,
+                 progress: Callable[[float], None] | None = None) -> None:
         self.sim = sim
+        self.progress = progress
         self.interval = interval
         self.on_full = on_full
         self.produced = produced
@@ -119,12 +122,22 @@ class Monitor:
                     self.next_sample = now + self.interval
             if sum(map(len, logs)) >= self.chunk:
                 self.on_full()
+            if self.progress is not None:
+                self.progress(self.done())
             # Nothing else scheduled but background sleeps: the model has ended (e.g. its
             # producers wait on replies that never come).
             if self._sending_over() or self.sim.daemons.only_left():
                 return
             wake = self.next_sample if self.mark is None else min(self.next_sample, self.mark)
             yield env.timeout(wake - now)
+
+    def done(self) -> float:
+        """The fraction of the run behind it: simulated time of `until`, or messages sent
+        of `messages`."""
+        spec = self.sim.scenario.run
+        if spec.until is not None:
+            return min(1.0, float(self.sim.env.now) / spec.until) if spec.until > 0 else 1.0
+        return min(1.0, self.sim.sent[0] / spec.messages) if spec.messages else 1.0
 
     def timeseries(self) -> dict[str, np.ndarray]:
         """The samples as columns (the names of :func:`simq.record.summary.timeseries_columns`)."""

@@ -118,7 +118,8 @@ def _monitor_columns(sim: Simulation) -> tuple[list[str], Callable[[], list[floa
 
 
 def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None = None,
-                  mser: StreamedMser | None = None) -> StreamResult:
+                  mser: StreamedMser | None = None,
+                  progress: Callable[[float], None] | None = None) -> StreamResult:
     """Run a built simulation keeping only accumulators; return its summary.
 
     ``warmup``: the window's start (default: ``run.warmup``, which must then be a number);
@@ -164,7 +165,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
         finished=lambda: acc.finished + len(rec.finished),
         # The window opens at the warm-up; at 0, after the workers' first takes (a
         # starting backlog is already in line, and full records count those takes first).
-        mark=warm, on_mark=reset_peaks, busy=(busy_columns, busy),
+        mark=warm, on_mark=reset_peaks, busy=(busy_columns, busy), progress=progress,
     )
     out = sim.run()
     t0 = min(warm, out.t_stop)
@@ -203,10 +204,11 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
     return StreamResult(summary, _ordered(ts, sim), out, t0)
 
 
-def streamed_warmup(sim: Simulation, chunk: int = CHUNK) -> float:
+def streamed_warmup(sim: Simulation, chunk: int = CHUNK,
+                    progress: Callable[[float], None] | None = None) -> float:
     """The warm-up MSER-5 picks, from a streaming run of a built simulation."""
     mser = StreamedMser()
-    run_streaming(sim, chunk, warmup=0.0, mser=mser)
+    run_streaming(sim, chunk, warmup=0.0, mser=mser, progress=progress)
     return mser.warmup()
 
 
@@ -233,7 +235,8 @@ def _ordered(ts: dict[str, np.ndarray], sim: Simulation) -> dict[str, np.ndarray
     return {c: ts[c] for c in order}
 
 
-def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
+def run_full(sim: Simulation, chunk: int = CHUNK,
+             progress: Callable[[float], None] | None = None) -> Outcome:
     """Run a built simulation, compacting its logs into columns a chunk at a time."""
     rec = sim.rec
     guard = MemoryGuard(sim)
@@ -249,5 +252,6 @@ def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
         guard.check()
 
     Monitor(sim, sample_interval(sim, 1000), compact, chunk=chunk,
-            produced=lambda: logged("created"), finished=lambda: logged("finished"))
+            produced=lambda: logged("created"), finished=lambda: logged("finished"),
+            progress=progress)
     return sim.run()

@@ -42,11 +42,13 @@ from simq.sweep.store import (
     read_sweep,
     write_point,
 )
+from simq.sweep.table import format_table
 
 __all__ = [
     "EXECUTORS",
     "SweepResult",
     "aggregate",
+    "format_table",
     "grid_points",
     "nominal_columns",
     "param_columns",

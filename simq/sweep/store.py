@@ -60,6 +60,12 @@ class SweepResult:
         """The swept scenario paths (the parameter columns)."""
         return list(self.spec["grid"])
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the aggregated table, one row per point."""
+        from simq.sweep.table import html
+
+        return html(self)
+
     def __repr__(self) -> str:
         errors = int(self.tidy["error"].notna().sum()) if len(self.tidy) else 0
         return (f"SweepResult({self.spec['scenario']['name']!r}, points={len(self.aggregated)}, "

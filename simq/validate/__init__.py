@@ -128,10 +128,14 @@ def case_names(thorough: bool = False) -> list[str]:
 
 
 def run_suite(*, thorough: bool = False, jobs: int | None = None,
-              only: str | None = None, progress: Callable[[str], None] | None = None,
+              only: str | None = None,
+              progress: Callable[[int, int, str | None], None] | None = None,
               max_events: float | None = None) -> Suite:
     """Run the built-in cases (and, if Ciw is installed, the referee cases); each run is
-    refused above ``max_events`` (default: its ``run.max_events``)."""
+    refused above ``max_events`` (default: its ``run.max_events``).
+
+    ``progress(done, total, name)`` is called with ``(0, total, None)`` before the first
+    case and with the number of cases done and the last one's name after each."""
     scale, scale_reps = (4.0, 2) if thorough else (1.0, 1)
     wall = time.perf_counter()
     todo: list[tuple[str, int, Any]] = [("case", i, c) for i, c in enumerate(cases(scale))]
@@ -150,11 +154,13 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
         skipped = [x for x in skipped if only.lower() in x.lower()]
     jobs = jobs or min(2, os.cpu_count() or 1)
     results: list[dict[str, Any]] = []
+    if progress:
+        progress(0, len(todo), None)
     if jobs == 1:
         for kind, i, c in todo:
             results.append(_run_index(kind, i, scale, scale_reps, max_events))
             if progress:
-                progress(c.name)
+                progress(len(results), len(todo), c.name)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_run_index, k, i, scale, scale_reps, max_events)
@@ -162,7 +168,7 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
             for (_, _, c), fut in zip(todo, futures, strict=True):
                 results.append(fut.result())
                 if progress:
-                    progress(c.name)
+                    progress(len(results), len(todo), c.name)
     rows = [r for res in results for r in res["rows"]]
     n = max(1, len(rows))
     level = check_level(1 - ALPHA, n)
