@@ -128,8 +128,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
     spec = sc.run
     warm = float(spec.warmup) if warmup is None else warmup
     window = Window(warm)
-    acc = Accumulators(sc, window)
-    acc.mser = mser
+    acc = Accumulators(sc, window, mser=mser)
     rec = sim.rec
     stops_after = spec.messages is not None
     guard = MemoryGuard(sim)
