@@ -238,8 +238,7 @@ def run_full(sim: Simulation, chunk: int = CHUNK) -> Outcome:
     guard = MemoryGuard(sim)
 
     def logged(name: str) -> int:
-        return sum(len(c[LAYOUT[name][0][0]]) for c in rec.chunks[name]) + len(
-            getattr(rec, name))
+        return rec.filled[name] + len(getattr(rec, name))
 
     def compact() -> None:
         rec.compact()
