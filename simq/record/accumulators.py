@@ -102,6 +102,32 @@ def _present_parts(raw: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+# Rows an order tally takes at a time (see _tally).
+_PIECE = 1 << 16
+
+
+def _tally(tally: OrderTally, stream: np.ndarray, seq: np.ndarray, inside: np.ndarray
+           ) -> None:
+    """Deliveries in the order they happened, into ``tally`` a piece at a time: a tally
+    carries each stream's highest place from one call to the next, so pieces give the
+    same integers as one call, and its working arrays (several per row) stay the size
+    of a piece, not of a full-records run's every delivery."""
+    # Streams and places are kept narrow; a tally packs a stream and a place into one
+    # 64-bit number, so each piece is widened as it goes in.
+    for i in range(0, len(stream), _PIECE):
+        tally.add(stream[i: i + _PIECE].astype(np.int64), seq[i: i + _PIECE].astype(np.int64),
+                  inside[i: i + _PIECE])
+
+
+def _as_slice(rel: np.ndarray) -> slice | np.ndarray:
+    """``rel`` as a slice when it is one run of consecutive places in order (indexing
+    with it then gives views), else itself."""
+    if len(rel) and int(rel[-1]) - int(rel[0]) == len(rel) - 1 and (
+            len(rel) == 1 or bool((rel[1:] == rel[:-1] + 1).all())):
+        return slice(int(rel[0]), int(rel[-1]) + 1)
+    return rel
+
+
 def _breakdown(raw: np.ndarray) -> np.ndarray:
     """Columns of BREAKDOWN[:-1] from raw slot sums (rows: messages or classes)."""
     # A visit runs from leaving the line to the end of service: take out the decode and,
@@ -174,9 +200,15 @@ class _Column:
                 self.buf = self.buf.astype(np.int64)
         self.reach(int(rel.max()) + 1)[rel] = x
 
-    def take(self, rel: np.ndarray) -> np.ndarray:
-        """The values of messages ``rel`` (``fill`` past the part covered)."""
+    def take(self, rel: np.ndarray | slice) -> np.ndarray:
+        """The values of messages ``rel`` (``fill`` past the part covered); a slice
+        gives a view where it can."""
         v = self.view()
+        if isinstance(rel, slice):
+            if rel.stop <= self.n:
+                view: np.ndarray = v[rel]
+                return view
+            rel = np.arange(rel.start, rel.stop)
         if not len(rel) or int(rel.max()) < self.n:
             got: np.ndarray = v[rel]
             return got
@@ -347,9 +379,8 @@ class Accumulators:
                 self._parent.put(cp["id"] - self.base, cp["parent"])
         od = logs.get("order")
         if od is not None and len(od["id"]):
-            rel = od["id"] - self.base
-            self._stream.put(rel, od["stream"])
-            self._seq.put(rel, od["seq"])
+            self._stream.put(od["id"] - self.base, od["stream"])
+            self._seq.put(od["id"] - self.base, od["seq"])
         for name in ("visits", "hops", "stages"):
             x = logs.get(name)
             if x is not None and len(x["id"]):
@@ -423,8 +454,13 @@ class Accumulators:
         else:
             live = rel >= 0
             live[live] = is_open[rel[live]]
-        if live.any():
-            sums = np.bincount(rel[live], weights=x[live])  # up to the last one named
+        if live.all():  # no copies of the rows
+            sums = np.bincount(rel, weights=x)  # up to the last one named
+        elif live.any():
+            sums = np.bincount(rel[live], weights=x[live])
+        else:
+            sums = None
+        if sums is not None:
             self._raw.setdefault(col, _Column(np.float64, 0.0)).reach(len(sums))[
                 : len(sums)] += sums
         if not live.all():  # rows logged after their message finished
@@ -438,10 +474,14 @@ class Accumulators:
         ids, queue, arrived, left, end, group = (v["id"], v["queue"], v["arrived"], v["left"],
                                                  v["end"], v["group"])
         taken = ~np.isnan(left)
+        served = ~np.isnan(end - left)
+        # The order tallies first: their working arrays are gone before the columns
+        # below are made (a full-records fold has every visit at once).
+        self._order_visits(ids, queue, end, group, served)
         left_f = np.where(taken, left, w.t_end)
         wait = left_f - arrived
         service = end - left
-        served = ~np.isnan(service)
+        every = bool(served.all())  # the rows themselves, no copies
         if taken.all():  # the usual case: no message still waiting or evicted unserved
             wait_t, ids_t = wait, ids
         else:
@@ -449,17 +489,19 @@ class Accumulators:
         if self.check_waits:
             no_negative("wait", wait_t, ids_t)
         if self.check:
-            no_negative("service", service[served], ids[served])
+            no_negative("service", service if every else service[served],
+                        ids if every else ids[served])
         # Work on a copy whose fate was decided elsewhere (record.REPEAT) is in the
         # queue's length and the group's busy time, not on the message's path.
         path = group > REPEAT
         if path.all():
             self._add_parts(ids_t, _COL["wait"], wait_t)
-            self._add_parts(ids[served], _COL["vservice"], service[served])
+            del wait_t, ids_t
+            self._add_parts(ids if every else ids[served], _COL["vservice"],
+                            service if every else service[served])
         else:
             self._add_parts(ids[taken & path], _COL["wait"], wait[taken & path])
             self._add_parts(ids[served & path], _COL["vservice"], service[served & path])
-        self._order_visits(ids, queue, end, group, served)
         entered = w.entered(arrived)
         waited = overlap(arrived, left_f, w.t0, w.t1)
         one_queue = len(self.queues) == 1
@@ -580,18 +622,27 @@ class Accumulators:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows ``at`` of messages with a send order, sorted by time (then id, so ties
         fall the same way in every record mode): row index, stream, place, in window."""
+        # Each step copies the rows only when it drops some (a full-records fold has
+        # every message at once, so each copy costs as much as a column).
         rows = np.flatnonzero(at)
         rel = ids[rows] - self.base
-        rows, rel = rows[rel >= 0], rel[rel >= 0]
+        if len(rel) and rel.min() < 0:  # rows of messages forgotten already
+            rows, rel = rows[rel >= 0], rel[rel >= 0]
         stream = self._stream.take(rel)
         has = stream >= 0
-        rows, rel, stream = rows[has], rel[has], stream[has]
-        by = np.lexsort((ids[rows], t[rows]))
-        rows, rel = rows[by], rel[by]
-        # Kept narrow, handed on as int64 (record.ordering packs a stream and a place
-        # into one 64-bit number).
-        return (rows, stream[by].astype(np.int64), self._seq.take(rel).astype(np.int64),
-                self.w.at(t[rows]))
+        if not has.all():
+            rows, rel, stream = rows[has], rel[has], stream[has]
+        del has
+        tt = t[rows]
+        # Already in time order with no ties (one server's ends, say): the sort by time
+        # then id would leave them as they are.
+        if len(tt) > 1 and not bool((tt[1:] > tt[:-1]).all()):
+            by = np.lexsort((ids[rows], tt))
+            rows, rel, stream, tt = rows[by], rel[by], stream[by], tt[by]
+            del by
+        seq = self._seq.take(rel)
+        del rel
+        return rows, stream, seq, self.w.at(tt)
 
     def _order_visits(self, ids: np.ndarray, queue: np.ndarray, end: np.ndarray,
                       group: np.ndarray, served: np.ndarray) -> None:
@@ -600,37 +651,43 @@ class Accumulators:
         rows, stream, seq, inside = self._ordered(ids, end, served & (group >= 0))
         if not len(rows):
             return
+        if len(self.order_queues) == 1:  # every row is of the one queue: no copies
+            _tally(self.order_queues[0], stream, seq, inside)
+            return
         q = queue[rows]
         for qi, tally in enumerate(self.order_queues):
             at = q == qi
             if at.any():
-                tally.add(stream[at], seq[at], inside[at])
+                _tally(tally, stream[at], seq[at], inside[at])
 
     def _finished(self, f: Mapping[str, np.ndarray]) -> None:
         w = self.w
         ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
         known(ids, self.produced)
         rel = ids - self.base
-        sent, prod = self._sent.view()[rel], self._prod.view()[rel]
+        # The slots are read through a slice (views, no copies) when the rows name one
+        # run of consecutive messages in order, as full records' one fold does.
+        at = _as_slice(rel)
+        sent, prod = self._sent.view()[at], self._prod.view()[at]
         latency = t - sent
         if self.check:
             no_negative("latency", latency, ids)
-        self._open.view()[rel] = False
+        self._open.view()[at] = False
         self.finished += len(ids)
         self.outcomes += np.bincount(code, minlength=_FATES)[:_FATES]
         delivered = code == DELIVERED
-        _, stream, seq, inside = self._ordered(ids, t, delivered)
-        self.order_run.add(stream, seq, inside)
+        _tally(self.order_run, *self._ordered(ids, t, delivered)[1:])
         if self._lat is not None:
             self._lat.put(rel[delivered], latency[delivered])
         done_in = w.at(t)
         self.delivered_in += np.bincount(prod[delivered & done_in], minlength=self.np + 1)
         counted = delivered & w.sent_in(sent, np.where(prod == self.np, -1, prod))
+        del sent
         self.latency.add(latency[counted])
         if not self._final:  # a row of a later fold may still name this message
             self._class.a[ids] = np.where(counted, prod, -1)
         self.counted += np.bincount(prod[counted], minlength=self.np + 1)
-        raw = {col: x.take(rel) for col, x in self._raw.items()}
+        raw = {col: x.take(at) for col, x in self._raw.items()}
         for col, x in raw.items():
             self.parts[:, col] += np.bincount(prod[counted], weights=x[counted],
                                               minlength=self.np + 1)
@@ -641,17 +698,25 @@ class Accumulators:
         for gi, h in self.latency_group.items():
             h.add(latency[counted & (where == gi)])
         if self.check_waits and delivered.any():
-            lat_d = latency[delivered]
+            every = bool(delivered.all())  # then no copies of the delivered rows
+            lat_d = latency if every else latency[delivered]
             total = np.zeros(len(lat_d))
-            for name, x in _present_parts({c: x[delivered] for c, x in raw.items()}).items():
-                bad = x < -TOL * (1 + np.abs(lat_d))
+            floor = -TOL * (1 + np.abs(lat_d))
+            for name, x in _present_parts(raw if every else
+                                          {c: x[delivered] for c, x in raw.items()}).items():
+                bad = x < floor
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise InvariantError(f"negative breakdown part {name!r} of message "
                                          f"{int(ids[delivered][i])}: {float(x[i])!r}")
                 total += x
-            other = lat_d - total
-            low = other < -TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
+            del floor
+            other = np.subtract(lat_d, total, out=total)  # in place: the same numbers
+            bound = np.abs(lat_d)
+            np.maximum(bound, 1e-9, out=bound)
+            bound *= -TOL
+            bound -= 1e-12
+            low = other < bound
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 raise InvariantError(
