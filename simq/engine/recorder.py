@@ -6,11 +6,16 @@ run goes (a tuple row costs about four times its numpy columns), and
 :meth:`Recorder.arrays` joins the columns once, at the end. Every
 time-weighted statistic is computed afterwards from these intervals, exactly: the area
 under a queue's length is the sum of the time its messages spent waiting.
+
+At the end the Recorder hands its columns over to :class:`Records` rather than keeping a
+copy: a log that is expanded into per-message arrays (``finished`` into ``done``,
+``outcome`` and ``where``; ``copies`` into ``parent``) is freed as soon as it is
+converted, so a full-records run never holds the same rows twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
@@ -191,9 +196,13 @@ class Recorder:
     # (kind, broker, log, time, appends, copies, busy): a broker cluster's events and
     # counters (see Cluster); log is the index in Scenario.logs(), -1 for a broker's row.
     cluster: list[tuple[int, int, int, float, int, int, float]] = field(default_factory=list)
-    # Rows already moved into columns by compact(), per log, in order.
-    chunks: dict[str, list[dict[str, np.ndarray]]] = field(
-        default_factory=lambda: {name: [] for name in LAYOUT})
+    # Rows already moved into columns by compact(), per log: each column one buffer
+    # that grows in place (see _append), of which the first `filled[log]` rows are used.
+    cols: dict[str, dict[str, np.ndarray]] = field(
+        default_factory=lambda: {name: {} for name in LAYOUT})
+    filled: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYOUT, 0))
+    # The Records the columns were handed over to (see arrays()).
+    records: Records | None = None
 
     def compact(self) -> None:
         """Move the rows logged so far into numpy columns and empty the lists.
@@ -203,25 +212,69 @@ class Recorder:
         for name, (cols, kinds) in LAYOUT.items():
             rows = getattr(self, name)
             if rows:
-                self.chunks[name].append(to_columns(rows, cols, kinds))
+                self._append(name, to_columns(rows, cols, kinds))
                 rows.clear()
 
+    def _append(self, name: str, new: dict[str, np.ndarray]) -> None:
+        """Add a chunk's columns at the end of a log's buffers.
+
+        A buffer grows by doubling with ``ndarray.resize``, which reallocates in place
+        (a large buffer is remapped, not copied), and is cut to its rows the same way at
+        the end. Joining a list of chunks instead held every row twice at the end, and
+        the freed chunks stayed in the process's heap: a full-records run's resident
+        memory was about twice its columns.
+        """
+        have = self.filled[name]
+        k = len(next(iter(new.values())))
+        bufs = self.cols[name]
+        for c, x in new.items():
+            if c not in bufs:
+                bufs[c] = np.empty(max(k, 1024), dtype=x.dtype)
+            elif have + k > len(bufs[c]):
+                _resize(bufs, c, max(have + k, 2 * len(bufs[c])))
+            bufs[c][have: have + k] = x
+        self.filled[name] = have + k
+
     def columns(self, name: str) -> dict[str, np.ndarray]:
-        """All rows of one log as columns: the compacted chunks, then the list."""
+        """All rows of one log as columns: the compacted ones, then the list."""
         self.compact()
         cols, kinds = LAYOUT[name]
-        parts = self.chunks[name]
-        if not parts:
+        bufs = self.cols[name]
+        if not bufs:
             return to_columns([], cols, kinds)
-        out = {}
-        for c in cols:  # one column at a time, freeing the chunk's copy as it goes
-            out[c] = np.concatenate([p.pop(c) for p in parts])
-        parts[:] = [dict(out)]  # joined once; asking again is free
-        return out
+        n = self.filled[name]
+        for c in cols:
+            if len(bufs[c]) != n:
+                _resize(bufs, c, n)
+        return dict(bufs)
 
     def arrays(self, t_end: float) -> Records:
-        """Columns of the logs, built once."""
-        return Records.from_lists(self, t_end)
+        """Columns of the logs, built once, when the run is over: the Recorder hands its
+        columns over to them (asking again gives the same Records)."""
+        if self.records is None:
+            self.records = Records.from_lists(self, t_end)
+        elif self.records.t_end != t_end:
+            return replace(self.records, t_end=t_end)
+        return self.records
+
+    def hand_over(self, name: str) -> dict[str, np.ndarray]:
+        """All rows of one log as columns, which the Recorder then no longer holds."""
+        out = self.columns(name)
+        self.cols[name] = {}
+        self.filled[name] = 0
+        return out
+
+
+def _resize(bufs: dict[str, np.ndarray], c: str, n: int) -> None:
+    """Resize ``bufs[c]`` to ``n`` rows in place, or as a copy if something else holds
+    it (numpy refuses to move an array that is referenced elsewhere)."""
+    try:
+        bufs[c].resize(n, refcheck=True)
+    except ValueError:
+        grown = np.empty(n, dtype=bufs[c].dtype)
+        m = min(n, len(bufs[c]))
+        grown[:m] = bufs[c][:m]
+        bufs[c] = grown
 
 
 # Column names and kinds (i: integer, f: float) of each log, in tuple order.
@@ -304,30 +357,25 @@ class Records:
 
     @classmethod
     def from_lists(cls, rec: Recorder, t_end: float) -> Records:
-        created = rec.columns("created")
+        take = rec.hand_over
+        created = take("created")
         n = len(created["sent"])
         done = np.full(n, np.nan)
         outcome = np.full(n, IN_FLIGHT, dtype=np.int64)
         where = np.full(n, -1, dtype=np.int64)
-        fin = rec.columns("finished")
-        done[fin["id"]] = fin["t"]
-        outcome[fin["id"]] = fin["outcome"]
-        where[fin["id"]] = fin["where"]
-        visits = rec.columns("visits")
-        hops = rec.columns("hops")
-        workers = rec.columns("workers")
-        stages = rec.columns("stages")
+        fin = take("finished")
+        for name, to in (("t", done), ("outcome", outcome), ("where", where)):
+            to[fin["id"]] = fin.pop(name)  # each column freed once spread out
+        del fin
         parent = np.full(n, -1, dtype=np.int64)  # -1: an original, not a copy
-        copies = rec.columns("copies")
+        copies = take("copies")
         parent[copies["id"]] = copies["parent"]
-        batches = rec.columns("batches")
-        retransmits = rec.columns("retransmits")
-        events = rec.columns("events")
-        blocked = rec.columns("blocked")
+        del copies
         return cls(t_end, created["producer"], created["sent"], created["size"], done,
-                   outcome, where, visits, hops, workers, stages, parent, batches, retransmits,
-                   events, blocked, rec.columns("order"), list(rec.key_names),
-                   rec.columns("rebalances"), rec.columns("cluster"))
+                   outcome, where, take("visits"), take("hops"), take("workers"),
+                   take("stages"), parent, take("batches"), take("retransmits"),
+                   take("events"), take("blocked"), take("order"), list(rec.key_names),
+                   take("rebalances"), take("cluster"))
 
 
 def overlap(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> np.ndarray:

@@ -102,6 +102,32 @@ def _present_parts(raw: Mapping[int, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+# Rows an order tally takes at a time (see _tally).
+_PIECE = 1 << 16
+
+
+def _tally(tally: OrderTally, stream: np.ndarray, seq: np.ndarray, inside: np.ndarray
+           ) -> None:
+    """Deliveries in the order they happened, into ``tally`` a piece at a time: a tally
+    carries each stream's highest place from one call to the next, so pieces give the
+    same integers as one call, and its working arrays (several per row) stay the size
+    of a piece, not of a full-records run's every delivery."""
+    # Streams and places are kept narrow; a tally packs a stream and a place into one
+    # 64-bit number, so each piece is widened as it goes in.
+    for i in range(0, len(stream), _PIECE):
+        tally.add(stream[i: i + _PIECE].astype(np.int64), seq[i: i + _PIECE].astype(np.int64),
+                  inside[i: i + _PIECE])
+
+
+def _as_slice(rel: np.ndarray) -> slice | np.ndarray:
+    """``rel`` as a slice when it is one run of consecutive places in order (indexing
+    with it then gives views), else itself."""
+    if len(rel) and int(rel[-1]) - int(rel[0]) == len(rel) - 1 and (
+            len(rel) == 1 or bool((rel[1:] == rel[:-1] + 1).all())):
+        return slice(int(rel[0]), int(rel[-1]) + 1)
+    return rel
+
+
 def _breakdown(raw: np.ndarray) -> np.ndarray:
     """Columns of BREAKDOWN[:-1] from raw slot sums (rows: messages or classes)."""
     # A visit runs from leaving the line to the end of service: take out the decode and,
@@ -123,6 +149,85 @@ class _Grow:
         if n > len(self.a):
             more = np.full(max(n, 2 * len(self.a)) - len(self.a), self.fill, dtype=self.a.dtype)
             self.a = np.concatenate([self.a, more])
+
+
+class _Column:
+    """One per-message column over the messages from the accumulators' ``base`` on.
+
+    The values sit in a buffer that grows in place by doubling (so appending a chunk
+    costs its own size, not the whole column's, and the peak is one column's spare room,
+    not a second copy of every column); the dead prefix of messages forgotten is only
+    moved out when it is at least as long as what is left (then the move never overlaps
+    itself). A column may cover fewer messages than are in flight: the rest read as
+    ``fill`` (a part no row has touched yet, a message with no send order). An integer
+    column starts narrow and widens to 64 bits the first time a value needs it.
+    """
+
+    __slots__ = ("buf", "start", "n", "fill")
+
+    def __init__(self, dtype: Any, fill: float) -> None:
+        self.buf: np.ndarray = np.empty(0, dtype=dtype)
+        self.start = 0  # where the message `base` sits in the buffer
+        self.n = 0  # messages covered: base .. base + n - 1
+        self.fill = fill
+
+    def view(self) -> np.ndarray:
+        return self.buf[self.start: self.start + self.n]
+
+    def reach(self, n: int) -> np.ndarray:
+        """The column over at least the first ``n`` messages (new ones ``fill``)."""
+        if n > self.n:
+            if self.start + n > len(self.buf):
+                live = self.view()
+                if self.start >= self.n and n <= len(self.buf):
+                    self.buf[: self.n] = live  # the dead prefix is large: move down
+                else:
+                    grown = np.empty(max(n, 2 * len(self.buf)), dtype=self.buf.dtype)
+                    grown[: self.n] = live
+                    self.buf = grown
+                self.start = 0
+            self.buf[self.start + self.n: self.start + n] = self.fill
+            self.n = n
+        return self.view()
+
+    def put(self, rel: np.ndarray, x: np.ndarray) -> None:
+        """Set the values of messages ``rel`` (places from base)."""
+        if not len(rel):
+            return
+        if self.buf.dtype.kind == "i" and self.buf.dtype.itemsize < 8 and len(x):
+            info = np.iinfo(self.buf.dtype)
+            if int(x.min()) < info.min or int(x.max()) > info.max:
+                self.buf = self.buf.astype(np.int64)
+        self.reach(int(rel.max()) + 1)[rel] = x
+
+    def take(self, rel: np.ndarray | slice) -> np.ndarray:
+        """The values of messages ``rel`` (``fill`` past the part covered); a slice
+        gives a view where it can."""
+        v = self.view()
+        if isinstance(rel, slice):
+            if rel.stop <= self.n:
+                view: np.ndarray = v[rel]
+                return view
+            rel = np.arange(rel.start, rel.stop)
+        if not len(rel) or int(rel.max()) < self.n:
+            got: np.ndarray = v[rel]
+            return got
+        out = np.full(len(rel), self.fill, dtype=self.buf.dtype)
+        inside = rel < self.n
+        out[inside] = v[rel[inside]]
+        return out
+
+    def head(self, k: int) -> np.ndarray:
+        """The values of the first ``k`` messages."""
+        return self.reach(k)[:k] if k > self.n else self.view()[:k]
+
+    def drop(self, cut: int) -> None:
+        """Forget the first ``cut`` messages (base moves on by ``cut``)."""
+        k = min(cut, self.n)
+        self.start += k
+        self.n -= k
+        if not self.n:  # nothing left in flight (or the run is over): free the buffer
+            self.buf, self.start = self.buf[:0].copy(), 0
 
 
 @dataclass
@@ -171,7 +276,8 @@ class Accumulators:
     """Everything the summary is made of, for one replication, fed chunk by chunk."""
 
     def __init__(self, sc: Scenario, window: Window, *, check: bool = True,
-                 percentiles: bool = True) -> None:
+                 percentiles: bool = True, mser: StreamedMser | None = None) -> None:
+        """``mser``: also feed the latency series in send order to this accumulator."""
         self.sc = sc
         self.w = window
         self.check = check
@@ -215,30 +321,43 @@ class Accumulators:
         self._faulty = (any(sc.may_go_down(q) for q in sc.queues)
                         or any(lk.partitions is not None for lk in sc.links.values())
                         or any(c.crashes is not None for c in sc.consumers.values()))
-        self.mser: StreamedMser | None = None
-        # Messages from id `base` on that may still be in flight: send time, producer,
-        # parent (-1: an original), latency once delivered, still open, raw part sums.
+        self.mser = mser
+        # Messages from id `base` on that may still be in flight (_Column): send time,
+        # producer row (one byte for up to 126 producers), still open. An overloaded
+        # queue keeps most messages in flight, so each column is as narrow as its range
+        # allows (times stay float64: their exact values are the results), and only the
+        # columns the scenario needs exist.
         self.base = 0
-        self._sent = np.empty(0)
-        self._prod = np.empty(0, dtype=np.int64)
-        self._parent = np.empty(0, dtype=np.int64)
-        self._lat = np.empty(0)
-        self._open = np.empty(0, dtype=bool)
+        small = np.int8 if npr < 127 else np.int16 if npr < 32767 else np.int64
+        self._sent = _Column(np.float64, 0.0)
+        self._prod = _Column(small, 0)
+        self._open = _Column(np.bool_, False)
+        # The root of a retried send's copy (-1: an original): read only for producers
+        # with a send timeout. The latency once delivered: only for the MSER series.
+        self._parent = _Column(np.int64, -1) if self._hits_needed() else None
+        self._lat = _Column(np.float64, math.nan) if mser is not None else None
         # Each live message's ordering stream and place in it (-1: none; record.ordering).
-        self._stream = np.empty(0, dtype=np.int64)
-        self._seq = np.empty(0, dtype=np.int64)
+        self._stream = _Column(np.int32, -1)
+        self._seq = _Column(np.int32, -1)
         self.order_queues = [OrderTally() for _ in range(nq)]
         self.order_run = OrderTally()
-        # Raw part sums per live message, one array per part that has rows at all.
-        self._raw: dict[int, np.ndarray] = {}
+        # Raw part sums per live message, one column per part that has rows at all, and
+        # covering only the messages up to the last one with a row: in an overloaded
+        # queue those still waiting have none, and cost nothing here.
+        self._raw: dict[int, _Column] = {}
         # Every message's class once finished: -1 not counted in the window, else the
         # producer row it was counted in (-2: not finished yet). One byte per message.
         self._class = _Grow(np.int8 if npr < 126 else np.int16, -2)
         # Deliveries per root message (a retried send's copies share their root), for
         # producers with a send timeout: 0, 1 or 2 (= more than one); and the deliveries
         # beyond the first of each root (duplicates delivered).
-        self._hits = _Grow(np.int8, 0) if self.timed.any() else None
+        self._hits = _Grow(np.int8, 0) if self._hits_needed() else None
         self.extra = 0
+
+    def _hits_needed(self) -> bool:
+        """Whether some producer has a send timeout (its deliveries are counted per root
+        message, which needs each copy's parent)."""
+        return bool(self.timed.any())
 
     # Folding ---------------------------------------------------------------------------
     def fold(self, logs: Mapping[str, Mapping[str, np.ndarray]], workers: Mapping[str, np.ndarray],
@@ -256,12 +375,12 @@ class Accumulators:
         cp = logs.get("copies")
         if cp is not None and len(cp["id"]):
             self.copies += len(cp["id"])
-            self._parent[cp["id"] - self.base] = cp["parent"]
+            if self._parent is not None:
+                self._parent.put(cp["id"] - self.base, cp["parent"])
         od = logs.get("order")
         if od is not None and len(od["id"]):
-            rel = od["id"] - self.base
-            self._stream[rel] = od["stream"]
-            self._seq[rel] = od["seq"]
+            self._stream.put(od["id"] - self.base, od["stream"])
+            self._seq.put(od["id"] - self.base, od["seq"])
         for name in ("visits", "hops", "stages"):
             x = logs.get(name)
             if x is not None and len(x["id"]):
@@ -313,15 +432,11 @@ class Accumulators:
         self.produced += n
         row = np.where(prod < 0, self.np, prod)
         self.offered += np.bincount(row[self.w.sent_in(sent, prod)], minlength=self.np + 1)
-        self._sent = np.concatenate([self._sent, sent])
-        self._prod = np.concatenate([self._prod, row])
-        self._parent = np.concatenate([self._parent, np.full(n, -1, dtype=np.int64)])
-        self._lat = np.concatenate([self._lat, np.full(n, np.nan)])
-        self._open = np.concatenate([self._open, np.ones(n, dtype=bool)])
-        self._stream = np.concatenate([self._stream, np.full(n, -1, dtype=np.int64)])
-        self._seq = np.concatenate([self._seq, np.full(n, -1, dtype=np.int64)])
-        for col, x in self._raw.items():
-            self._raw[col] = np.concatenate([x, np.zeros(n)])
+        # The new messages are the last ones: ids base + live .. base + live + n - 1.
+        live = self.produced - n - self.base
+        self._sent.reach(live + n)[live:] = sent
+        self._prod.reach(live + n)[live:] = row
+        self._open.reach(live + n)[live:] = True
         self._class.ensure(self.produced)
         if self._hits is not None:
             self._hits.ensure(self.produced)
@@ -333,16 +448,21 @@ class Accumulators:
             return
         rel = ids - self.base
         known(ids, self.produced)
-        if rel.min() >= 0 and self._open[rel].all():  # the usual case: all in flight
+        is_open = self._open.view()
+        if rel.min() >= 0 and is_open[rel].all():  # the usual case: all in flight
             live = np.ones(len(rel), dtype=bool)
         else:
             live = rel >= 0
-            live[live] = self._open[rel[live]]
-        if live.any():
-            if col not in self._raw:
-                self._raw[col] = np.zeros(len(self._open))
-            self._raw[col] += np.bincount(rel[live], weights=x[live],
-                                          minlength=len(self._open))
+            live[live] = is_open[rel[live]]
+        if live.all():  # no copies of the rows
+            sums = np.bincount(rel, weights=x)  # up to the last one named
+        elif live.any():
+            sums = np.bincount(rel[live], weights=x[live])
+        else:
+            sums = None
+        if sums is not None:
+            self._raw.setdefault(col, _Column(np.float64, 0.0)).reach(len(sums))[
+                : len(sums)] += sums
         if not live.all():  # rows logged after their message finished
             cls = self._class.a[ids[~live]].astype(np.int64)
             mine = cls >= 0
@@ -354,10 +474,14 @@ class Accumulators:
         ids, queue, arrived, left, end, group = (v["id"], v["queue"], v["arrived"], v["left"],
                                                  v["end"], v["group"])
         taken = ~np.isnan(left)
+        served = ~np.isnan(end - left)
+        # The order tallies first: their working arrays are gone before the columns
+        # below are made (a full-records fold has every visit at once).
+        self._order_visits(ids, queue, end, group, served)
         left_f = np.where(taken, left, w.t_end)
         wait = left_f - arrived
         service = end - left
-        served = ~np.isnan(service)
+        every = bool(served.all())  # the rows themselves, no copies
         if taken.all():  # the usual case: no message still waiting or evicted unserved
             wait_t, ids_t = wait, ids
         else:
@@ -365,17 +489,19 @@ class Accumulators:
         if self.check_waits:
             no_negative("wait", wait_t, ids_t)
         if self.check:
-            no_negative("service", service[served], ids[served])
+            no_negative("service", service if every else service[served],
+                        ids if every else ids[served])
         # Work on a copy whose fate was decided elsewhere (record.REPEAT) is in the
         # queue's length and the group's busy time, not on the message's path.
         path = group > REPEAT
         if path.all():
             self._add_parts(ids_t, _COL["wait"], wait_t)
-            self._add_parts(ids[served], _COL["vservice"], service[served])
+            del wait_t, ids_t
+            self._add_parts(ids if every else ids[served], _COL["vservice"],
+                            service if every else service[served])
         else:
             self._add_parts(ids[taken & path], _COL["wait"], wait[taken & path])
             self._add_parts(ids[served & path], _COL["vservice"], service[served & path])
-        self._order_visits(ids, queue, end, group, served)
         entered = w.entered(arrived)
         waited = overlap(arrived, left_f, w.t0, w.t1)
         one_queue = len(self.queues) == 1
@@ -496,14 +622,27 @@ class Accumulators:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows ``at`` of messages with a send order, sorted by time (then id, so ties
         fall the same way in every record mode): row index, stream, place, in window."""
+        # Each step copies the rows only when it drops some (a full-records fold has
+        # every message at once, so each copy costs as much as a column).
         rows = np.flatnonzero(at)
         rel = ids[rows] - self.base
-        rows, rel = rows[rel >= 0], rel[rel >= 0]
-        has = self._stream[rel] >= 0
-        rows, rel = rows[has], rel[has]
-        by = np.lexsort((ids[rows], t[rows]))
-        rows, rel = rows[by], rel[by]
-        return rows, self._stream[rel], self._seq[rel], self.w.at(t[rows])
+        if len(rel) and rel.min() < 0:  # rows of messages forgotten already
+            rows, rel = rows[rel >= 0], rel[rel >= 0]
+        stream = self._stream.take(rel)
+        has = stream >= 0
+        if not has.all():
+            rows, rel, stream = rows[has], rel[has], stream[has]
+        del has
+        tt = t[rows]
+        # Already in time order with no ties (one server's ends, say): the sort by time
+        # then id would leave them as they are.
+        if len(tt) > 1 and not bool((tt[1:] > tt[:-1]).all()):
+            by = np.lexsort((ids[rows], tt))
+            rows, rel, stream, tt = rows[by], rel[by], stream[by], tt[by]
+            del by
+        seq = self._seq.take(rel)
+        del rel
+        return rows, stream, seq, self.w.at(tt)
 
     def _order_visits(self, ids: np.ndarray, queue: np.ndarray, end: np.ndarray,
                       group: np.ndarray, served: np.ndarray) -> None:
@@ -512,37 +651,43 @@ class Accumulators:
         rows, stream, seq, inside = self._ordered(ids, end, served & (group >= 0))
         if not len(rows):
             return
+        if len(self.order_queues) == 1:  # every row is of the one queue: no copies
+            _tally(self.order_queues[0], stream, seq, inside)
+            return
         q = queue[rows]
         for qi, tally in enumerate(self.order_queues):
             at = q == qi
             if at.any():
-                tally.add(stream[at], seq[at], inside[at])
+                _tally(tally, stream[at], seq[at], inside[at])
 
     def _finished(self, f: Mapping[str, np.ndarray]) -> None:
         w = self.w
         ids, t, code, where = f["id"], f["t"], f["outcome"], f["where"]
         known(ids, self.produced)
         rel = ids - self.base
-        sent, prod = self._sent[rel], self._prod[rel]
+        # The slots are read through a slice (views, no copies) when the rows name one
+        # run of consecutive messages in order, as full records' one fold does.
+        at = _as_slice(rel)
+        sent, prod = self._sent.view()[at], self._prod.view()[at]
         latency = t - sent
         if self.check:
             no_negative("latency", latency, ids)
-        self._open[rel] = False
+        self._open.view()[at] = False
         self.finished += len(ids)
         self.outcomes += np.bincount(code, minlength=_FATES)[:_FATES]
         delivered = code == DELIVERED
-        _, stream, seq, inside = self._ordered(ids, t, delivered)
-        self.order_run.add(stream, seq, inside)
-        if self.mser is not None:
-            self._lat[rel[delivered]] = latency[delivered]
+        _tally(self.order_run, *self._ordered(ids, t, delivered)[1:])
+        if self._lat is not None:
+            self._lat.put(rel[delivered], latency[delivered])
         done_in = w.at(t)
         self.delivered_in += np.bincount(prod[delivered & done_in], minlength=self.np + 1)
         counted = delivered & w.sent_in(sent, np.where(prod == self.np, -1, prod))
+        del sent
         self.latency.add(latency[counted])
         if not self._final:  # a row of a later fold may still name this message
             self._class.a[ids] = np.where(counted, prod, -1)
         self.counted += np.bincount(prod[counted], minlength=self.np + 1)
-        raw = {col: x[rel] for col, x in self._raw.items()}
+        raw = {col: x.take(at) for col, x in self._raw.items()}
         for col, x in raw.items():
             self.parts[:, col] += np.bincount(prod[counted], weights=x[counted],
                                               minlength=self.np + 1)
@@ -553,17 +698,25 @@ class Accumulators:
         for gi, h in self.latency_group.items():
             h.add(latency[counted & (where == gi)])
         if self.check_waits and delivered.any():
-            lat_d = latency[delivered]
+            every = bool(delivered.all())  # then no copies of the delivered rows
+            lat_d = latency if every else latency[delivered]
             total = np.zeros(len(lat_d))
-            for name, x in _present_parts({c: x[delivered] for c, x in raw.items()}).items():
-                bad = x < -TOL * (1 + np.abs(lat_d))
+            floor = -TOL * (1 + np.abs(lat_d))
+            for name, x in _present_parts(raw if every else
+                                          {c: x[delivered] for c, x in raw.items()}).items():
+                bad = x < floor
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise InvariantError(f"negative breakdown part {name!r} of message "
                                          f"{int(ids[delivered][i])}: {float(x[i])!r}")
                 total += x
-            other = lat_d - total
-            low = other < -TOL * np.maximum(np.abs(lat_d), 1e-9) - 1e-12
+            del floor
+            other = np.subtract(lat_d, total, out=total)  # in place: the same numbers
+            bound = np.abs(lat_d)
+            np.maximum(bound, 1e-9, out=bound)
+            bound *= -TOL
+            bound -= 1e-12
+            low = other < bound
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 raise InvariantError(
@@ -580,7 +733,8 @@ class Accumulators:
         if self._hits is not None:
             hit = delivered & self.timed[prod]
             if hit.any():
-                parent = self._parent[rel[hit]]
+                assert self._parent is not None  # kept whenever _hits is
+                parent = self._parent.take(rel[hit])
                 root = np.where(parent >= 0, parent, ids[hit])
                 at, counts = np.unique(root, return_counts=True)
                 before = self._hits.a[at]
@@ -589,20 +743,20 @@ class Accumulators:
 
     def _forget(self, final: bool) -> None:
         """Drop the slots of the oldest messages once all of them have an outcome."""
-        still = np.flatnonzero(self._open)
-        cut = len(self._open) if final or not len(still) else int(still[0])
+        is_open = self._open.view()
+        first = int(np.argmax(is_open)) if len(is_open) else 0  # the first still open
+        cut = len(is_open) if final or not len(is_open) or not is_open[first] else first
         if not cut:
             return
-        if self.mser is not None:
-            lat, sent = self._lat[:cut], self._sent[:cut]
+        if self.mser is not None and self._lat is not None:
+            lat, sent = self._lat.head(cut), self._sent.view()[:cut]
             ok = ~np.isnan(lat) & (sent < self.w.t1)
             self.mser.add(lat[ok], sent[ok])
         self.base += cut
-        self._sent, self._prod = self._sent[cut:], self._prod[cut:]
-        self._parent, self._lat = self._parent[cut:], self._lat[cut:]
-        self._open = self._open[cut:]
-        self._stream, self._seq = self._stream[cut:], self._seq[cut:]
-        self._raw = {col: x[cut:] for col, x in self._raw.items()}
+        for column in (self._sent, self._prod, self._open, self._parent, self._lat,
+                       self._stream, self._seq, *self._raw.values()):
+            if column is not None:
+                column.drop(cut)
 
     # Reading ---------------------------------------------------------------------------
     def count(self, code: int, where: int | None = None) -> int:

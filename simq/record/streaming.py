@@ -129,8 +129,7 @@ def run_streaming(sim: Simulation, chunk: int = CHUNK, *, warmup: float | None =
     spec = sc.run
     warm = float(spec.warmup) if warmup is None else warmup
     window = Window(warm)
-    acc = Accumulators(sc, window)
-    acc.mser = mser
+    acc = Accumulators(sc, window, mser=mser)
     rec = sim.rec
     stops_after = spec.messages is not None
     guard = MemoryGuard(sim)
@@ -242,8 +241,7 @@ def run_full(sim: Simulation, chunk: int = CHUNK,
     guard = MemoryGuard(sim)
 
     def logged(name: str) -> int:
-        return sum(len(c[LAYOUT[name][0][0]]) for c in rec.chunks[name]) + len(
-            getattr(rec, name))
+        return rec.filled[name] + len(getattr(rec, name))
 
     def compact() -> None:
         rec.compact()
