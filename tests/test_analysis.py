@@ -178,3 +178,18 @@ def test_simq_run_prints_and_stores_the_theory_columns(
     assert summary["theory"]["kind"] == "exact"
     assert summary["warmup"]["method"] == "fixed"
     assert "Measured against queueing theory" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("value", "half", "shown"), [
+    (1.0, 0.0003297, ("1.00000", "0.00033")),
+    (0.7964, 0.01107, ("0.796", "0.011")),
+    (4.994, 0.3285, ("4.99", "0.33")),
+    (15958.0, 120.0, ("15,960", "120")),
+    (-0.25, 0.04, ("-0.250", "0.040")),
+    (3.2, float("nan"), ("3.2", "-")),
+])
+def test_a_measured_value_is_shown_to_the_precision_of_its_interval(
+        value: float, half: float, shown: tuple[str, str]) -> None:
+    from simq.analysis.compare import format_estimate
+
+    assert format_estimate(value, half) == shown

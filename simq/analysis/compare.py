@@ -248,6 +248,25 @@ def format_number(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
+def format_estimate(value: Any, half: Any) -> tuple[str, str]:
+    """A measured value and its 95% half-width as a table prints them: the half-width to
+    two significant digits and the value to the same decimal place, so that neither claims
+    more precision than the other (``1.00000 ± 0.00033``, not ``1 ± 0.0003297``). Without
+    a finite positive half-width, each as :func:`format_number` prints it."""
+    try:
+        v, h = float(value), float(half)
+    except (TypeError, ValueError):
+        return format_number(value), format_number(half)
+    if not (math.isfinite(v) and math.isfinite(h) and h > 0):
+        return format_number(value), format_number(half)
+    places = 1 - math.floor(math.log10(h))  # decimal places of two significant digits
+    if places > 6 or places < -12:
+        return f"{v:.2g}", f"{h:.2g}"
+    if places <= 0:  # tens or more: rounded there, with thousands separators
+        return f"{round(v, places):,.0f}", f"{round(h, places):,.0f}"
+    return f"{v:.{places}f}", f"{h:.{places}f}"
+
+
 def format_compare(table: pd.DataFrame) -> str:
     """The compare table as aligned text (what ``simq run`` prints)."""
     header = ["quantity", "measured", "± 95% CI", "formula", "theory", "model", "error",
@@ -256,7 +275,7 @@ def format_compare(table: pd.DataFrame) -> str:
     for r in table.to_dict("records"):
         err = float(r["error"])
         model = str(r["model"]) if r["kind"] == "none" else f"{r['model']} ({r['kind']})"
-        rows.append([str(r["quantity"]), format_number(r["measured"]), format_number(r["ci95"]),
+        rows.append([str(r["quantity"]), *format_estimate(r["measured"], r["ci95"]),
                      format_number(r["formula"]),
                      format_number(r["theory"]), model,
                      "-" if not math.isfinite(err) else f"{100 * err:+.1f}%",
