@@ -469,7 +469,7 @@ def theory_overlay(scenario: Any, prediction: Any = None) -> TheoryOverlay | Non
 
 _FONT = 8.0  # points, every label of the diagram
 _PAD = 0.07  # inches between a label and its box
-_COL_GAP = 0.75  # inches between columns (room for an edge's probability)
+_COL_GAP = 0.6  # inches between columns (room for an edge's probability)
 _ROW_GAP = 0.3
 _LANE = 0.28  # inches between the lanes of edges routed above or below the drawing
 _STYLE = {  # kind -> (face colour, edge colour)
@@ -585,7 +585,7 @@ def _graph(sc: Scenario) -> tuple[dict[str, _Node], list[_Edge]]:
         if drains[name] or name not in dead:
             lines.append(f"λ {_rate(qf.arrival_rate)}")
             if qf.capacity > 0:
-                lines[-1] += f", ρ {_num(qf.load, 3)}"
+                lines.append(f"ρ {_num(qf.load, 3)}")
         nodes[name] = _Node("dead-letter" if name in dead else "queue", "\n".join(lines))
     for name, t in sc.topics.items():
         if t.subscribers is not None:
@@ -741,6 +741,22 @@ def _place(nodes: dict[str, _Node], forward: list[_Edge]) -> dict[tuple[str, str
             n.x, n.y = x + width / 2, y - n.h / 2
             y -= n.h + _ROW_GAP
         x += width + _COL_GAP
+    # Then each box level with what feeds it, as far as the column's order allows: top
+    # down, never closer than the gap to the box above; the column shifted as a whole to
+    # the least total offset.
+    for col in cols[1:]:
+        want = []
+        for k in col:
+            near = [nodes[a].y for a, b in hops if b == k]
+            want.append(sum(near) / len(near) if near else nodes[k].y)
+        got: list[float] = []
+        for i, k in enumerate(col):
+            y = want[i] if i == 0 else min(
+                want[i], got[-1] - nodes[col[i - 1]].h / 2 - _ROW_GAP - nodes[k].h / 2)
+            got.append(y)
+        shift = sum(w - g for w, g in zip(want, got, strict=True)) / len(col)
+        for k, g in zip(col, got, strict=True):
+            nodes[k].y = g + shift
     return bends
 
 

@@ -155,7 +155,7 @@ def _text_of(fig: Figure, name: str) -> str:
 def test_topology_writes_rates_capacities_and_latencies() -> None:
     fig = plots.topology(simq.load(ROOT / "models" / "mm1.yaml"))
     assert "0.8 msg/s" in _text_of(fig, "app")
-    assert "capacity ∞" in _text_of(fig, "broker") and "ρ 0.8" in _text_of(fig, "broker")
+    assert "capacity ∞" in _text_of(fig, "broker") and "\nρ 0.8" in _text_of(fig, "broker")
     assert "1 × 1 msg/s" in _text_of(fig, "worker")
     fig = plots.topology(simq.load(ROOT / "models" / "rpc.yaml"))
     assert "sync, 20 clients" in _text_of(fig, "web")
@@ -182,15 +182,23 @@ def test_topology_draws_partitions_routes_and_dead_letters() -> None:
     assert "10% leave" in _text_of(fig, "validate")
 
 
-def test_topology_boxes_do_not_overlap() -> None:
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_topology_boxes_and_labels_do_not_overlap(path: Path) -> None:
     from matplotlib.patches import FancyBboxPatch
 
-    for name in ("tandem", "kafka_like", "rpc", "routing", "pubsub", "ordering"):
-        fig = plots.topology(simq.load(ROOT / "models" / f"{name}.yaml"))
-        boxes = [p.get_bbox() for p in fig.axes[0].patches if isinstance(p, FancyBboxPatch)]
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
-                assert not a.overlaps(b), name
+    fig = plots.topology(simq.load(path))
+    ax = fig.axes[0]
+    boxes = [p.get_window_extent() for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    # Every text inside the figure, every edge label clear of every box.
+    whole = fig.bbox
+    for t in ax.texts:
+        box = t.get_window_extent()
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1, t.get_text()
+        if "\n" not in t.get_text() and t.get_text().endswith("%"):
+            assert not any(box.overlaps(b) for b in boxes), t.get_text()
 
 
 def test_topology_on_a_given_ax_and_from_a_name() -> None:
