@@ -247,6 +247,30 @@ def _cases_bar(quiet: bool) -> Iterator[Callable[[int, int, str | None], None] |
             bar.close()
 
 
+def _cmd_draw(args: argparse.Namespace) -> int:
+    if args.out is not None and not args.out.strip():
+        raise ScenarioError("--out", "must name a file", args.out)
+    sc = simq.load(args.scenario, allow_paths=args.allow_paths)
+    target = Path(args.out) if args.out is not None else Path(f"{sc.name}-topology.svg")
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in {"svg", "png"}:
+        raise ScenarioError("--out", "must end in .svg or .png", str(target))
+    if (target.exists() or target.is_symlink()) and not args.force:
+        raise ScenarioError("draw", f"{target} exists; --force replaces it")
+    import matplotlib.pyplot as plt
+
+    from simq import plots
+    from simq.files import write_atomic
+
+    fig = plots.topology(sc)
+    try:
+        write_atomic(target, lambda p: fig.savefig(p, format=fmt, dpi=110))
+    finally:
+        plt.close(fig)
+    print(f"wrote {target}")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from simq.files import locked
     from simq.validate import case_names, check_output
@@ -401,6 +425,17 @@ def _build_parser() -> argparse.ArgumentParser:
                         "sweep folder")
     rp.add_argument("folder", help="a folder written by simq run or simq sweep")
     rp.set_defaults(func=_cmd_report)
+
+    d = sub.add_parser("draw", help="draw a scenario's topology (producers, links, queues, "
+                       "topics, consumer groups) with its rates and capacities")
+    d.add_argument("scenario", help="scenario file (YAML or TOML), or the name of one that "
+                   "comes with simq (`simq models`)")
+    d.add_argument("--out", metavar="FILE", help="the file to write, .svg or .png "
+                   "(default <name>-topology.svg in the working folder)")
+    d.add_argument("--force", action="store_true", help="replace an existing file")
+    d.add_argument("--allow-paths", action="store_true",
+                   help="let the scenario read data files outside its own folder")
+    d.set_defaults(func=_cmd_draw)
 
     m = sub.add_parser("models", help="list the scenarios that come with simq, or copy one "
                        "out to edit")

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from simq.files import (
 )
 from simq.record.measures import has_peak_features
 from simq.run import RunResult
+from simq.scenario import Scenario
 
 __all__ = ["RUN_FILES", "OutputExistsError", "build_report", "format_summary", "prepare_dir",
            "report", "write_atomic"]
@@ -242,15 +244,17 @@ def _page(title: str, blocks: list[str]) -> str:
     ])
 
 
-def _figure_blocks(figures: dict[str, bytes]) -> tuple[list[str], list[str]]:
-    """The figures embedded in HTML (base64) and linked from Markdown (figures/*.png)."""
+def _figure_blocks(figures: dict[str, bytes], *,
+                   svg: bool = False) -> tuple[list[str], list[str]]:
+    """The figures embedded in HTML (base64) and linked from Markdown (figures/*.png, or
+    the *.svg beside it)."""
     h, m = [], []
     for name, png in figures.items():
         data = base64.b64encode(png).decode()
         title = name.replace("_", " ")
         h.append(f"<h2>{html.escape(title)}</h2>"
                  f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
-        m.append(f"## {_md(title)}\n\n![{_md(title)}](figures/{name}.png)")
+        m.append(f"## {_md(title)}\n\n![{_md(title)}](figures/{name}.{'svg' if svg else 'png'})")
     return h, m
 
 
@@ -313,7 +317,22 @@ def _read_summary(path: Path) -> dict[str, Any]:
     return s
 
 
-def _run_report(folder: Path) -> Path:
+def _scenario_of(folder: Path, text: str) -> Scenario | None:
+    """The run's scenario from its scenario.yaml, None when it cannot be read back (a data
+    file it names is not beside it): the report is then drawn without the diagram."""
+    from simq.scenario import loads
+
+    if not text.strip():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unstable scenario warns; the run did
+            return loads(text, base_dir=folder, source=str(folder / "scenario.yaml"))
+    except ScenarioError:
+        return None
+
+
+def _run_report(folder: Path, scenario: Scenario | None = None) -> Path:
     s = _read_summary(folder / "summary.json")
     scenario_text, description = "", ""
     if (folder / "scenario.yaml").is_file():
@@ -324,6 +343,17 @@ def _run_report(folder: Path) -> Path:
                 if isinstance(raw, dict | None) else ""
     window = s["window"]
     figures: dict[str, bytes] = {}
+    sc = scenario if scenario is not None else _scenario_of(folder, scenario_text)
+    overlay = None
+    if sc is not None:
+        # The diagram and the theory lines come from the scenario on paper.
+        fig = plots.topology(sc)
+        svg = io.BytesIO()
+        fig.savefig(svg, format="svg")
+        write_atomic(real_subdir(folder, "figures") / "topology.svg", svg.getvalue())
+        figures["topology"] = _png(fig)
+        if (s.get("theory") or {}).get("kind", "none") != "none":
+            overlay = plots.theory_overlay(sc)
     if (folder / "timeseries.csv").is_file():
         with reading(folder / "timeseries.csv"):
             ts = pd.read_csv(folder / "timeseries.csv")
@@ -333,12 +363,15 @@ def _run_report(folder: Path) -> Path:
             if qf and isinstance(qf.get("predicted"), float) and qf["predicted"] > 0:
                 growth[qf["queue"]] = qf["predicted"]  # overload: the document's growth rate
             figures["queue_length"] = _png(plots.queue_length(ts, window=window,
-                                                              growth=growth))
+                                                              growth=growth,
+                                                              theory=overlay))
     if (folder / "messages.parquet").is_file():
         with reading(folder / "messages.parquet"):
             msgs = pd.read_parquet(folder / "messages.parquet")
-            figures["latency_histogram"] = _png(plots.latency_histogram(msgs, window=window))
-            figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window))
+            figures["latency_histogram"] = _png(plots.latency_histogram(
+                msgs, window=window, theory=overlay))
+            figures["latency_cdf"] = _png(plots.latency_cdf(msgs, window=window,
+                                                            theory=overlay))
     if (folder / "timeline.csv").is_file():
         with reading(folder / "timeline.csv"):
             figures["peak_timeline"] = _png(plots.peak_timeline(
@@ -353,7 +386,7 @@ def _run_report(folder: Path) -> Path:
     with reading(folder / "summary.json"):
         figures["latency_per_hop"] = _png(plots.hop_breakdown(per_rep))
         if s.get("consumers"):
-            figures["utilization"] = _png(plots.utilization(per_rep))
+            figures["utilization"] = _png(plots.utilization(per_rep, theory=overlay))
     title = f"simq report: {s['scenario']}"
     meta = (f"seed {s['seed']}, {s['replications']} replication(s), measured window "
             f"{_num(window[0])} to {_num(window[1])} s, simq {version()}")
@@ -362,11 +395,14 @@ def _run_report(folder: Path) -> Path:
         "<td class='t'>no</td>", "<td class='no'>no</td>")
     h = [f"<p>{html.escape(description)}</p>", f"<p>{html.escape(meta)}</p>"]
     h += [f"<p class='warn'>{html.escape(str(w))}</p>" for w in s.get("warnings", [])]
+    first = {"topology": figures.pop("topology")} if "topology" in figures else {}
+    top_html, top_md = _figure_blocks(first, svg=True)
+    h += top_html
     h += ["<h2>The document's formulas</h2>", f"<p>{html.escape(_formula_intro(s))}</p>",
           table]
     m = [_md(description), _md(meta), *[f"> warning: {_md(str(w))}"
                                         for w in s.get("warnings", [])],
-         "## The document's formulas", _md(_formula_intro(s)),
+         *top_md, "## The document's formulas", _md(_formula_intro(s)),
          _md_table(_FORMULA_HEADER, _formula_rows(s))]
     if (folder / "comparison.csv").is_file():
         t = s.get("theory") or {}
@@ -383,6 +419,8 @@ def _run_report(folder: Path) -> Path:
     m += ["## Summary", _fenced("text", format_summary(s)),
           "## Scenario", _fenced("yaml", scenario_text)]
     _write_report(folder, title, h, m, figures)
+    for name, png in first.items():
+        write_atomic(real_subdir(folder, "figures") / f"{name}.png", png)
     return folder
 
 
@@ -485,7 +523,8 @@ def report(res: RunResult, out: str | Path, *, messages: bool = True,
     when complete: ``out`` never holds a mix of two runs or a half-written one."""
     with staged_dir(out, "run", RUN_FILES, force=force) as folder:
         _write_run(res, folder, messages=messages)
-        build_report(folder)
+        with locked(folder):
+            _run_report(folder, res.scenario)
     return Path(out)
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
+import matplotlib.lines
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -122,3 +124,176 @@ def test_heatmap(grid2: SweepResult) -> None:
     assert ax.images[0].get_array().shape == (3, 2)
     assert len(fig.axes) == 2  # the colour bar
     assert ax.get_xlabel() == "producers.app.rate"
+
+
+# Topology ------------------------------------------------------------------------------
+
+MODELS = sorted((ROOT / "models").glob("*.yaml"))
+
+
+def _boxes(fig: Figure) -> list[str]:
+    """The first line of every text on the diagram: a box's name (links say "link")."""
+    return [t.get_text().split("\n")[0] for t in fig.axes[0].texts]
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_topology_draws_every_model_with_one_box_per_component(path: Path) -> None:
+    sc = simq.load(path)
+    fig = plots.topology(sc)
+    names = _boxes(fig)
+    for part in (sc.producers, sc.model.queues, sc.topics, sc.consumers):
+        for name in part:
+            assert names.count(name) == 1, f"{path.stem}: {name} drawn {names.count(name)} times"
+    assert names.count("link") == len(sc.links)
+
+
+def _text_of(fig: Figure, name: str) -> str:
+    return next(t.get_text() for t in fig.axes[0].texts
+                if t.get_text().split("\n")[0] == name)
+
+
+def test_topology_writes_rates_capacities_and_latencies() -> None:
+    fig = plots.topology(simq.load(ROOT / "models" / "mm1.yaml"))
+    assert "0.8 msg/s" in _text_of(fig, "app")
+    assert "capacity ∞" in _text_of(fig, "broker") and "\nρ 0.8" in _text_of(fig, "broker")
+    assert "1 × 1 msg/s" in _text_of(fig, "worker")
+    fig = plots.topology(simq.load(ROOT / "models" / "rpc.yaml"))
+    assert "sync, 20 clients" in _text_of(fig, "web")
+    assert "capacity 8 (block)" in _text_of(fig, "api-q")
+    assert "2–8 × 100 msg/s" in _text_of(fig, "api")  # autoscaled, mean service 0.01 s
+    assert "latency 1 ms" in _text_of(fig, "link") and "125 MB/s" in _text_of(fig, "link")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["messages", "replies to a waiting sender"]
+
+
+def test_topology_draws_partitions_routes_and_dead_letters() -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = plots.topology(simq.load(ROOT / "models" / "kafka_like.yaml"))
+    ax = fig.axes[0]
+    assert "12 partitions" in _text_of(fig, "clicks")
+    cells = [p for p in ax.patches if type(p).__name__ == "Rectangle"]
+    assert len(cells) == 12
+    assert sum(isinstance(p, FancyBboxPatch) for p in ax.patches) == 5  # 4 boxes + link
+    assert "dead letters" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig = plots.topology(simq.load(ROOT / "models" / "routing.yaml"))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert {"70%", "20%", "10%"} <= set(texts)
+    assert "10% leave" in _text_of(fig, "validate")
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_topology_boxes_and_labels_do_not_overlap(path: Path) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = plots.topology(simq.load(path))
+    ax = fig.axes[0]
+    boxes = [p.get_window_extent() for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    # Every text inside the figure, every edge label clear of every box.
+    whole = fig.bbox
+    for t in ax.texts:
+        box = t.get_window_extent()
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1, t.get_text()
+        if "\n" not in t.get_text() and t.get_text().endswith("%"):
+            assert not any(box.overlaps(b) for b in boxes), t.get_text()
+
+
+def test_topology_on_a_given_ax_and_from_a_name() -> None:
+    fig, ax = plt.subplots()
+    assert plots.topology("tandem", ax=ax) is fig
+    assert "enrich" in _boxes(fig)
+
+
+# Theory overlays -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mm1_run() -> simq.RunResult:
+    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
+        {"run.until": 3000, "run.warmup": 300, "run.replications": 1})
+    return simq.run(sc)
+
+
+def _line(ax: plt.Axes, label: str) -> matplotlib.lines.Line2D:
+    return next(ln for ln in ax.get_lines() if ln.get_label() == label)
+
+
+def test_mm1_latency_cdf_carries_the_exponential_sojourn(mm1_run: simq.RunResult) -> None:
+    overlay = plots.theory_overlay(mm1_run.scenario)
+    assert overlay is not None and overlay.label == "M/M/1 theory"
+    fig = plots.latency_cdf(mm1_run.messages, window=mm1_run.summary["window"],
+                            theory=overlay)
+    ax = fig.axes[0]
+    line = _line(ax, "M/M/1 theory")
+    assert line.get_linestyle() == "--"
+    assert "M/M/1 theory" in [t.get_text() for t in ax.get_legend().get_texts()]
+    t = np.asarray(line.get_xdata(), dtype=float)
+    f = np.asarray(line.get_ydata(), dtype=float)
+    lam, mu = 0.8, 1.0
+    for x in (0.5, 2.0, 5.0, 10.0):  # the curve at a few times, against 1 - exp(-(mu-lam)t)
+        assert np.interp(x, t, f) == pytest.approx(1 - np.exp(-(mu - lam) * x), abs=2e-3)
+    np.testing.assert_allclose(f, 1 - np.exp(-(mu - lam) * t), atol=1e-9)
+
+
+def test_mm1_histogram_queue_and_utilization_overlays(mm1_run: simq.RunResult) -> None:
+    overlay = plots.theory_overlay(mm1_run.scenario)
+    window = mm1_run.summary["window"]
+    fig = plots.latency_histogram(mm1_run.messages, window=window, theory=overlay)
+    ax = fig.axes[0]
+    stairs = next(p for p in ax.patches if p.get_label() == "M/M/1 theory")
+    values, edges = stairs.get_data()[:2]
+    m = mm1_run.messages
+    n = int(((m["outcome"] == "delivered") & (m["sent"] >= window[0])
+             & (m["sent"] < window[1])).sum())
+    # The density as counts per bin: n (F(b) - F(a)) with F(t) = 1 - exp(-(mu - lam) t).
+    np.testing.assert_allclose(values, n * np.diff(1 - np.exp(-0.2 * edges)), rtol=1e-3,
+                               atol=1e-6 * n)
+    fig = plots.queue_length(mm1_run.timeseries, window=window, theory=overlay)
+    lq = _line(fig.axes[0], "broker: M/M/1 theory Lq 3.2")
+    assert list(lq.get_ydata()) == pytest.approx([0.8**2 / 0.2] * 2)
+    assert lq.get_linestyle() == "--"
+    fig = plots.utilization(mm1_run.summary, theory=overlay)
+    rho = _line(fig.axes[0], "M/M/1 theory ρ")
+    assert list(rho.get_ydata()) == pytest.approx([0.8, 0.8])
+
+
+def test_no_overlay_without_a_model_and_no_cdf_without_a_distribution(
+        ran: simq.RunResult) -> None:
+    assert plots.theory_overlay(ROOT / "models" / "rpc.yaml") is None  # kind none
+    mmc = plots.theory_overlay(ROOT / "models" / "mmc.yaml")
+    assert mmc is not None and mmc.latency is None  # M/M/c: means only here
+    assert mmc.waiting["broker"][1] == pytest.approx(2.3857, abs=1e-4)
+    for theory in (None, mmc):
+        ax = plots.latency_cdf(ran.messages, theory=theory).axes[0]
+        assert [ln.get_label() for ln in ax.get_lines() if "theory" in ln.get_label()] == []
+
+
+# simq draw -----------------------------------------------------------------------------
+
+def test_simq_draw_writes_refuses_to_overwrite_and_rejects_bad_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from simq.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["draw", str(ROOT / "models" / "tandem.yaml")]) == 0
+    svg = tmp_path / "tandem-topology.svg"
+    assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    before = svg.read_bytes()
+    capsys.readouterr()
+    assert main(["draw", "tandem"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tandem-topology.svg" in err and "--force" in err
+    assert svg.read_bytes() == before
+    assert main(["draw", "rpc", "--out", str(svg), "--force"]) == 0
+    assert svg.read_bytes() != before
+    assert main(["draw", "mm1", "--out", "d/mm1.png"]) == 0
+    assert (tmp_path / "d" / "mm1.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["draw", "mm1", "--out", "mm1.pdf"]) == 2
+    (tmp_path / "bad.yaml").write_text("name: bad\nqueues: {q: {}}\n")
+    capsys.readouterr()
+    assert main(["draw", "bad.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("simq: error:")

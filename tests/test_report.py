@@ -120,3 +120,28 @@ def test_a_folder_with_the_old_three_formula_rows_still_renders(run_dir: Path,
     (copy / "summary.json").write_text(json.dumps(s))
     assert main(["report", str(copy)]) == 0
     assert "queue length = generation rate" in (copy / "report.html").read_text()
+
+
+def test_run_report_shows_the_topology_first(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text()
+    assert "<h2>topology</h2>" in text
+    assert text.index("<h2>topology</h2>") < text.index("The document's formulas")
+    assert text.index("<h2>topology</h2>") < text.index("<h2>queue length</h2>")
+    svg = run_dir / "figures" / "topology.svg"
+    assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    assert (run_dir / "figures" / "topology.png").is_file()
+    md = (run_dir / "report.md").read_text()
+    assert md.index("](figures/topology.svg)") < md.index("## The document's formulas")
+
+
+def test_a_report_whose_scenario_cannot_be_read_back_has_no_diagram(run_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    copy = tmp_path / "nodiagram"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "figures")
+    # As when a data file the scenario names is not beside the folder's scenario.yaml.
+    (copy / "scenario.yaml").write_text("name: overload\nqueues: {q: {}}\n")
+    build_report(copy)
+    assert (copy / "figures" / "latency_cdf.png").is_file()
+    assert not (copy / "figures" / "topology.svg").exists()
+    assert "<h2>topology</h2>" not in (copy / "report.html").read_text()
