@@ -15,6 +15,7 @@ or a test calls it directly. :func:`explore` wraps it in an ipywidgets slider (t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,9 +77,11 @@ class Explorer:
                                   else math.nan)
         return self.points[value]
 
+    @functools.cached_property
     def theory(self) -> tuple[np.ndarray, np.ndarray, str]:
         """Theory's mean latency at every position (NaN where no model applies, or where
-        the queue is unstable) and the model's name."""
+        the queue is unstable) and the model's name: the same for every redraw, so
+        computed once."""
         names: list[str] = []
         ys = []
         for v in self.values:
@@ -94,7 +97,7 @@ class Explorer:
 
         self.measure(value)
         fig, ax = plt.subplots(figsize=(7, 3.8))
-        xs, ys, model = self.theory()
+        xs, ys, model = self.theory
         if np.isfinite(ys).any():
             ax.plot(xs, ys, "--", color="k", lw=1, label=f"{model} theory")
         done = sorted(self.points)
