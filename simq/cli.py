@@ -123,7 +123,7 @@ def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path,
     t = res.summary["theory"]
     print(f"\nMeasured against theory: {t['model']} ({t['kind']})"
           if t["kind"] != "none" else f"\nTheory: none: {t['reason']}")
-    print(format_compare(simq.compare(res)))
+    terminal.show(terminal.verbatim(format_compare(simq.compare(res))))
     wrote_messages = res.has_messages and not args.no_messages
     folder = report(res, out, messages=wrote_messages, force=True)
     print(f"\nwrote {folder}/: summary.json, "

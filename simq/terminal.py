@@ -22,14 +22,15 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 __all__ = ["VERDICTS", "WIDTH", "console", "is_number", "line", "pairs", "plain", "show",
-           "table"]
+           "table", "verbatim"]
 
 WIDTH = 100  # the width of plain text: what a terminal shows without wrapping
 
-# The colour of each verdict word, wherever a table has a verdict column (shown only on a
-# terminal): holds yes/no, agrees/disagrees with theory, a check's pass/FAIL.
-VERDICTS = {"yes": "green", "no": "red", "pass": "green", "FAIL": "bold red",
-            "agrees": "green", "within CI": "green", "disagrees": "bold red"}
+# The colour of each verdict, wherever a table has a verdict column (shown only on a
+# terminal): a formula holds yes/no, a measure agrees with theory (within CI) or not
+# (outside CI), a validation check passes or FAILs.
+VERDICTS = {"yes": "green", "no": "red", "within CI": "green", "outside CI": "bold red",
+            "pass": "green", "FAIL": "bold red"}
 
 
 def is_number(cell: str) -> bool:
@@ -77,6 +78,19 @@ def line(text: str, style: str = "") -> Text:
     return _text(text, style)
 
 
+def verbatim(text: str) -> Text:
+    """Text laid out already (a table another layer aligned), printed as it is: never
+    folded, a verdict ending a line coloured by :data:`VERDICTS`."""
+    import re
+
+    from rich.text import Text
+
+    out = Text(text, no_wrap=True, overflow="ignore")
+    for word, style in VERDICTS.items():
+        out.highlight_regex(rf"(?m)(?<=  ){re.escape(word)}$", style)
+    return out
+
+
 def pairs(rows: Sequence[tuple[str, Sequence[str]]]) -> Table:
     """Labelled lines of ``name value`` items (``messages  produced 4,012  delivered ...``):
     the items flow into aligned columns and wrap between items, never inside one."""
@@ -111,10 +125,7 @@ def plain(*parts: RenderableType, width: int = WIDTH) -> str:
     buf = io.StringIO()
     out = Console(file=buf, width=width, color_system=None, force_terminal=False,
                   highlight=False, markup=False, emoji=False, soft_wrap=False)
-    for i, part in enumerate(parts):
-        if i:
-            out.print()
-        out.print(part)
+    _print(out, parts)
     return "\n".join(x.rstrip() for x in buf.getvalue().splitlines())
 
 
@@ -125,8 +136,14 @@ def show(*parts: RenderableType, file: IO[str] | None = None) -> None:
     if not dest.isatty():
         print(plain(*parts), file=dest)
         return
-    out = console(dest)
+    _print(console(dest), parts)
+
+
+def _print(out: Console, parts: Sequence[RenderableType]) -> None:
+    from rich.text import Text
+
     for i, part in enumerate(parts):
         if i:
             out.print()
-        out.print(part)
+        # Verbatim text keeps its lines whatever the width: soft wrap neither folds nor crops.
+        out.print(part, soft_wrap=isinstance(part, Text) and bool(part.no_wrap))
