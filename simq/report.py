@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -22,6 +22,7 @@ import yaml
 
 from simq import plots
 from simq._version import version
+from simq.analysis.compare import format_estimate as _estimate
 from simq.analysis.compare import format_number as _num
 from simq.errors import ScenarioError
 from simq.files import (
@@ -37,8 +38,11 @@ from simq.record.measures import has_peak_features
 from simq.run import RunResult
 from simq.scenario import Scenario
 
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
 __all__ = ["RUN_FILES", "OutputExistsError", "build_report", "format_summary", "prepare_dir",
-           "report", "write_atomic"]
+           "report", "summary_view", "write_atomic"]
 
 # Every entry a run's folder can hold: a new run replaces a folder holding only these in
 # one step; one holding anything else (written into with --force) keeps it.
@@ -66,22 +70,20 @@ def summary_json(summary: Mapping[str, Any]) -> str:
 
 # Text ---------------------------------------------------------------------------------
 
-
-
-
-
 def _pm(value: Any, ci: Any) -> str:
-    text = _num(value)
-    if isinstance(ci, float) and math.isfinite(ci) and ci > 0:
-        text += f" ± {_num(ci, 2)}"
-    return text
+    """A value with its 95% half-width, both as :func:`format_estimate` rounds them (the
+    value alone where there is no interval)."""
+    shown, half = _estimate(value, ci)
+    if isinstance(ci, float | int) and math.isfinite(ci) and ci > 0:
+        return f"{shown} ± {half}"
+    return shown
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+def _table(header: list[str], rows: list[list[str]], verdicts: tuple[str, ...] = ()
+           ) -> RenderableType:
+    from simq import terminal
+
+    return terminal.table(header, rows, verdicts=verdicts)
 
 
 def _section_rows(s: Mapping[str, Any], section: str, fields: list[str]) -> list[list[str]]:
@@ -104,64 +106,77 @@ def _formulas(s: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
     return out
 
 
-def format_summary(s: Mapping[str, Any]) -> str:
-    """The run summary as a plain-text block (what `simq run` prints)."""
+def summary_view(s: Mapping[str, Any]) -> list[RenderableType]:
+    """The run summary as rich renderables, one per block (what `simq run` prints)."""
+    from rich.console import Group
+
+    from simq import terminal
+
     ci = s.get("ci95", {})
     m = s["messages"]
     reps = s["replications"]
-    out = [
+    out: list[RenderableType] = [terminal.line(
         f"simq run: {s['scenario']}  (seed {s['seed']}, {reps} replication"
         f"{'s' if reps != 1 else ''}, window {_num(s['window'][0])} to {_num(s['window'][1])} s"
-        + (", ± = 95% CI" if reps > 1 else "") + ")",
-        "",
-        "messages    " + "  ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in m.items()),
-        f"throughput  {_pm(s['throughput'], ci.get('throughput'))} msg/s   "
-        f"(offered {_pm(s['offered_rate'], ci.get('offered_rate'))} msg/s)",
-        "latency     " + "  ".join(
-            f"{k} {_pm(v, ci.get('latency', {}).get(k))}" for k, v in s["latency"].items()
-        ) + "  (s)",
+        + (", ± = 95% CI" if reps > 1 else "") + ")")]
+    lines: list[tuple[str, list[str]]] = [
+        ("messages", [f"{k.replace('_', ' ')} {_num(v)}" for k, v in m.items()]),
+        ("throughput", [f"{_pm(s['throughput'], ci.get('throughput'))} msg/s",
+                        f"(offered {_pm(s['offered_rate'], ci.get('offered_rate'))} msg/s)"]),
+        ("latency", [f"{k} {_pm(v, ci.get('latency', {}).get(k))}"
+                     for k, v in s["latency"].items()] + ["(s)"]),
     ]
     b = s.get("breakdown", {})
     # Plain queueing (wait + service) needs no breakdown; a network or codec step does.
     if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "persist",
                                                                "replicate", "decode",
                                                                "reply")):
-        out.append("breakdown   " + "  ".join(
-            f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}" for k, v in b.items()
-        ) + "  (s, mean per delivered message)")
+        lines.append(("breakdown", [f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}"
+                                    for k, v in b.items()]
+                      + ["(s, mean per delivered message)"]))
+    out.append(terminal.pairs(lines))
     prods = s.get("producers", {})
     if len(prods) > 1 or any(p.get("mode") != "async" for p in prods.values()):
         pf = ["mode", "priority", "offered_rate", "throughput", "wait_mean", "latency_mean",
               "latency_p95"]
-        out += ["", _table(["producer", *pf], _section_rows(s, "producers", pf))]
+        out.append(_table(["producer", *pf], _section_rows(s, "producers", pf)))
     qf = ["wait_mean", "wait_p95", "length_mean", "length_max", "dropped", "growth_rate"]
     if s.get("queues"):
-        out += ["", _table(["queue", *qf], _section_rows(s, "queues", qf))]
+        out.append(_table(["queue", *qf], _section_rows(s, "queues", qf)))
     cf = ["utilization", "throughput", "service_mean"]
     if s.get("consumers"):
-        out += ["", _table(["consumer", *cf], _section_rows(s, "consumers", cf))]
+        out.append(_table(["consumer", *cf], _section_rows(s, "consumers", cf)))
     if s.get("peak_load"):
         pf = ["peak_length", "peak_time", "drain_time"]
-        out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
+        out.append(_table(["queue", *pf], _section_rows(s, "queues", pf)))
         wf = ["worker_seconds"]
-        out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
+        out.append(_table(["consumer", *wf], _section_rows(s, "consumers", wf)))
     if s.get("brokers"):
         bf = ["appends", "copies", "write_rate", "utilization", "leads", "outages",
               "down_time"]
-        out += ["", _table(["broker", *bf], _section_rows(s, "brokers", bf)),
-                "cluster     " + "  ".join(f"{k.replace('_', ' ')} {_num(v)}"
-                                          for k, v in s["cluster"].items())]
+        out.append(Group(_table(["broker", *bf], _section_rows(s, "brokers", bf)),
+                         terminal.pairs([("cluster", [f"{k.replace('_', ' ')} {_num(v)}"
+                                                      for k, v in s["cluster"].items()])])))
     lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
-        out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
-    out += ["", "The document's formulas against the simulation, each row in one unit:"]
+        out.append(_table(["link", *lf], _section_rows(s, "links", lf)))
     rows = [[label, formula, _num(f["predicted"]), _num(f["measured"]), _num(f.get("theory")),
              "yes" if f["holds"] else "no"]
             for label, formula, f in _formulas(s)]
-    out.append(_table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows))
-    for w in s.get("warnings", []):
-        out.append(f"warning: {w}")
-    return "\n".join(out)
+    last: list[RenderableType] = [
+        terminal.line("The document's formulas against the simulation, each row in one unit:"),
+        _table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows,
+               verdicts=("holds",))]
+    last += [terminal.line(f"warning: {w}", "yellow") for w in s.get("warnings", [])]
+    out.append(Group(*last))
+    return out
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The run summary as plain text (what `simq run` prints, without colour)."""
+    from simq import terminal
+
+    return terminal.plain(*summary_view(s))
 
 
 # HTML ---------------------------------------------------------------------------------
