@@ -140,6 +140,7 @@ def test_composed_feed_forward_networks_match_record_for_record(name: str) -> No
 
 
 def test_compiled_and_python_loops_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
     rng = np.random.default_rng(5)
     arrived = np.cumsum(rng.exponential(1.0, 30_000))
     service = rng.exponential(3.5, 30_000)
