@@ -145,7 +145,11 @@ def test_compiled_and_python_loops_give_the_same_bits(monkeypatch: pytest.Monkey
     arrived = np.cumsum(rng.exponential(1.0, 30_000))
     service = rng.exponential(3.5, 30_000)
     for workers in (1, 4):
+        monkeypatch.setattr(fast_engine, "COMPILE_FROM", 0)
         compiled = fast_engine.fifo(arrived, service, workers)
+        assert fast_engine._LOOPS is not None and fast_engine._LOOPS[0] is not \
+            fast_engine._serve_one
+        monkeypatch.setattr(fast_engine, "_LOOPS", None)
         monkeypatch.setattr(fast_engine, "COMPILE_FROM", math.inf)
         plain = fast_engine.fifo(arrived, service, workers)
         monkeypatch.undo()
