@@ -43,7 +43,8 @@ FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # to the mean latency), `producers` (per-producer rates and latency) and a link's
 # `retransmitted` count. Idempotent producers (docs/reliability.md) add the outcome
 # `deduplicated` (a term of conservation) and the `duplicates` section.
-EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "duplicates", "ordering"}
+EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "duplicates", "ordering",
+             "engine"}
 EXTRA_LINK = {"retransmitted"}
 EXTRA_MESSAGES = {"lost", "redelivered", "discarded", "deduplicated"}
 EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time",

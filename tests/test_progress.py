@@ -30,8 +30,8 @@ def _same(a: simq.RunResult, b: simq.RunResult) -> None:
 
 
 @pytest.mark.parametrize("overrides", [
-    SHORT,
-    {"run.until": None, "run.messages": 600, "run.warmup": 50},
+    {**SHORT, "run.engine": "simpy"},
+    {"run.until": None, "run.messages": 600, "run.warmup": 50, "run.engine": "simpy"},
     {**SHORT, "run.records": "summary"},
     {**SHORT, "run.records": "summary", "run.warmup": "auto"},  # two passes per replication
 ], ids=["until", "messages", "streaming", "streaming-auto-warmup"])
@@ -46,6 +46,16 @@ def test_progress_changes_no_number_and_goes_forward_to_one(overrides: dict[str,
     assert all(0.0 <= a <= b for a, b in zip(seen, seen[1:], strict=False))
     # Both replications report: the first half of the fractions, then the second.
     assert any(0.1 < x < 0.5 for x in seen) and any(0.5 < x < 0.9 for x in seen)
+
+
+def test_the_fast_engine_reports_progress_per_replication_and_ends_at_one() -> None:
+    seen: list[float] = []
+    with_bar = simq.run(MM1, seed=3, replications=2, overrides=SHORT, progress=seen.append)
+    assert with_bar.summary["engine"]["name"] == "fast"
+    _same(with_bar, simq.run(MM1, seed=3, replications=2, overrides=SHORT))
+    assert seen[-1] == 1.0 and seen.count(1.0) == 1
+    assert all(0.0 <= a <= b for a, b in zip(seen, seen[1:], strict=False))
+    assert any(0.0 < x < 0.5 for x in seen) and any(0.5 < x < 1.0 for x in seen)
 
 
 class _Terminal(io.StringIO):
