@@ -37,8 +37,13 @@ from simq.validate.referee import RefereeCase, available, referee_cases
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-__all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "check_output", "format_table",
+__all__ = ["ALPHA", "COLUMNS", "ENGINES", "Suite", "case_names", "check_output", "format_table",
            "fresh_folder", "run_suite", "table_view", "write_outputs"]
+
+# The group of the checks that set the fast engine's replications of a case beside the
+# SimPy engine's, run from seeds this far from the case's.
+ENGINES = "fast vs SimPy engine"
+ENGINE_SEED = 1000
 
 COLUMNS = ["case", "group", "quantity", "measured", "ci95", "theory", "theory_ci95", "model",
            "error", "tolerance", "pass"]
@@ -81,6 +86,19 @@ def _run_case(case: Case, scale_reps: int, max_events: float | None = None) -> d
         rows.append({"case": case.name, "group": case.group, "quantity": chk.quantity,
                      "values": _values(res.replications, chk.measure), "theory": chk.theory,
                      "theory_values": None, "model": chk.model, "allowance": chk.allowance})
+    if res.summary["engine"]["name"] == "fast":
+        # The same case on the SimPy engine, from other seeds: two independent samples of
+        # every checked quantity, judged like a referee (tests/test_fast.py checks that on
+        # the same seed the two engines give the same records).
+        other = run(case.scenario, replications=case.replications * scale_reps,
+                    max_events=max_events,
+                    overrides={"run.engine": "simpy", "run.seed": res.seed + ENGINE_SEED})
+        for chk in case.checks:
+            rows.append({"case": case.name, "group": ENGINES, "quantity": chk.quantity,
+                         "values": _values(res.replications, chk.measure),
+                         "theory": math.nan,
+                         "theory_values": _values(other.replications, chk.measure),
+                         "model": "SimPy engine", "allowance": EXACT})
     return {"rows": rows, "cpu": time.process_time() - started}
 
 
