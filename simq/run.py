@@ -25,7 +25,7 @@ from simq.engine.recorder import DELIVERED as OUTCOMES_DELIVERED
 from simq.engine.recorder import Records
 from simq.engine.simulation import Outcome
 from simq.errors import ScenarioError
-from simq.model.estimate import Estimate, check
+from simq.model.estimate import Estimate, check, estimate
 from simq.model.network import Flows, flows
 from simq.model.predict import predict
 from simq.model.stability import stability_warnings
@@ -34,6 +34,7 @@ from simq.record.measures import has_peak_features
 from simq.record.streaming import run_full, run_streaming, streamed_warmup
 from simq.record.summary import fault_rows, rebalance_rows, summarise, timeseries_columns
 from simq.scenario import Scenario, load
+from simq.scenario.types import format_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +116,15 @@ def run_replication(
     started = time.perf_counter()
     if engine_of(scenario)[0] == "fast":
         records, out = FastRun(scenario, seed_for(seed, index, point)).run(progress)
-        return _measured(scenario, index, records, out, started)
+        rep = _measured(scenario, index, records, out, started)
+        if scenario.run.records == "summary":
+            # The summary of the full records, which are then let go; the time series is
+            # read from them at as many points as a streaming run samples.
+            times = np.linspace(0.0, out.t_end, max(scenario.run.timeseries_points, 1000))
+            samples = timeseries_columns(records, scenario, times)
+            return Replication(index, None, rep.summary, rep.window, rep.t_end,
+                               time.perf_counter() - started, samples)
+        return rep
     sim = Simulation(scenario, seed_for(seed, index, point))
     if scenario.run.records == "summary":
         warm = None
@@ -146,20 +155,32 @@ def _measured(scenario: Scenario, index: int, records: Records, out: Outcome,
                        time.perf_counter() - started)
 
 
+# The share of run.max_memory a streaming run's replication may hold on the fast engine.
+FAST_SUMMARY_SHARE = 0.25
+
+
 def engine_of(scenario: Scenario) -> tuple[str, str]:
     """The engine a run of ``scenario`` uses (``fast`` or ``simpy``) and why.
 
     ``run.engine: auto`` takes the fast engine (:mod:`simq.engine.fast`: the same records,
-    by recursions over arrays) whenever every component allows it and the run keeps full
-    records; ``fast`` asks for it and is refused, with the component that prevents it,
-    when it cannot run the scenario."""
+    by recursions over arrays) whenever every component allows it and, with summary
+    records, a replication's records fit in a quarter of ``run.max_memory``; ``fast`` asks
+    for it and is refused, with the component that prevents it, when it cannot run the
+    scenario."""
     asked = scenario.run.engine
     if asked == "simpy":
         return "simpy", "asked for (run.engine: simpy)"
     reason = why_not(scenario)
     if reason is None and scenario.run.records == "summary":
-        reason = ("run.records: summary: streaming statistics fold the records as the "
-                  "events happen, which the fast engine does not have")
+        # Summary records promise memory that does not grow with the run: the fast engine
+        # holds a replication's records until it is summarised, so it takes a streaming
+        # run only while they fit in a share of run.max_memory.
+        held = estimate(scenario.with_overrides({"run.records": "full"})).records
+        room = scenario.run.max_memory * FAST_SUMMARY_SHARE
+        if held > room:
+            reason = (f"run.records: summary: a replication's records (~{format_size(held)}) "
+                      f"exceed {FAST_SUMMARY_SHARE:.0%} of run.max_memory, and the SimPy "
+                      "engine streams them in flat memory")
     if reason is None:
         return "fast", ("asked for (run.engine: fast)" if asked == "fast"
                          else "every component is a FIFO station")

@@ -187,9 +187,17 @@ def test_the_summary_says_which_engine_ran_and_why() -> None:
     same = {k: v for k, v in fast.summary.items() if k != "engine"}
     assert json.dumps(same, sort_keys=True) == json.dumps(
         {k: v for k, v in slow.summary.items() if k != "engine"}, sort_keys=True)
+    # Summary records on the fast engine: the summary of the full records, none kept.
     streaming = simq.run(mm1, overrides={**short, "run.records": "summary"})
-    assert streaming.summary["engine"]["name"] == "simpy"
-    assert "run.records" in streaming.summary["engine"]["reason"]
+    assert streaming.summary["engine"]["name"] == "fast" and not streaming.has_messages
+    assert streaming.summary["latency"] == fast.summary["latency"]
+    assert len(streaming.timeseries) >= 1000
+    # ... while a replication's records fit in a quarter of run.max_memory; past that the
+    # SimPy engine streams them.
+    tight = simq.run(mm1, overrides={**short, "run.records": "summary",
+                                     "run.max_memory": "512K"})
+    assert tight.summary["engine"]["name"] == "simpy"
+    assert "run.max_memory" in tight.summary["engine"]["reason"]
 
 
 def test_the_cli_refuses_a_fast_run_it_cannot_do_in_the_house_style(

@@ -32,8 +32,9 @@ def _same(a: simq.RunResult, b: simq.RunResult) -> None:
 @pytest.mark.parametrize("overrides", [
     {**SHORT, "run.engine": "simpy"},
     {"run.until": None, "run.messages": 600, "run.warmup": 50, "run.engine": "simpy"},
-    {**SHORT, "run.records": "summary"},
-    {**SHORT, "run.records": "summary", "run.warmup": "auto"},  # two passes per replication
+    {**SHORT, "run.records": "summary", "run.engine": "simpy"},
+    # two passes per replication
+    {**SHORT, "run.records": "summary", "run.warmup": "auto", "run.engine": "simpy"},
 ], ids=["until", "messages", "streaming", "streaming-auto-warmup"])
 def test_progress_changes_no_number_and_goes_forward_to_one(overrides: dict[str, Any]) -> None:
     seen: list[float] = []
