@@ -29,7 +29,9 @@ __all__ = [
     "latency_vs_load",
     "peak_timeline",
     "queue_length",
+    "TheoryCurve",
     "TheoryOverlay",
+    "theory_curve",
     "theory_overlay",
     "throughput_vs_offered",
     "topology",
@@ -133,20 +135,74 @@ def _sorted(t: pd.DataFrame, x: str) -> pd.DataFrame:
     return t.sort_values(x)
 
 
+@dataclass(frozen=True)
+class TheoryCurve:
+    """Theory's mean latency along a swept parameter, and the model that gives it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    label: str  # what the legend says, e.g. "M/M/1 theory"
+
+
+def theory_curve(scenario: Any, path: str, values: Any, *, x: str = "nominal.load",
+                 steps: int = 200) -> TheoryCurve | None:
+    """Theory's mean latency (:func:`simq.predict`) at ``steps`` values of ``path`` between
+    the smallest and the largest of ``values``, each set on ``scenario`` as a sweep sets a
+    point. ``x`` is what the curve is drawn against: ``"nominal.load"`` (the load of each
+    scenario) or ``path`` itself. None when no model applies anywhere on the range, or when
+    the path does not take the values in between (a count, a name): draw the points then."""
+    from simq.errors import ScenarioError
+    from simq.model.network import flows
+    from simq.model.predict import predict
+    from simq.scenario import load
+
+    sc = load(scenario)
+    try:
+        nums = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    nums = nums[np.isfinite(nums)]
+    if len(nums) < 2 or np.ptp(nums) == 0:
+        return None
+    xs, ys, names = [], [], []
+    for v in np.linspace(nums.min(), nums.max(), steps):
+        try:
+            at = sc.with_overrides({path: float(v)})
+        except ScenarioError:
+            return None  # the path takes only some values (an integer count)
+        p = predict(at)
+        if x == "nominal.load":
+            b = flows(at).bottleneck
+            xs.append(b.load if b is not None else math.nan)
+        else:
+            xs.append(float(v))
+        ys.append(p.latency_mean if p.applies else math.nan)
+        if p.applies and p.model not in names:
+            names.append(p.model)
+    y = np.asarray(ys, dtype=float)
+    if not names or not np.isfinite(y).any():
+        return None
+    return TheoryCurve(np.asarray(xs, dtype=float), y, f"{' / '.join(names)} theory")
+
+
 def latency_vs_load(
     data: Any, *, x: str = "nominal.load", y: str = "latency.mean", ax: Axes | None = None,
-    theory: str | tuple[np.ndarray, np.ndarray] | None = "theory.latency_mean",
+    theory: str | TheoryCurve | tuple[Any, Any] | None = "theory.latency_mean",
     formula: str | None = "formula.latency", logy: bool = False,
 ) -> Figure:
     """Measured latency (mean ± 95% CI) against load, beside the theory curve and the
     document's "processing + transmission" formula.
 
-    ``theory`` names a column of the table, or is an ``(x, y)`` curve drawn as given.
+    ``theory`` names a column of the table (a line through the points), is a
+    :class:`TheoryCurve` (:func:`theory_curve`, labelled by its model), or an ``(x, y)``
+    curve drawn as given.
     """
     fig, ax = _axes(ax)
     t = _sorted(_table(data), x)
     xs = t[x].to_numpy(dtype=float)
-    if isinstance(theory, tuple):
+    if isinstance(theory, TheoryCurve):
+        ax.plot(theory.x, theory.y, color="tab:orange", lw=1.5, label=theory.label)
+    elif isinstance(theory, tuple):
         ax.plot(theory[0], theory[1], color="tab:orange", lw=1.5, label="theory")
     elif theory is not None and theory in t and t[theory].notna().any():
         ax.plot(xs, t[theory], color="tab:orange", lw=1.5, label="theory")
