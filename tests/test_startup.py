@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "matplotlib", "scipy", "pyarrow", "numpy", "pydantic", "simpy")
+HEAVY = ("pandas", "matplotlib", "scipy", "pyarrow", "numpy", "pydantic", "simpy", "jinja2")
 
 
 def _modules_after(code: str) -> set[str]:
