@@ -77,6 +77,24 @@ def test_latency_vs_load_accepts_a_tidy_table_an_ax_and_a_curve(swept: SweepResu
     assert out is fig and list(ax.get_lines()[0].get_xdata()) == x
 
 
+def test_theory_curve_is_smooth_along_the_swept_path_and_named_by_its_model(
+        swept: SweepResult) -> None:
+    base = simq.load(ROOT / "models" / "mm1.yaml")
+    curve = plots.theory_curve(base, "producers.app.rate", [0.3, 0.6, 0.9], steps=50)
+    assert curve is not None and curve.label == "M/M/1 theory" and len(curve.x) == 50
+    # M/M/1 with mu = 1: load = lambda, mean latency 1 / (1 - rho), at every sample.
+    assert curve.x[0] == pytest.approx(0.3) and curve.x[-1] == pytest.approx(0.9)
+    assert curve.y == pytest.approx(1 / (1 - curve.x))
+    fig = plots.latency_vs_load(swept, theory=curve)
+    assert labels(fig)[0] == "M/M/1 theory" and len(fig.axes[0].get_lines()[0].get_xdata()) == 50
+
+
+def test_theory_curve_is_none_where_the_path_takes_only_some_values() -> None:
+    mmc = simq.load(ROOT / "models" / "mmc.yaml")
+    assert plots.theory_curve(mmc, "consumers.workers.count", [1, 3]) is None  # integers
+    assert plots.theory_curve(mmc, "producers.app.rate", [0.5]) is None  # one point
+
+
 def test_throughput_vs_offered_saturates(swept: SweepResult) -> None:
     fig = plots.throughput_vs_offered(swept)
     ax = fig.axes[0]
