@@ -624,7 +624,30 @@ def _run_report(folder: Path, scenario: Scenario | None = None) -> Path:
 
 # The sweep page ------------------------------------------------------------------------
 
-def _sweep_figures(res: Any, base: Scenario | None) -> list[_Figure]:
+def _points_curve(t: pd.DataFrame, x: str, scenarios: list[Scenario]) -> plots.TheoryCurve | None:
+    """Theory's column through the points, named by the model that gives each value."""
+    from simq.model.predict import predict
+
+    t = t.sort_values(x)
+    names: list[str] = []
+    for r in t.to_dict("records"):
+        y = r.get("theory.latency_mean", math.nan)
+        if not (isinstance(y, float) and math.isfinite(y)):
+            continue
+        p = predict(scenarios[int(r["point"])])
+        if not (p.applies and math.isclose(p.latency_mean, y, rel_tol=1e-6)):
+            return None  # a value predict does not give: no name to put on it
+        if p.model not in names:
+            names.append(p.model)
+    if not names:
+        return None
+    return plots.TheoryCurve(t[x].to_numpy(dtype=float),
+                             t["theory.latency_mean"].to_numpy(dtype=float),
+                             f"{' / '.join(names)} theory")
+
+
+def _sweep_figures(res: Any, base: Scenario | None,
+                   scenarios: list[Scenario]) -> list[_Figure]:
     t = res.aggregated
     paths = res.paths
     figs: list[_Figure] = []
@@ -647,6 +670,10 @@ def _sweep_figures(res: Any, base: Scenario | None) -> list[_Figure]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             curve = plots.theory_curve(base, x, res.spec["grid"][x], x=along)
+    if curve is None and scenarios and "theory.latency_mean" in t:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            curve = _points_curve(t, along, scenarios)
     figs.append(_Figure("latency_vs_load", _png(plots.latency_vs_load(
         t, x=along, theory=curve if curve is not None else "theory.latency_mean"))))
     if t["nominal.offered_rate"].nunique() > 1:
@@ -680,7 +707,6 @@ def _sweep_sections(res: Any) -> tuple[_Section, list[_Section]]:
            if len(spec["grid"]) > 1 else "Each value is a point.")
     grid = _Section("What ran", [how], [_tabulate([("parameter", ""), ("scenario path", ""),
                                                 ("values", "")], grid_rows)])
-    reps = spec["replications"]
     main_cols = [("point", ""), *_grid_columns(paths), ("load ρ", ""),
                  ("throughput", "msg/s"), ("mean latency", "s"), ("theory mean", "s"),
                  ("p95 latency", "s"), ("replications", "done")]
@@ -761,7 +787,7 @@ def _sweep_page(folder: Path, res: Any) -> Path:
                      yaml.safe_dump(spec["scenario"], sort_keys=False, allow_unicode=True))
     title = f"simq sweep: {spec['scenario'].get('name', 'scenario')}"
     grid, results = _sweep_sections(res)
-    figures = _sweep_figures(res, base)
+    figures = _sweep_figures(res, base, scenarios)
     page = _render("sweep.html", title=title, meta=meta, grid=grid, figures=figures,
                    results=results, points=points, points_left=points_left,
                    scenario_text=scenario_text)
