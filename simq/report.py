@@ -653,12 +653,15 @@ def _sweep_figures(res: Any, base: Scenario | None,
     figs: list[_Figure] = []
     if t.empty:
         return figs
+    # Axes named as the tables name the paths: "rate (/s)", not producers.app.rate.
+    axis = {p: f"{name} ({unit})" if unit else name
+            for p, (name, unit) in zip(paths, _grid_columns(paths), strict=True)}
     if len(paths) >= 2 and not res.spec.get("zip"):
         x, y = paths[0], paths[1]
-        figs.append(_Figure("latency_heatmap", _png(plots.heatmap(t, x=x, y=y,
-                                                                  value="latency.mean"))))
-        figs.append(_Figure("throughput_heatmap", _png(plots.heatmap(t, x=x, y=y,
-                                                                     value="throughput"))))
+        for value, name in (("latency.mean", "mean latency (s)"),
+                            ("throughput", "throughput (msg/s)")):
+            figs.append(_Figure(f"{value.split('.')[0]}_heatmap", _png(plots.heatmap(
+                t, x=x, y=y, value=value, names={**axis, value: name}))))
         return figs
     x = paths[0]
     load_varies = t["nominal.load"].nunique() > 1 and t["nominal.load"].notna().all()
@@ -675,11 +678,12 @@ def _sweep_figures(res: Any, base: Scenario | None,
             warnings.simplefilter("ignore")
             curve = _points_curve(t, along, scenarios)
     figs.append(_Figure("latency_vs_load", _png(plots.latency_vs_load(
-        t, x=along, theory=curve if curve is not None else "theory.latency_mean"))))
+        t, x=along, theory=curve if curve is not None else "theory.latency_mean",
+        xlabel=axis.get(along)))))
     if t["nominal.offered_rate"].nunique() > 1:
         figs.append(_Figure("throughput_vs_offered", _png(plots.throughput_vs_offered(t))))
-    figs.append(_Figure("latency_per_hop", _png(plots.hop_breakdown(t, x=x))))
-    figs.append(_Figure("utilization", _png(plots.utilization(t, x=x))))
+    figs.append(_Figure("latency_per_hop", _png(plots.hop_breakdown(t, x=x, xlabel=axis[x]))))
+    figs.append(_Figure("utilization", _png(plots.utilization(t, x=x, xlabel=axis[x]))))
     return figs
 
 

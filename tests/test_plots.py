@@ -144,6 +144,20 @@ def test_heatmap(grid2: SweepResult) -> None:
     assert ax.get_xlabel() == "producers.app.rate"
 
 
+def test_heatmap_and_sweep_axes_take_readable_names(grid2: SweepResult,
+                                                     swept: SweepResult) -> None:
+    fig = plots.heatmap(grid2, x="producers.app.rate", y="consumers.worker.count",
+                        names={"producers.app.rate": "rate (/s)",
+                               "latency.mean": "mean latency (s)"})
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("rate (/s)", "consumers.worker.count")
+    assert ax.get_title() == "Mean latency (s) over rate (/s) × consumers.worker.count"
+    assert fig.axes[1].get_ylabel() == "mean latency (s)"
+    for draw in (plots.hop_breakdown, plots.utilization):
+        fig = draw(swept, x="producers.app.rate", xlabel="rate (/s)")
+        assert fig.axes[0].get_xlabel() == "rate (/s)"
+
+
 # Topology ------------------------------------------------------------------------------
 
 MODELS = sorted((ROOT / "models").glob("*.yaml"))
