@@ -651,8 +651,9 @@ def _sweep_figures(res: Any, base: Scenario | None,
     t = res.aggregated
     paths = res.paths
     figs: list[_Figure] = []
-    if t.empty:
-        return figs
+    numeric = [p for p in paths if p in t and pd.api.types.is_numeric_dtype(t[p])]
+    if t.empty or paths[:2] != numeric[:2]:
+        return figs  # words swept (an overflow policy): the tables show them, no axis can
     # Axes named as the tables name the paths: "rate (/s)", not producers.app.rate.
     axis = {p: f"{name} ({unit})" if unit else name
             for p, (name, unit) in zip(paths, _grid_columns(paths), strict=True)}

@@ -130,6 +130,16 @@ def test_sweep_report_of_a_2d_grid(sweep2_dir: Path) -> None:
         " ".join(h.split()) for h in _headers(text)]
 
 
+def test_a_sweep_over_words_has_its_tables_and_no_axis(tmp_path: Path) -> None:
+    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
+        {"run.until": 300, "run.warmup": 30})
+    res = sweep(sc, {"queues.broker.overflow": ["drop-new", "block"]}, replications=1,
+                executor="serial", out=tmp_path / "sw", quiet=True)
+    text = (build_report(res.folder) / "report.html").read_text()
+    assert '<td class="t">drop-new</td>' in text and "Point 2: overflow = block" in text
+    assert "<img" not in text
+
+
 def test_pages_show_html_in_names_as_text(tmp_path: Path) -> None:
     sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
         {"run.until": 300, "run.warmup": 30,
