@@ -61,7 +61,8 @@ BLOCK = 4096  # variates drawn per numpy call, in every tool that lets us choose
 
 
 # simq ----------------------------------------------------------------------------------
-def simq_scenario(model: str, n: int, records: str = "full", seed: int = 1) -> simq.Scenario:
+def simq_scenario(model: str, n: int, records: str = "full", seed: int = 1,
+                  engine: str = "auto") -> simq.Scenario:
     lam, stations = MODELS[model]
     queues = {f"q{i}": {} for i in range(len(stations))}
     consumers: dict[str, Any] = {}
@@ -71,7 +72,7 @@ def simq_scenario(model: str, n: int, records: str = "full", seed: int = 1) -> s
             consumers[f"s{i}"]["to"] = f"q{i + 1}"
     return simq.Scenario({
         "name": f"bench-{model}",
-        "run": {"messages": n, "seed": seed, "records": records},
+        "run": {"messages": n, "seed": seed, "records": records, "engine": engine},
         "producers": {"app": {"to": "q0", "rate": lam}},
         "queues": queues,
         "consumers": consumers,
@@ -79,8 +80,17 @@ def simq_scenario(model: str, n: int, records: str = "full", seed: int = 1) -> s
 
 
 def run_simq(model: str, n: int, seed: int = 1) -> Any:
-    """simq end to end: build, simulate, per-message records, the summary."""
+    """simq end to end: build, simulate, per-message records, the summary (the engine
+    ``run.engine: auto`` picks: the fast one, for these FIFO models)."""
     res = simq.run(simq_scenario(model, n, "full", seed))
+    assert res.summary["messages"]["delivered"] == n
+    assert res.summary["engine"]["name"] == "fast"
+    return res
+
+
+def run_simq_simpy(model: str, n: int, seed: int = 1) -> Any:
+    """The same on the SimPy engine (what every other scenario runs on)."""
+    res = simq.run(simq_scenario(model, n, "full", seed, engine="simpy"))
     assert res.summary["messages"]["delivered"] == n
     return res
 
@@ -211,6 +221,7 @@ def run_lindley(model: str, n: int, seed: int = 1) -> dict[str, np.ndarray]:
 
 TOOLS: dict[str, Callable[[str, int], Any]] = {
     "simq": run_simq,
+    "simq-simpy": run_simq_simpy,
     "simq-stream": run_simq_stream,
     "simpy": run_simpy,
     "ciw": run_ciw,
@@ -476,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks"),
                    help="folder for the CSV files")
     p.add_argument("--no-ciw", action="store_true", help="leave Ciw out")
+    p.add_argument("--tools", help=f"comma-separated subset of {', '.join(TOOLS)}")
     p.add_argument("--scaling", action="store_true",
                    help="also time simq as messages, workers, queues and links grow")
     p.add_argument("--stream-check", type=int, metavar="N",
@@ -506,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     n = args.messages or (5_000 if args.quick else 200_000)
     repeats = args.repeats or (1 if args.quick else 3)
     tools = [t for t in TOOLS if not (args.no_ciw and t == "ciw")]
+    if args.tools:
+        asked = args.tools.split(",")
+        unknown = sorted(set(asked) - set(TOOLS))
+        if unknown:
+            p.error(f"--tools: unknown {', '.join(unknown)} (one of {', '.join(TOOLS)})")
+        tools = [t for t in TOOLS if t in asked]
     rows = compare(n, repeats, tools)
     print(f"\n{n:,} messages per model, median of {repeats} run(s); peak memory by "
           "tracemalloc in a separate pass")

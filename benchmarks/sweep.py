@@ -5,6 +5,10 @@ the serial, processes and dask executors; the tables must be identical. `--quick
 10 points x 2 replications x 5,000 messages.
 
     python benchmarks/sweep.py [--quick] [--executors serial,processes,dask] [--workers N]
+
+`--load-curve` times instead the teaching load curve, 20 points x 10 replications x
+100,000 messages of M/M/1 (load 0.05 to 0.95), on the fast engine and on the SimPy engine
+(`run.engine`), with the processes executor, and checks that both give the same table.
 """
 
 from __future__ import annotations
@@ -56,12 +60,43 @@ class Sampler(threading.Thread):
             self.samples.append(rss_mb())
 
 
+def load_curve(quick: bool, workers: int | None) -> None:
+    """The load curve on each engine: wall time, and the same numbers from both."""
+    points, reps, messages = (5, 2, 5_000) if quick else (20, 10, 100_000)
+    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
+        {"run.until": None, "run.messages": messages, "run.warmup": 0})
+    grid = {"producers.app.rate": f"0.05:0.95:{points}"}
+    print(f"load curve: {points} points x {reps} replications x {messages:,} messages, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    tables: dict[str, pd.DataFrame] = {}
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("fast", "simpy"):
+            started = time.perf_counter()
+            res = sweep(sc.with_overrides({"run.engine": engine}), grid, replications=reps,
+                        executor="processes", workers=workers, out=Path(tmp) / engine,
+                        quiet=True)
+            times[engine] = time.perf_counter() - started
+            tables[engine] = res.aggregated.drop(columns=[c for c in res.aggregated.columns
+                                                          if "wall" in c])
+            print(f"{engine:6s} {times[engine]:7.1f} s wall")
+    pd.testing.assert_frame_equal(tables["fast"], tables["simpy"])
+    print(f"fast engine {times['simpy'] / times['fast']:.1f}x faster; the aggregated "
+          "tables are identical")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the cores)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--executors", default="serial,processes,dask")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--load-curve", action="store_true",
+                    help="time the 20 x 10 x 100,000 load curve on both engines instead")
     args = ap.parse_args()
+    if args.load_curve:
+        load_curve(args.quick, args.workers)
+        return
     points, reps, messages = (10, 2, 5_000) if args.quick else (100, 5, 20_000)
     sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
         {"run.until": None, "run.messages": messages, "run.warmup": 0})

@@ -111,18 +111,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_into(args: argparse.Namespace, sc: simq.Scenario, out: Path,
               limit: float | None) -> int:
-    from simq.report import format_summary, report
+    from simq import terminal
+    from simq.report import report, summary_view
 
     with warnings.catch_warnings(), _run_bar(sc, args.quiet) as progress:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # printed above, and after
         res = simq.run(sc, max_events=limit, progress=progress)
-    print(format_summary(res.summary))
+    terminal.show(*summary_view(res.summary))
     from simq.analysis.compare import format_compare
 
     t = res.summary["theory"]
     print(f"\nMeasured against theory: {t['model']} ({t['kind']})"
           if t["kind"] != "none" else f"\nTheory: none: {t['reason']}")
-    print(format_compare(simq.compare(res)))
+    terminal.show(terminal.verbatim(format_compare(simq.compare(res))))
     wrote_messages = res.has_messages and not args.no_messages
     folder = report(res, out, messages=wrote_messages, force=True)
     print(f"\nwrote {folder}/: summary.json, "
@@ -204,9 +205,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         build_report(res.folder)
     errors = int(res.aggregated["errors"].sum()) if len(res.aggregated) else 0
     if not args.quiet:
-        from simq.sweep import format_table
+        from simq import terminal
+        from simq.sweep.table import table_view
 
-        print(format_table(res))
+        terminal.show(table_view(res))
         print(f"\nwrote {res.folder}/: tidy.parquet, tidy.csv, aggregated.parquet, "
               f"aggregated.csv, report.html, report.md, figures/"
               + (f"  ({errors} runs failed; see report)" if errors else ""))
@@ -290,13 +292,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _validate_into(args: argparse.Namespace, out: str | None, limit: float | None) -> int:
-    from simq.validate import format_table, fresh_folder, run_suite, write_outputs
+    from simq import terminal
+    from simq.validate import fresh_folder, run_suite, table_view, write_outputs
 
     with warnings.catch_warnings(), _cases_bar(args.quiet) as progress:
         warnings.simplefilter("ignore", simq.UnstableWarning)  # overload cases are meant
         suite = run_suite(thorough=args.thorough, jobs=args.jobs, only=args.only,
                           max_events=limit, progress=progress)
-    print(format_table(suite))
+    terminal.show(table_view(suite))
     # A fresh folder for each run by default: a validation is kept, never replaced.
     folder = write_outputs(suite, out if out is not None else fresh_folder(RUNS),
                            force=args.force)
@@ -304,19 +307,46 @@ def _validate_into(args: argparse.Namespace, out: str | None, limit: float | Non
     return 0 if suite.passed else 1
 
 
+MODELS_ACTIONS = ("list", "copy")
+
+
+def _models_action(action: str) -> None:
+    """Refuse an action of `simq models` other than list and copy, saying what was likely
+    meant: a scenario's name (`simq models mm1`) is one to run or to copy."""
+    if action in MODELS_ACTIONS:
+        return
+    import difflib
+
+    from simq.errors import shown
+    from simq.scenario import bundled
+
+    rule = f"{shown(action)} is not an action: the actions are list and copy"
+    if bundled.is_name(action):
+        name = action.removesuffix(".yaml")
+        rule += f"; did you mean `simq run {name}` or `simq models copy {name} DIR`?"
+    elif action.lower().endswith((".yaml", ".yml", ".toml")):
+        rule += f"; did you mean `simq run {action}`?"
+    else:
+        close = difflib.get_close_matches(action, MODELS_ACTIONS, n=1, cutoff=0.5)
+        if close:
+            rule += f"; did you mean `simq models {close[0]}`?"
+    raise ScenarioError("models", rule)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from simq.scenario import bundled
 
+    _models_action(args.action)
     if args.action == "list":
         if args.name is not None or args.dir is not None:
             raise ScenarioError("models", "`simq models` takes no names; "
                                 "`simq models copy NAME [DIR]` writes one out")
-        rows = bundled.describe()
-        width = max(len(n) for n, _ in rows)
-        for name, description in rows:
-            print(f"{name:<{width}}  {description}")
-        print("\nrun one with `simq run NAME`; write one out to edit with "
-              "`simq models copy NAME [DIR]`")
+        from simq import terminal
+
+        terminal.show(terminal.table(["scenario", "what it teaches"],
+                                     [list(r) for r in bundled.describe()]),
+                      terminal.line("run one with `simq run NAME`; write one out to edit "
+                                    "with `simq models copy NAME [DIR]`"))
         return 0
     if args.name is None:
         raise ScenarioError("models copy", "name the scenario to copy, e.g. "
@@ -439,7 +469,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the scenarios that come with simq, or copy one "
                        "out to edit")
-    m.add_argument("action", nargs="?", choices=["list", "copy"], default="list",
+    # Not argparse's choices: a scenario's name here (`simq models mm1`) gets a message
+    # saying what was likely meant.
+    m.add_argument("action", nargs="?", default="list", metavar="{list,copy}",
                    help="list (the default) or copy")
     m.add_argument("name", nargs="?", help="with copy: the scenario (e.g. mm1)")
     m.add_argument("dir", nargs="?", help="with copy: the folder to write it to (default .)")

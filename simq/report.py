@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -22,7 +22,7 @@ import yaml
 
 from simq import plots
 from simq._version import version
-from simq.analysis.compare import format_estimate
+from simq.analysis.compare import format_estimate as _estimate
 from simq.analysis.compare import format_number as _num
 from simq.errors import ScenarioError
 from simq.files import (
@@ -39,8 +39,11 @@ from simq.run import RunResult
 from simq.scenario import Scenario
 from simq.sweep.table import grid_headers
 
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
 __all__ = ["RUN_FILES", "OutputExistsError", "build_report", "format_summary", "prepare_dir",
-           "report", "write_atomic"]
+           "report", "summary_view", "write_atomic"]
 
 # Every entry a run's folder can hold: a new run replaces a folder holding only these in
 # one step; one holding anything else (written into with --force) keeps it.
@@ -68,22 +71,20 @@ def summary_json(summary: Mapping[str, Any]) -> str:
 
 # Text ---------------------------------------------------------------------------------
 
-
-
-
-
 def _pm(value: Any, ci: Any) -> str:
-    text = _num(value)
-    if isinstance(ci, float) and math.isfinite(ci) and ci > 0:
-        text += f" ± {_num(ci, 2)}"
-    return text
+    """A value with its 95% half-width, both as :func:`format_estimate` rounds them (the
+    value alone where there is no interval)."""
+    shown, half = _estimate(value, ci)
+    if isinstance(ci, float | int) and math.isfinite(ci) and ci > 0:
+        return f"{shown} ± {half}"
+    return shown
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+def _table(header: list[str], rows: list[list[str]], verdicts: tuple[str, ...] = ()
+           ) -> RenderableType:
+    from simq import terminal
+
+    return terminal.table(header, rows, verdicts=verdicts)
 
 
 def _section_rows(s: Mapping[str, Any], section: str, fields: list[str]) -> list[list[str]]:
@@ -106,64 +107,77 @@ def _formulas(s: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
     return out
 
 
-def format_summary(s: Mapping[str, Any]) -> str:
-    """The run summary as a plain-text block (what `simq run` prints)."""
+def summary_view(s: Mapping[str, Any]) -> list[RenderableType]:
+    """The run summary as rich renderables, one per block (what `simq run` prints)."""
+    from rich.console import Group
+
+    from simq import terminal
+
     ci = s.get("ci95", {})
     m = s["messages"]
     reps = s["replications"]
-    out = [
+    out: list[RenderableType] = [terminal.line(
         f"simq run: {s['scenario']}  (seed {s['seed']}, {reps} replication"
         f"{'s' if reps != 1 else ''}, window {_num(s['window'][0])} to {_num(s['window'][1])} s"
-        + (", ± = 95% CI" if reps > 1 else "") + ")",
-        "",
-        "messages    " + "  ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in m.items()),
-        f"throughput  {_pm(s['throughput'], ci.get('throughput'))} msg/s   "
-        f"(offered {_pm(s['offered_rate'], ci.get('offered_rate'))} msg/s)",
-        "latency     " + "  ".join(
-            f"{k} {_pm(v, ci.get('latency', {}).get(k))}" for k, v in s["latency"].items()
-        ) + "  (s)",
+        + (", ± = 95% CI" if reps > 1 else "") + ")")]
+    lines: list[tuple[str, list[str]]] = [
+        ("messages", [f"{k.replace('_', ' ')} {_num(v)}" for k, v in m.items()]),
+        ("throughput", [f"{_pm(s['throughput'], ci.get('throughput'))} msg/s",
+                        f"(offered {_pm(s['offered_rate'], ci.get('offered_rate'))} msg/s)"]),
+        ("latency", [f"{k} {_pm(v, ci.get('latency', {}).get(k))}"
+                     for k, v in s["latency"].items()] + ["(s)"]),
     ]
     b = s.get("breakdown", {})
     # Plain queueing (wait + service) needs no breakdown; a network or codec step does.
     if any(isinstance(b.get(k), float) and b[k] > 0 for k in ("encode", "link", "persist",
                                                                "replicate", "decode",
                                                                "reply")):
-        out.append("breakdown   " + "  ".join(
-            f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}" for k, v in b.items()
-        ) + "  (s, mean per delivered message)")
+        lines.append(("breakdown", [f"{k} {_pm(v, ci.get('breakdown', {}).get(k))}"
+                                    for k, v in b.items()]
+                      + ["(s, mean per delivered message)"]))
+    out.append(terminal.pairs(lines))
     prods = s.get("producers", {})
     if len(prods) > 1 or any(p.get("mode") != "async" for p in prods.values()):
         pf = ["mode", "priority", "offered_rate", "throughput", "wait_mean", "latency_mean",
               "latency_p95"]
-        out += ["", _table(["producer", *pf], _section_rows(s, "producers", pf))]
+        out.append(_table(["producer", *pf], _section_rows(s, "producers", pf)))
     qf = ["wait_mean", "wait_p95", "length_mean", "length_max", "dropped", "growth_rate"]
     if s.get("queues"):
-        out += ["", _table(["queue", *qf], _section_rows(s, "queues", qf))]
+        out.append(_table(["queue", *qf], _section_rows(s, "queues", qf)))
     cf = ["utilization", "throughput", "service_mean"]
     if s.get("consumers"):
-        out += ["", _table(["consumer", *cf], _section_rows(s, "consumers", cf))]
+        out.append(_table(["consumer", *cf], _section_rows(s, "consumers", cf)))
     if s.get("peak_load"):
         pf = ["peak_length", "peak_time", "drain_time"]
-        out += ["", _table(["queue", *pf], _section_rows(s, "queues", pf))]
+        out.append(_table(["queue", *pf], _section_rows(s, "queues", pf)))
         wf = ["worker_seconds"]
-        out += ["", _table(["consumer", *wf], _section_rows(s, "consumers", wf))]
+        out.append(_table(["consumer", *wf], _section_rows(s, "consumers", wf)))
     if s.get("brokers"):
         bf = ["appends", "copies", "write_rate", "utilization", "leads", "outages",
               "down_time"]
-        out += ["", _table(["broker", *bf], _section_rows(s, "brokers", bf)),
-                "cluster     " + "  ".join(f"{k.replace('_', ' ')} {_num(v)}"
-                                          for k, v in s["cluster"].items())]
+        out.append(Group(_table(["broker", *bf], _section_rows(s, "brokers", bf)),
+                         terminal.pairs([("cluster", [f"{k.replace('_', ' ')} {_num(v)}"
+                                                      for k, v in s["cluster"].items()])])))
     lf = ["delay_mean", "utilization", "lost", "retransmitted"]
     if s.get("links"):
-        out += ["", _table(["link", *lf], _section_rows(s, "links", lf))]
-    out += ["", "The document's formulas against the simulation, each row in one unit:"]
+        out.append(_table(["link", *lf], _section_rows(s, "links", lf)))
     rows = [[label, formula, _num(f["predicted"]), _num(f["measured"]), _num(f.get("theory")),
              "yes" if f["holds"] else "no"]
             for label, formula, f in _formulas(s)]
-    out.append(_table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows))
-    for w in s.get("warnings", []):
-        out.append(f"warning: {w}")
-    return "\n".join(out)
+    last: list[RenderableType] = [
+        terminal.line("The document's formulas against the simulation, each row in one unit:"),
+        _table(["quantity", "formula", "predicted", "measured", "theory", "holds"], rows,
+               verdicts=("holds",))]
+    last += [terminal.line(f"warning: {w}", "yellow") for w in s.get("warnings", [])]
+    out.append(Group(*last))
+    return out
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The run summary as plain text (what `simq run` prints, without colour)."""
+    from simq import terminal
+
+    return terminal.plain(*summary_view(s))
 
 
 # HTML and Markdown ----------------------------------------------------------------------
@@ -177,14 +191,6 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
-
-
-def _est(value: Any, half: Any) -> str:
-    """A measured value with its 95% half-width in one cell, to the same decimal place."""
-    v, h = format_estimate(value, half)
-    if isinstance(half, float | int) and math.isfinite(half) and half > 0:
-        return f"{v} ± {h}"
-    return v
 
 
 def _is_number(cell: str) -> bool:
@@ -368,7 +374,7 @@ def _comparison_rows(table: pd.DataFrame) -> list[list[str]]:
     for r in table.to_dict("records"):
         err = float(r["error"])
         verdict = str(r["verdict"])
-        rows.append([str(r["quantity"]), *format_estimate(float(r["measured"]),
+        rows.append([str(r["quantity"]), *_estimate(float(r["measured"]),
                                                           float(r["ci95"])),
                      _num(float(r["formula"])), _num(float(r["theory"])),
                      "-" if not math.isfinite(err) else f"{100 * err:+.1f}%",
@@ -407,7 +413,7 @@ def _component_table(s: Mapping[str, Any], section: str, kind: str, fields: list
     for name, vals in s.get(section, {}).items():
         cis = ci.get(name, {}) if isinstance(ci, Mapping) else {}
         rows.append([str(name)] + [
-            str(vals.get(f)) if isinstance(vals.get(f), str) else _est(vals.get(f), cis.get(f))
+            str(vals.get(f)) if isinstance(vals.get(f), str) else _pm(vals.get(f), cis.get(f))
             for f in fields])
     return _tabulate([(kind, ""), *(_FIELDS[f] for f in fields)], rows, caption=caption)
 
@@ -416,7 +422,7 @@ def _pair_table(first: str, pairs: list[tuple[str, str, Any, Any]], caption: str
     """A table of single quantities: name (with its unit), value, 95% half-width."""
     rows = []
     for name, unit, value, half in pairs:
-        v, h = format_estimate(value, half)
+        v, h = _estimate(value, half)
         rows.append([f"{name} ({unit})" if unit else name, v,
                      h if isinstance(half, float) and math.isfinite(half) and half > 0
                      else "-"])
@@ -726,10 +732,10 @@ def _sweep_sections(res: Any) -> tuple[_Section, list[_Section]]:
         if int(r["errors"]):
             runs += f" ({_num(int(r['errors']))} failed)"
         main.append([*point, _num(r.get("nominal.load")),
-                     _est(r.get("throughput"), r.get("throughput.ci95")),
-                     _est(r.get("latency.mean"), r.get("latency.mean.ci95")),
+                     _pm(r.get("throughput"), r.get("throughput.ci95")),
+                     _pm(r.get("latency.mean"), r.get("latency.mean.ci95")),
                      _num(r.get("theory.latency_mean")),
-                     _est(r.get("latency.p95"), r.get("latency.p95.ci95")), runs])
+                     _pm(r.get("latency.p95"), r.get("latency.p95.ci95")), runs])
         paper.append([*point, _num(r.get("nominal.offered_rate")),
                       _num(r.get("nominal.capacity")), _num(r.get("formula.latency")),
                       _num(r.get("theory.throughput")), _num(r.get("theory.utilization")),

@@ -20,8 +20,10 @@ from simq.analysis.formulas import document_formulas, theory_columns
 from simq.analysis.replications import combine
 from simq.analysis.stats import mser
 from simq.engine import Simulation
+from simq.engine.fast import FastRun, why_not
 from simq.engine.recorder import DELIVERED as OUTCOMES_DELIVERED
 from simq.engine.recorder import Records
+from simq.engine.simulation import Outcome
 from simq.errors import ScenarioError
 from simq.model.estimate import Estimate, check
 from simq.model.network import Flows, flows
@@ -41,8 +43,8 @@ else:  # built on first use: a streaming run never needs pandas (simq/_lazy.py)
     pd = LazyModule("pandas")
 
 __all__ = ["Progress", "RunResult", "Replication", "RecordsUnavailableError", "UnstableWarning",
-           "run", "run_replication", "auto_warmup", "html_table", "preflight", "resolve",
-           "seed_for"]
+           "run", "run_replication", "auto_warmup", "engine_of", "html_table", "preflight",
+           "resolve", "seed_for"]
 
 
 class RecordsUnavailableError(RuntimeError):
@@ -111,6 +113,9 @@ def run_replication(
     """Run replication ``index`` of ``scenario`` under root seed ``seed`` (see seed_for);
     ``progress``: as in :func:`run`, for this replication (not called with 1 at the end)."""
     started = time.perf_counter()
+    if engine_of(scenario)[0] == "fast":
+        records, out = FastRun(scenario, seed_for(seed, index, point)).run(progress)
+        return _measured(scenario, index, records, out, started)
     sim = Simulation(scenario, seed_for(seed, index, point))
     if scenario.run.records == "summary":
         warm = None
@@ -125,7 +130,12 @@ def run_replication(
         return Replication(index, None, streamed.summary, (streamed.t0, out.t_stop),
                            out.t_end, time.perf_counter() - started, streamed.timeseries)
     out = run_full(sim, progress=progress)
-    records = sim.rec.arrays(out.t_end)
+    return _measured(scenario, index, sim.rec.arrays(out.t_end), out, started)
+
+
+def _measured(scenario: Scenario, index: int, records: Records, out: Outcome,
+              started: float) -> Replication:
+    """A replication with full records, summarised over its window."""
     w = scenario.run.warmup
     # "auto" is decided per replication, so replications stay independent (and can run
     # in any order or in parallel); the summary reports each choice.
@@ -134,6 +144,29 @@ def run_replication(
     summary = summarise(records, scenario, out, t0)
     return Replication(index, records, summary, (t0, out.t_stop), out.t_end,
                        time.perf_counter() - started)
+
+
+def engine_of(scenario: Scenario) -> tuple[str, str]:
+    """The engine a run of ``scenario`` uses (``fast`` or ``simpy``) and why.
+
+    ``run.engine: auto`` takes the fast engine (:mod:`simq.engine.fast`: the same records,
+    by recursions over arrays) whenever every component allows it and the run keeps full
+    records; ``fast`` asks for it and is refused, with the component that prevents it,
+    when it cannot run the scenario."""
+    asked = scenario.run.engine
+    if asked == "simpy":
+        return "simpy", "asked for (run.engine: simpy)"
+    reason = why_not(scenario)
+    if reason is None and scenario.run.records == "summary":
+        reason = ("run.records: summary: streaming statistics fold the records as the "
+                  "events happen, which the fast engine does not have")
+    if reason is None:
+        return "fast", ("asked for (run.engine: fast)" if asked == "fast"
+                         else "every component is a FIFO station")
+    if asked == "fast":
+        raise ScenarioError("run.engine", f"the fast engine cannot run this scenario "
+                            f"({reason}); use auto or simpy", "fast")
+    return "simpy", f"not eligible for the fast engine: {reason}"
 
 
 def _part(progress: Progress | None, start: float, share: float) -> Progress | None:
@@ -387,6 +420,7 @@ def run(
     if replications is not None:
         sc = sc.with_overrides({"run.replications": replications})
     _, notes = preflight(sc, max_events=max_events)
+    engine, why = engine_of(sc)  # a refused run.engine: fast is said before anything runs
     for note in notes:  # before the run, so that a long overloaded run says so at once
         warnings.warn(note, UnstableWarning, stacklevel=2)
     started = time.perf_counter()
@@ -419,6 +453,7 @@ def run(
         "formulas": formulas,
         "theory": {"model": pred.model, "kind": pred.kind, "reason": pred.reason},
         "warnings": notes,
+        "engine": {"name": engine, "reason": why},
     }
     if has_peak_features(sc):
         summary["peak_load"] = True  # time-varying load, a backlog or changing capacity

@@ -22,7 +22,7 @@ def test_benchmark_quick_mode_writes_its_table(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "benchmarks-quick.csv").open()))
     assert {(r["model"], r["tool"]) for r in rows} == {
         (m, t) for m in ("mm1", "mm4", "tandem3")
-        for t in ("simq", "simq-stream", "simpy", "ciw", "numpy")
+        for t in ("simq", "simq-simpy", "simq-stream", "simpy", "ciw", "numpy")
     }
     for r in rows:
         assert float(r["msgs_per_s"]) > 0 and float(r["peak_mb"]) > 0

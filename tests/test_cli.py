@@ -43,7 +43,8 @@ FORMULA_FIELDS = CONTRACT_FORMULA | {"quantity", "unit", "formula", "note"}
 # to the mean latency), `producers` (per-producer rates and latency) and a link's
 # `retransmitted` count. Idempotent producers (docs/reliability.md) add the outcome
 # `deduplicated` (a term of conservation) and the `duplicates` section.
-EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "duplicates", "ordering"}
+EXTRA_TOP = {"warnings", "breakdown", "producers", "theory", "warmup", "duplicates", "ordering",
+             "engine"}
 EXTRA_LINK = {"retransmitted"}
 EXTRA_MESSAGES = {"lost", "redelivered", "discarded", "deduplicated"}
 EXTRA_QUEUE = {"arrivals", "drop_fraction", "peak_length", "peak_time", "drain_time",
@@ -259,13 +260,53 @@ def test_no_suggestion_when_nothing_is_close(capsys: pytest.CaptureFixture[str])
     assert "did you mean" not in capsys.readouterr().err
 
 
+# The suggestion is the whole path to write, with the mistyped part put right.
 @pytest.mark.parametrize(("path", "meant"), [
-    ("producers.app.rat", "rate"), ("consumers.worker.cont", "count"),
-    ("queues.broker.capacty", "capacity"), ("run.unitl", "until"),
-    ("producers.ap.rate", "app"), ("queus.broker.capacity", "queues"),
+    ("producers.app.rat", "producers.app.rate"),
+    ("consumers.worker.cont", "consumers.worker.count"),
+    ("queues.broker.capacty", "queues.broker.capacity"), ("run.unitl", "run.until"),
+    ("producers.ap.rate", "producers.app.rate"),
+    ("queus.broker.capacity", "queues.broker.capacity"),
 ])
 def test_a_mistyped_set_path_gets_a_suggestion(path: str, meant: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(MM1, "--out", str(tmp_path / "x"), "--set", f"{path}=1") == 2
     err = capsys.readouterr().err
     assert err.startswith(f"simq: error: {path}: ") and f"did you mean {meant!r}?" in err
+
+
+@pytest.mark.parametrize(("argv", "meant"), [
+    (["models", "mm1"], "did you mean `simq run mm1` or `simq models copy mm1 DIR`?"),
+    (["models", "mm1.yaml"], "did you mean `simq run mm1` or `simq models copy mm1 DIR`?"),
+    (["models", "cpy", "mm1"], "did you mean `simq models copy`?"),
+    (["models", "mine/bursty.yaml"], "did you mean `simq run mine/bursty.yaml`?"),
+    (["models", "zzz"], None),
+])
+def test_models_with_a_name_but_no_action_says_what_was_meant(
+        argv: list[str], meant: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith(f"simq: error: models: {argv[1]!r} is not an action: the actions "
+                          "are list and copy") and "Traceback" not in err
+    assert captured.out == ""
+    if meant is None:
+        assert "did you mean" not in err
+    else:
+        assert err.rstrip().endswith(meant)
+
+
+def test_the_summary_is_plain_text_in_a_pipe(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # capsys is no terminal: no escape codes, lines no wider than 100 columns, and the
+    # values with a CI rounded to the CI's second significant digit.
+    assert _run(MM1, "--out", str(tmp_path / "o"), "--replications", "3", *SHORT) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    summary = out[:out.index("\nMeasured against theory")]
+    assert all(len(line) <= 100 and line == line.rstrip() for line in summary.splitlines())
+    from simq.analysis.compare import format_estimate
+
+    s = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    value, half = format_estimate(s["throughput"], s["ci95"]["throughput"])
+    assert f"throughput  {value} ± {half} msg/s" in summary

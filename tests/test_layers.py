@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "simq"
 
 # Bottom to top. A name stands for a module or a folder (a package and all below it).
 LAYERS: list[tuple[str, ...]] = [
-    ("simq._lazy", "simq._version", "simq.errors"),
+    ("simq._lazy", "simq._version", "simq.errors", "simq.terminal"),
     ("simq.dists", "simq.datafiles", "simq.files"),
     ("simq.theory",),
     ("simq.scenario",),

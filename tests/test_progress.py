@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import simq
-from simq.analysis.compare import format_number
+from simq.analysis.compare import format_estimate, format_number
 from simq.cli import main
 from simq.sweep import SweepResult, format_table
 from simq.sweep.table import WIDTH, grid_headers
@@ -30,8 +30,8 @@ def _same(a: simq.RunResult, b: simq.RunResult) -> None:
 
 
 @pytest.mark.parametrize("overrides", [
-    SHORT,
-    {"run.until": None, "run.messages": 600, "run.warmup": 50},
+    {**SHORT, "run.engine": "simpy"},
+    {"run.until": None, "run.messages": 600, "run.warmup": 50, "run.engine": "simpy"},
     {**SHORT, "run.records": "summary"},
     {**SHORT, "run.records": "summary", "run.warmup": "auto"},  # two passes per replication
 ], ids=["until", "messages", "streaming", "streaming-auto-warmup"])
@@ -46,6 +46,16 @@ def test_progress_changes_no_number_and_goes_forward_to_one(overrides: dict[str,
     assert all(0.0 <= a <= b for a, b in zip(seen, seen[1:], strict=False))
     # Both replications report: the first half of the fractions, then the second.
     assert any(0.1 < x < 0.5 for x in seen) and any(0.5 < x < 0.9 for x in seen)
+
+
+def test_the_fast_engine_reports_progress_per_replication_and_ends_at_one() -> None:
+    seen: list[float] = []
+    with_bar = simq.run(MM1, seed=3, replications=2, overrides=SHORT, progress=seen.append)
+    assert with_bar.summary["engine"]["name"] == "fast"
+    _same(with_bar, simq.run(MM1, seed=3, replications=2, overrides=SHORT))
+    assert seen[-1] == 1.0 and seen.count(1.0) == 1
+    assert all(0.0 <= a <= b for a, b in zip(seen, seen[1:], strict=False))
+    assert any(0.0 < x < 0.5 for x in seen) and any(0.5 < x < 1.0 for x in seen)
 
 
 class _Terminal(io.StringIO):
@@ -142,8 +152,10 @@ def test_the_sweep_table_has_readable_headers_rounded_numbers_and_fits() -> None
     header = lines[0].split()
     assert "rate" in header and "count" in header and "producers.app.rate" not in text
     assert "throughput/s" in header and "theory" not in header  # no point has theory
-    assert "0.1235" in lines[1] and "0.0123" in lines[1]  # 4 and 3 significant digits
-    assert "12.35" in lines[1] and "1.23" in lines[1] and "1235" in lines[1]
+    # Each value to the decimal place of its half-width's second significant digit.
+    cells = lines[1].split()
+    assert cells[2:4] == ["0.123", "0.012"] and cells[4:6] == ["12.3", "1.2"]
+    assert cells[6:8] == ["1,235", "99"]
 
 
 def test_the_sweep_table_shows_theory_and_failures_where_there_are_some() -> None:
@@ -171,8 +183,9 @@ def test_simq_sweep_prints_its_numbers_unless_quiet(tmp_path: Path,
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["rate", "throughput/s"] and "theory" in lines[0]
     for line, (_, point) in zip(lines[1:3], agg.iterrows(), strict=True):
-        assert f"{point['throughput']:.4g}" in line
-        assert f"{point['latency.p99']:.4g}" in line
+        for col in ("throughput", "latency.p99"):
+            value, half = format_estimate(point[col], point[f"{col}.ci95"])
+            assert f" {value}  " in line and f" {half} " in f"{line} "
     assert all(len(line) <= WIDTH for line in lines[:3])
     assert lines[3] == "" and lines[4].startswith("wrote ")
     code, out, _ = _cli(monkeypatch, [*argv, "--out", str(tmp_path / "b"), "--quiet"],
@@ -247,4 +260,4 @@ def test_a_sweep_shows_its_table_in_a_notebook() -> None:
     page = _Checked(res._repr_html_())
     assert page.tags.count("b") == 1 and "<b>made</b>" in "".join(page.text)
     assert "rate" in page.text and "throughput/s" in page.text
-    assert "0.1235" in page.text and "12.35" in page.text and "0.5" in page.text
+    assert "0.123" in page.text and "12.3" in page.text and "0.5" in page.text

@@ -454,8 +454,9 @@ def test_an_unknown_key_in_a_file_gets_a_suggestion(raw: dict[str, Any], where: 
     with pytest.raises(ScenarioError) as err:
         Scenario(raw)
     assert err.value.path == ".".join((*where, key))
+    # The suggestion is the whole path to write, not only the key.
     assert f"unknown key (not allowed in {'.'.join(where) or 'top level'}); did you mean " \
-           f"{meant!r}?" == err.value.rule
+           f"{'.'.join((*where, meant))!r}?" == err.value.rule
 
 
 def test_a_key_far_from_every_allowed_one_gets_no_suggestion(raw: dict[str, Any]) -> None:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
-import simpy
 
 from simq.dists import parse
 from simq.engine.core import Streams
@@ -32,10 +32,19 @@ from simq.scenario.workload import ArrivalsSpec, mmpp_stationary
 __all__ = ["TraceGap", "build"]
 
 Gap = Callable[[], float]
+
+
+class Clock(Protocol):
+    """What an arrival process reads: the time now (a SimPy environment, or the fast
+    engine's producer clock)."""
+
+    @property
+    def now(self) -> float: ...
+
 _EXP1 = parse("exponential(rate=1)")
 
 
-def build(spec: ArrivalsSpec, env: simpy.Environment, streams: Streams,
+def build(spec: ArrivalsSpec, env: Clock, streams: Streams,
           key: str) -> tuple[Gap, float | None]:
     """The sampler of ``spec`` for the producer whose dotted path is ``key``."""
     kind = spec.kind
@@ -57,7 +66,7 @@ def build(spec: ArrivalsSpec, env: simpy.Environment, streams: Streams,
                  streams.uniform(f"{key}.arrivals.choice")), None
 
 
-def _piecewise(env: simpy.Environment, pieces: list[tuple[float, float]], period: float | None,
+def _piecewise(env: Clock, pieces: list[tuple[float, float]], period: float | None,
                exp1: Gap, unit: float | None) -> tuple[Gap, float | None]:
     starts = [p[0] for p in pieces]
     rates = [p[1] for p in pieces]
@@ -94,7 +103,7 @@ def _piecewise(env: simpy.Environment, pieces: list[tuple[float, float]], period
     return gap, end
 
 
-def _diurnal(env: simpy.Environment, mean: float, amplitude: float, period: float, phase: float,
+def _diurnal(env: Clock, mean: float, amplitude: float, period: float, phase: float,
              exp1: Gap, coin: Gap) -> Gap:
     top = mean + amplitude
     w = 2 * math.pi / period
@@ -111,7 +120,7 @@ def _diurnal(env: simpy.Environment, mean: float, amplitude: float, period: floa
     return gap
 
 
-def _mmpp(env: simpy.Environment, rates: list[float], switch: list[float], exp1: Gap,
+def _mmpp(env: Clock, rates: list[float], switch: list[float], exp1: Gap,
           coin: Gap) -> Gap:
     n = len(rates)
     total = [r + s for r, s in zip(rates, switch, strict=True)]
@@ -152,7 +161,7 @@ def _mmpp(env: simpy.Environment, rates: list[float], switch: list[float], exp1:
 class TraceGap:
     """The gaps of a trace; ``position`` is the row of the send being made (its key's)."""
 
-    def __init__(self, env: simpy.Environment, times: tuple[float, ...]) -> None:
+    def __init__(self, env: Clock, times: tuple[float, ...]) -> None:
         self.env = env
         self.times = times
         self.end = math.nextafter(times[-1], math.inf)
@@ -176,6 +185,6 @@ class TraceGap:
         return max(0.0, self.times[i] - now)
 
 
-def _trace(env: simpy.Environment, times: tuple[float, ...]) -> tuple[Gap, float]:
+def _trace(env: Clock, times: tuple[float, ...]) -> tuple[Gap, float]:
     gap = TraceGap(env, times)
     return gap, gap.end

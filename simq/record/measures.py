@@ -72,8 +72,8 @@ def queue_peak(arrived: np.ndarray, left: np.ndarray, t0: float,
     # Events in time order, departures first at equal times (a hand-over never counts as
     # waiting). The level peaks just after an arrival and first returns to 0 just after a
     # departure, so each kind is swept against the other sorted kind: no merged copy.
-    ups = np.sort(arrived)
-    downs = np.sort(left[~np.isnan(left)])
+    ups = np.sort(arrived, kind="stable")
+    downs = np.sort(left[~np.isnan(left)], kind="stable")
     peak = int(np.searchsorted(ups, t0, side="right") - np.searchsorted(downs, t0, side="right"))
     peak_time = t0
     lo, hi = np.searchsorted(ups, [t0, t1], side="right")

@@ -42,7 +42,7 @@ class Spells:
         """``sent``/``done``: the newly folded send and finish times; ``marks``: (time,
         +1 start / -1 end, kind, component) of the newly folded spell edges; ``final_t``:
         at the last fold, the end of the run (spells still open end there)."""
-        sent, done = np.sort(sent), np.sort(done)
+        sent, done = np.sort(sent, kind="stable"), np.sort(done, kind="stable")
         c0, f0 = self.created, self.finished
 
         def level(t: np.ndarray) -> np.ndarray:

@@ -217,7 +217,7 @@ def _recovery(arrived: np.ndarray, left: np.ndarray, start: float, end: float) -
     before = level_at(arrived, left, np.array([start]))[0]
     # The level only falls at departures: check the end of the fault, then each of them.
     ends = np.where(np.isnan(left), np.inf, left)
-    times = np.r_[end, np.sort(ends[(ends > end) & np.isfinite(ends)])]
+    times = np.r_[end, np.sort(ends[(ends > end) & np.isfinite(ends)], kind="stable")]
     levels = level_at(arrived, left, times)
     ok = np.flatnonzero(levels <= before)
     return float(times[ok[0]] - end) if len(ok) else math.nan

@@ -89,6 +89,8 @@ class RunSpec(BaseModel):
     timeseries_points: Annotated[Count, Field(ge=2, le=1_000_000)] = 500
     # full: one record per message (res.messages); summary: accumulators only, flat memory
     records: Literal["full", "summary"] = "full"
+    # auto: the fast engine (simq.engine.fast) when every component allows it, else SimPy
+    engine: Literal["auto", "simpy", "fast"] = "auto"
     # Refused before it starts above these (simq.model.estimate): events, bytes; a run
     # whose memory grows past max_memory all the same is stopped (simq.record.guard).
     max_events: Positive = MAX_EVENTS

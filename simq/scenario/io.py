@@ -176,7 +176,8 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         if name not in section:
             have = ", ".join(sorted(section)) or "none"
             raise ScenarioError(path, f"no {top[:-1]} named {name!r} (have: {have})"
-                                + did_you_mean(name, section))
+                                + did_you_mean(name, section, before=[top],
+                                               after=parts[len(name.split(".")) + 1:]))
         target = section[name]
         if target is None:
             target = section[name] = {}
@@ -221,7 +222,8 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
     raise ScenarioError(
         path, "overrides start with run, producers, queues, consumers, links, topics, "
         "brokers, name or description"
-        + did_you_mean(top, ("run", *_SECTIONS, "brokers", "name", "description"))
+        + did_you_mean(top, ("run", *_SECTIONS, "brokers", "name", "description"),
+                       after=parts[1:])
     )
 
 
@@ -301,10 +303,13 @@ def _check_depth(raw: Any, source: str, depth: int = 0) -> None:
             _check_depth(v, source, depth + 1)
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'rate'?"`` when one of ``choices`` is close to ``word``, else ``""``."""
+def did_you_mean(word: str, choices: Iterable[str], *, before: Sequence[str] = (),
+                 after: Sequence[str] = ()) -> str:
+    """``"; did you mean 'producers.app.rate'?"`` when one of ``choices`` is close to
+    ``word``, else ``""``. The suggestion is the whole dotted path a user would write: the
+    keys ``before`` the mistyped one, the close choice, then the keys ``after`` it."""
     close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {'.'.join([*before, close[0], *after])!r}?" if close else ""
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -388,7 +393,7 @@ def _one(e: Mapping[str, Any]) -> ScenarioError:
     msg = e["msg"]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1]) or "top level"
-        hint = did_you_mean(loc[-1], _keys_at(loc[:-1])) if loc else ""
+        hint = did_you_mean(loc[-1], _keys_at(loc[:-1]), before=loc[:-1]) if loc else ""
         return ScenarioError(path, f"unknown key (not allowed in {parent}){hint}")
     if kind == "producer_mode":
         mode = value.get("mode") if isinstance(value, Mapping) else value

@@ -11,14 +11,17 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from simq import terminal
 from simq.run import html_table
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from simq.sweep.store import SweepResult
 
-__all__ = ["WIDTH", "format_table", "grid_headers", "html", "table_cells"]
+__all__ = ["WIDTH", "format_table", "grid_headers", "html", "table_cells", "table_view"]
 
-WIDTH = 100  # what a terminal shows without wrapping
+WIDTH = terminal.WIDTH  # what a terminal shows without wrapping
 
 # (aggregated column, header, digits); a ``.ci95`` column follows each measured one.
 MEASURED = [("throughput", "throughput/s", 4), ("latency.mean", "latency mean s", 4),
@@ -54,7 +57,10 @@ def _has(agg: Any, column: str) -> bool:
 
 
 def table_cells(res: SweepResult) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows of the table, as text cells."""
+    """The header and the rows of the table, as text cells: each measured value and its
+    half-width as :func:`simq.analysis.compare.format_estimate` rounds them."""
+    from simq.analysis.compare import format_estimate
+
     agg = res.aggregated
     paths = [p for p in res.paths if p in agg.columns]
     header = grid_headers(paths)
@@ -63,7 +69,7 @@ def table_cells(res: SweepResult) -> tuple[list[str], list[list[str]]]:
         if col not in agg.columns:
             continue
         header += [name, "±95%"]
-        columns += [(col, digits), (f"{col}.ci95", 3)]
+        columns += [(col, digits), (f"{col}.ci95", 0)]
         theory = THEORY.get(col)
         if theory is not None and _has(agg, theory):
             header.append("theory")
@@ -75,27 +81,30 @@ def table_cells(res: SweepResult) -> tuple[list[str], list[list[str]]]:
     rows = []
     for rec in agg.to_dict("records"):
         cells = []
-        for col, digits in columns:
+        for i, (col, digits) in enumerate(columns):
             x = rec.get(col, math.nan)
             if col == "errors":
                 cells.append(str(int(x)))
-            elif isinstance(x, float) and col.endswith(".ci95") and math.isfinite(x):
-                cells.append(f"{x:.{digits}g}")
+            elif col.endswith(".ci95"):
+                cells[-1], half = format_estimate(rec.get(columns[i - 1][0], math.nan), x)
+                cells.append(half)
             else:
                 cells.append(_number(x, digits))
         rows.append(cells)
     return header, rows
 
 
-def format_table(res: SweepResult) -> str:
-    """The table as aligned text, numbers to the right (what ``simq sweep`` prints)."""
+def table_view(res: SweepResult) -> RenderableType:
+    """The table as a rich renderable (numbers to the right)."""
     header, rows = table_cells(res)
     if not rows:
-        return "no points finished"
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
-             for r in [header, *rows]]
-    return "\n".join(lines)
+        return terminal.line("no points finished")
+    return terminal.table(header, rows)
+
+
+def format_table(res: SweepResult) -> str:
+    """The table as plain text, :data:`WIDTH` columns wide (what ``simq sweep`` prints)."""
+    return terminal.plain(table_view(res), width=WIDTH)
 
 
 def html(res: SweepResult) -> str:

@@ -23,18 +23,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from simq.analysis.compare import format_estimate
 from simq.analysis.stats import ALPHA, APPROX, EXACT, agreement, check_level, t_halfwidth
 from simq.files import MARKER, OutputExistsError
 from simq.validate.cases import Case, cases
 from simq.validate.referee import RefereeCase, available, referee_cases
 
-__all__ = ["ALPHA", "COLUMNS", "Suite", "case_names", "check_output", "format_table",
-           "fresh_folder", "run_suite", "write_outputs"]
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["ALPHA", "COLUMNS", "ENGINES", "Suite", "case_names", "check_output", "format_table",
+           "fresh_folder", "run_suite", "table_view", "write_outputs"]
+
+# The group of the checks that set the fast engine's replications of a case beside the
+# SimPy engine's, run from seeds this far from the case's.
+ENGINES = "fast vs SimPy engine"
+ENGINE_SEED = 1000
 
 COLUMNS = ["case", "group", "quantity", "measured", "ci95", "theory", "theory_ci95", "model",
            "error", "tolerance", "pass"]
@@ -77,6 +86,19 @@ def _run_case(case: Case, scale_reps: int, max_events: float | None = None) -> d
         rows.append({"case": case.name, "group": case.group, "quantity": chk.quantity,
                      "values": _values(res.replications, chk.measure), "theory": chk.theory,
                      "theory_values": None, "model": chk.model, "allowance": chk.allowance})
+    if res.summary["engine"]["name"] == "fast":
+        # The same case on the SimPy engine, from other seeds: two independent samples of
+        # every checked quantity, judged like a referee (tests/test_fast.py checks that on
+        # the same seed the two engines give the same records).
+        other = run(case.scenario, replications=case.replications * scale_reps,
+                    max_events=max_events,
+                    overrides={"run.engine": "simpy", "run.seed": res.seed + ENGINE_SEED})
+        for chk in case.checks:
+            rows.append({"case": case.name, "group": ENGINES, "quantity": chk.quantity,
+                         "values": _values(res.replications, chk.measure),
+                         "theory": math.nan,
+                         "theory_values": _values(other.replications, chk.measure),
+                         "model": "SimPy engine", "allowance": EXACT})
     return {"rows": rows, "cpu": time.process_time() - started}
 
 
@@ -177,26 +199,21 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
                  time.perf_counter() - wall, skipped, only or None)
 
 
-def _fmt(x: Any, digits: int = 4) -> str:
-    if isinstance(x, bool | np.bool_):
-        return "pass" if x else "FAIL"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "-"
-        if math.isinf(x):
-            return "inf"
-        return f"{x:.{digits}g}"
-    return str(x)
+def _estimate(value: Any, half: Any) -> str:
+    """``value ± half`` as :func:`format_estimate` rounds them (the value alone without a
+    finite half-width)."""
+    shown, h = format_estimate(value, half)
+    ok = isinstance(half, float | int) and math.isfinite(half) and half > 0
+    return f"{shown} ± {h}" if ok else shown
 
 
 def _rows(suite: Suite) -> list[list[str]]:
     out = []
     for r in suite.table.to_dict("records"):
-        meas = f"{_fmt(r['measured'])} ± {_fmt(r['ci95'], 2)}"
-        th = _fmt(r["theory"]) + (f" ± {_fmt(r['theory_ci95'], 2)}"
-                                  if math.isfinite(r["theory_ci95"]) else "")
         err = "-" if not math.isfinite(r["error"]) else f"{100 * r['error']:+.2f}%"
-        out.append([r["case"], r["quantity"], meas, th, r["model"], err, _fmt(bool(r["pass"]))])
+        out.append([r["case"], r["quantity"], _estimate(r["measured"], r["ci95"]),
+                    _estimate(r["theory"], r["theory_ci95"]), r["model"], err,
+                    "pass" if bool(r["pass"]) else "FAIL"])
     return out
 
 
@@ -222,13 +239,21 @@ def footer(suite: Suite) -> list[str]:
     ]
 
 
+def table_view(suite: Suite) -> RenderableType:
+    """The suite as a rich renderable: the table (pass/FAIL coloured), then the footer."""
+    from rich.console import Group
+
+    from simq import terminal
+
+    return Group(terminal.table(HEADER, _rows(suite), verdicts=("pass",)), terminal.line(""),
+                 *[terminal.line(x) for x in footer(suite)])
+
+
 def format_table(suite: Suite) -> str:
-    """The suite as aligned text (what ``simq validate`` prints)."""
-    rows = _rows(suite)
-    widths = [max(len(x[i]) for x in [HEADER, *rows]) for i in range(len(HEADER))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines) + "\n\n" + "\n".join(footer(suite))
+    """The suite as plain text (what ``simq validate`` prints, without colour)."""
+    from simq import terminal
+
+    return terminal.plain(table_view(suite))
 
 
 def markdown(suite: Suite) -> str:

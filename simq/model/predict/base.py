@@ -80,7 +80,7 @@ class Matcher:
 # default is an unknown feature.
 _KNOWN: dict[str, set[str]] = {
     "run": {"until", "messages", "warmup", "seed", "replications", "timeseries_points",
-            "records"},
+            "records", "engine"},
     # Keys change nothing at a queue; at a topic (itself a feature) they choose the partition.
     "producers": {"to", "interarrival", "size", "start", "stop", "keys"},
     "queues": {"capacity", "overflow"},
