@@ -29,7 +29,9 @@ __all__ = [
     "latency_vs_load",
     "peak_timeline",
     "queue_length",
+    "TheoryCurve",
     "TheoryOverlay",
+    "theory_curve",
     "theory_overlay",
     "throughput_vs_offered",
     "topology",
@@ -133,20 +135,74 @@ def _sorted(t: pd.DataFrame, x: str) -> pd.DataFrame:
     return t.sort_values(x)
 
 
+@dataclass(frozen=True)
+class TheoryCurve:
+    """Theory's mean latency along a swept parameter, and the model that gives it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    label: str  # what the legend says, e.g. "M/M/1 theory"
+
+
+def theory_curve(scenario: Any, path: str, values: Any, *, x: str = "nominal.load",
+                 steps: int = 200) -> TheoryCurve | None:
+    """Theory's mean latency (:func:`simq.predict`) at ``steps`` values of ``path`` between
+    the smallest and the largest of ``values``, each set on ``scenario`` as a sweep sets a
+    point. ``x`` is what the curve is drawn against: ``"nominal.load"`` (the load of each
+    scenario) or ``path`` itself. None when no model applies anywhere on the range, or when
+    the path does not take the values in between (a count, a name): draw the points then."""
+    from simq.errors import ScenarioError
+    from simq.model.network import flows
+    from simq.model.predict import predict
+    from simq.scenario import load
+
+    sc = load(scenario)
+    try:
+        nums = np.asarray([float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    nums = nums[np.isfinite(nums)]
+    if len(nums) < 2 or np.ptp(nums) == 0:
+        return None
+    xs, ys, names = [], [], []
+    for v in np.linspace(nums.min(), nums.max(), steps):
+        try:
+            at = sc.with_overrides({path: float(v)})
+        except ScenarioError:
+            return None  # the path takes only some values (an integer count)
+        p = predict(at)
+        if x == "nominal.load":
+            b = flows(at).bottleneck
+            xs.append(b.load if b is not None else math.nan)
+        else:
+            xs.append(float(v))
+        ys.append(p.latency_mean if p.applies else math.nan)
+        if p.applies and p.model not in names:
+            names.append(p.model)
+    y = np.asarray(ys, dtype=float)
+    if not names or not np.isfinite(y).any():
+        return None
+    return TheoryCurve(np.asarray(xs, dtype=float), y, f"{' / '.join(names)} theory")
+
+
 def latency_vs_load(
     data: Any, *, x: str = "nominal.load", y: str = "latency.mean", ax: Axes | None = None,
-    theory: str | tuple[np.ndarray, np.ndarray] | None = "theory.latency_mean",
-    formula: str | None = "formula.latency", logy: bool = False,
+    theory: str | TheoryCurve | tuple[Any, Any] | None = "theory.latency_mean",
+    formula: str | None = "formula.latency", logy: bool = False, xlabel: str | None = None,
 ) -> Figure:
     """Measured latency (mean ± 95% CI) against load, beside the theory curve and the
     document's "processing + transmission" formula.
 
-    ``theory`` names a column of the table, or is an ``(x, y)`` curve drawn as given.
+    ``theory`` names a column of the table (a line through the points), is a
+    :class:`TheoryCurve` (:func:`theory_curve`, labelled by its model), or an ``(x, y)``
+    curve drawn as given. ``xlabel`` names the x axis (default: the load, or ``x``).
     """
     fig, ax = _axes(ax)
     t = _sorted(_table(data), x)
     xs = t[x].to_numpy(dtype=float)
-    if isinstance(theory, tuple):
+    if isinstance(theory, TheoryCurve):
+        ax.plot(theory.x, theory.y, color="tab:orange", lw=1.5, label=theory.label)
+    elif isinstance(theory, tuple):
         ax.plot(theory[0], theory[1], color="tab:orange", lw=1.5, label="theory")
     elif theory is not None and theory in t and t[theory].notna().any():
         ax.plot(xs, t[theory], color="tab:orange", lw=1.5, label="theory")
@@ -155,7 +211,9 @@ def latency_vs_load(
                 label="document: processing + transmission")
     if logy:
         ax.set_yscale("log")
-    return _measured(fig, ax, xs, t, y, xlabel="load ρ = λ / cμ" if x == "nominal.load" else x,
+    if xlabel is None:
+        xlabel = "load ρ = λ / cμ" if x == "nominal.load" else x
+    return _measured(fig, ax, xs, t, y, xlabel=xlabel,
                      ylabel="end-to-end latency (s)", title="Latency against load")
 
 
@@ -215,10 +273,11 @@ def latency_cdf(
 
 
 def hop_breakdown(
-    data: Any, *, x: str | None = None, ax: Axes | None = None,
+    data: Any, *, x: str | None = None, ax: Axes | None = None, xlabel: str | None = None,
 ) -> Figure:
     """Where the time goes: link delay, queue wait and service per hop as stacked bars,
-    one bar per row (a run's summary gives one bar, a sweep one per point)."""
+    one bar per row (a run's summary gives one bar, a sweep one per point); ``xlabel``
+    names the axis of ``x`` (default: ``x``)."""
     fig, ax = _axes(ax)
     t = _table(data)
     if x is not None:
@@ -237,7 +296,7 @@ def hop_breakdown(
         bottom += v
     labels = [f"{v:.3g}" for v in t[x]] if x is not None else [str(i) for i in range(len(t))]
     ax.set_xticks(pos, labels if len(t) > 1 else ["run"])
-    ax.set_xlabel(x if x is not None else "")
+    ax.set_xlabel(xlabel if xlabel is not None else x if x is not None else "")
     ax.set_ylabel("mean time (s)")
     ax.set_title("Latency per hop")
     if parts:
@@ -246,9 +305,9 @@ def hop_breakdown(
 
 
 def utilization(data: Any, *, x: str | None = None, theory: TheoryOverlay | None = None,
-                ax: Axes | None = None) -> Figure:
+                ax: Axes | None = None, xlabel: str | None = None) -> Figure:
     """Busy fraction of each consumer group: bars for one run, lines against ``x`` for a
-    sweep; the dotted line is full utilization. For one run ``theory``
+    sweep (``xlabel`` names its axis); the dotted line is full utilization. For one run ``theory``
     (:func:`theory_overlay`) marks each group's rho, dashed across its bar."""
     fig, ax = _axes(ax)
     t = _table(data)
@@ -272,7 +331,7 @@ def utilization(data: Any, *, x: str | None = None, theory: TheoryOverlay | None
         t = _sorted(t, x)
         for c, n in zip(cols, names, strict=True):
             ax.errorbar(t[x], t[c], yerr=_ci(t, c), marker="o", ms=4, capsize=3, label=n)
-        ax.set_xlabel(x)
+        ax.set_xlabel(xlabel if xlabel is not None else x)
         if cols:
             ax.legend(fontsize="small")
     ax.axhline(1.0, color="0.5", ls=":", lw=1)
@@ -284,9 +343,11 @@ def utilization(data: Any, *, x: str | None = None, theory: TheoryOverlay | None
 
 def heatmap(
     data: Any, *, x: str, y: str, value: str = "latency.mean", ax: Axes | None = None,
-    log: bool = False,
+    log: bool = False, names: Mapping[str, str] | None = None,
 ) -> Figure:
-    """A 2-D sweep as a colour grid: ``value`` (mean over replications) for each (x, y)."""
+    """A 2-D sweep as a colour grid: ``value`` (mean over replications) for each (x, y);
+    ``names`` gives readable names of the columns for the axes, the colour bar and the
+    title (default: the column names)."""
     from matplotlib.colors import LogNorm
 
     fig, ax = _axes(ax, figsize=(6.4, 4.8))
@@ -302,10 +363,12 @@ def heatmap(
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize="x-small",
                         color="w")
-    fig.colorbar(im, ax=ax, label=value)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(f"{value} over {x} × {y}")
+    name = {x: x, y: y, value: value, **(names or {})}
+    fig.colorbar(im, ax=ax, label=name[value])
+    ax.set_xlabel(name[x])
+    ax.set_ylabel(name[y])
+    title = f"{name[value]} over {name[x]} × {name[y]}"
+    ax.set_title(title[:1].upper() + title[1:])
     return fig
 
 

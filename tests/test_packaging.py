@@ -103,6 +103,8 @@ def test_the_wheel_holds_the_package_the_models_and_their_data(wheel: Path) -> N
     assert {t for t in tops if not t.endswith(".dist-info")} == {"simq"}, tops
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
     assert "simq/py.typed" in names
+    templates = {f"simq/templates/{p.name}" for p in (ROOT / "simq" / "templates").glob("*")}
+    assert templates and templates - names == set()  # the report's page templates
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "simq").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert sources - names == set()

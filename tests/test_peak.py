@@ -412,7 +412,7 @@ def test_plots_and_report_show_the_peak(tmp_path: Path) -> None:
     out = report(res, tmp_path / "r")
     assert (out / "figures" / "peak_timeline.png").is_file()
     assert (out / "figures" / "latency_bands.png").is_file()
-    assert "peak timeline" in (out / "report.html").read_text()
+    assert "<h2 id=\"peak_timeline\">Peak load over time</h2>" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize("name,over", [

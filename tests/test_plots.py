@@ -77,6 +77,24 @@ def test_latency_vs_load_accepts_a_tidy_table_an_ax_and_a_curve(swept: SweepResu
     assert out is fig and list(ax.get_lines()[0].get_xdata()) == x
 
 
+def test_theory_curve_is_smooth_along_the_swept_path_and_named_by_its_model(
+        swept: SweepResult) -> None:
+    base = simq.load(ROOT / "models" / "mm1.yaml")
+    curve = plots.theory_curve(base, "producers.app.rate", [0.3, 0.6, 0.9], steps=50)
+    assert curve is not None and curve.label == "M/M/1 theory" and len(curve.x) == 50
+    # M/M/1 with mu = 1: load = lambda, mean latency 1 / (1 - rho), at every sample.
+    assert curve.x[0] == pytest.approx(0.3) and curve.x[-1] == pytest.approx(0.9)
+    assert curve.y == pytest.approx(1 / (1 - curve.x))
+    fig = plots.latency_vs_load(swept, theory=curve)
+    assert labels(fig)[0] == "M/M/1 theory" and len(fig.axes[0].get_lines()[0].get_xdata()) == 50
+
+
+def test_theory_curve_is_none_where_the_path_takes_only_some_values() -> None:
+    mmc = simq.load(ROOT / "models" / "mmc.yaml")
+    assert plots.theory_curve(mmc, "consumers.workers.count", [1, 3]) is None  # integers
+    assert plots.theory_curve(mmc, "producers.app.rate", [0.5]) is None  # one point
+
+
 def test_throughput_vs_offered_saturates(swept: SweepResult) -> None:
     fig = plots.throughput_vs_offered(swept)
     ax = fig.axes[0]
@@ -124,6 +142,20 @@ def test_heatmap(grid2: SweepResult) -> None:
     assert ax.images[0].get_array().shape == (3, 2)
     assert len(fig.axes) == 2  # the colour bar
     assert ax.get_xlabel() == "producers.app.rate"
+
+
+def test_heatmap_and_sweep_axes_take_readable_names(grid2: SweepResult,
+                                                     swept: SweepResult) -> None:
+    fig = plots.heatmap(grid2, x="producers.app.rate", y="consumers.worker.count",
+                        names={"producers.app.rate": "rate (/s)",
+                               "latency.mean": "mean latency (s)"})
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("rate (/s)", "consumers.worker.count")
+    assert ax.get_title() == "Mean latency (s) over rate (/s) × consumers.worker.count"
+    assert fig.axes[1].get_ylabel() == "mean latency (s)"
+    for draw in (plots.hop_breakdown, plots.utilization):
+        fig = draw(swept, x="producers.app.rate", xlabel="rate (/s)")
+        assert fig.axes[0].get_xlabel() == "rate (/s)"
 
 
 # Topology ------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "matplotlib", "scipy", "pyarrow", "numpy", "pydantic", "simpy", "rich")
+HEAVY = ("pandas", "matplotlib", "scipy", "pyarrow", "numpy", "pydantic", "simpy", "rich",
+         "jinja2")
 
 
 def _modules_after(code: str) -> set[str]:

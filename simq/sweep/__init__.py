@@ -39,6 +39,7 @@ from simq.sweep.store import (
     open_folder,
     param_columns,
     point_file,
+    point_scenarios,
     read_sweep,
     write_point,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "nominal_columns",
     "param_columns",
     "parse_values",
+    "point_scenarios",
     "read_sweep",
     "sweep",
 ]

@@ -40,7 +40,7 @@ else:  # built on first use: sweep workers only return dicts (simq/_lazy.py)
     pd = LazyModule("pandas")
 
 __all__ = ["POINTS", "SPEC", "SweepResult", "aggregate", "finish", "open_folder",
-           "param_columns", "point_file", "read_sweep", "write_point"]
+           "param_columns", "point_file", "point_scenarios", "read_sweep", "write_point"]
 
 SPEC = "sweep.json"
 POINTS = "points"
@@ -140,15 +140,21 @@ def _load_points(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def point_scenarios(spec: Mapping[str, Any]) -> tuple[Scenario, list[Scenario]]:
+    """A sweep's base scenario (from its ``sweep.json``) and each point's scenario as it
+    ran: the base with the point's grid values set, as :func:`simq.sweep.sweep` built it."""
+    base_dir = Path(spec["base_dir"]) if spec.get("base_dir") else None
+    base = Scenario(spec["scenario"], base_dir=base_dir, source=spec.get("source", "<dict>"))
+    return base, [base.with_overrides(p) for p in spec["points"]]
+
+
 def _tables(folder: Path, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     # The paper columns of each point come from the package, which imports this module
     # first: read them at call time.
     from simq.sweep import nominal_columns
 
     points = spec["points"]
-    base_dir = Path(spec["base_dir"]) if spec.get("base_dir") else None
-    base = Scenario(spec["scenario"], base_dir=base_dir, source=spec.get("source", "<dict>"))
-    nominal = [nominal_columns(base.with_overrides(p)) for p in points]
+    nominal = [nominal_columns(s) for s in point_scenarios(spec)[1]]
     rows = []
     for res in _load_points(folder):
         i = res["point"]
