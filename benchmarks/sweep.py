@@ -60,14 +60,20 @@ class Sampler(threading.Thread):
             self.samples.append(rss_mb())
 
 
+def curve(what: str, points: int, reps: int, messages: int,
+          low: float) -> tuple[simq.Scenario, dict[str, str]]:
+    """M/M/1 stopping after ``messages``, and its arrival rate from ``low`` to 0.95."""
+    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
+        {"run.until": None, "run.messages": messages, "run.warmup": 0})
+    print(f"{what}: {points} points x {reps} replications x {messages:,} messages, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    return sc, {"producers.app.rate": f"{low}:0.95:{points}"}
+
+
 def load_curve(quick: bool, workers: int | None) -> None:
     """The load curve on each engine: wall time, and the same numbers from both."""
     points, reps, messages = (5, 2, 5_000) if quick else (20, 10, 100_000)
-    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
-        {"run.until": None, "run.messages": messages, "run.warmup": 0})
-    grid = {"producers.app.rate": f"0.05:0.95:{points}"}
-    print(f"load curve: {points} points x {reps} replications x {messages:,} messages, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    sc, grid = curve("load curve", points, reps, messages, 0.05)
     tables: dict[str, pd.DataFrame] = {}
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,11 +104,7 @@ def main() -> None:
         load_curve(args.quick, args.workers)
         return
     points, reps, messages = (10, 2, 5_000) if args.quick else (100, 5, 20_000)
-    sc = simq.load(ROOT / "models" / "mm1.yaml").with_overrides(
-        {"run.until": None, "run.messages": messages, "run.warmup": 0})
-    grid = {"producers.app.rate": f"0.1:0.95:{points}"}
-    print(f"sweep: {points} points x {reps} replications x {messages:,} messages, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    sc, grid = curve("sweep", points, reps, messages, 0.1)
     tables: dict[str, pd.DataFrame] = {}
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
