@@ -53,21 +53,31 @@ def queue_length(
     growth: Mapping[str, float] | None = None, theory: TheoryOverlay | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """Messages waiting in each queue over time (first replication), window shaded.
+    """Messages waiting in each queue over time, window shaded: the first replication
+    drawn full, every other one faint in the same colour (how much a run's path varies is
+    part of what it shows).
 
     ``growth`` maps a queue to a growth rate (msg/s, e.g. the document's generation minus
     processing in overload): drawn as a dashed line from the queue's level at the start
-    of the window. ``theory`` (:func:`theory_overlay`) adds each queue's Lq, dashed.
+    of the window (in the first replication). ``theory`` (:func:`theory_overlay`) adds
+    each queue's Lq, dashed.
     """
     fig, ax = _axes(ax)
-    ts = timeseries[timeseries["replication"] == timeseries["replication"].min()]
+    reps = sorted(timeseries["replication"].unique())
+    ts = timeseries[timeseries["replication"] == reps[0]]
+    others = [timeseries[timeseries["replication"] == r] for r in reps[1:]]
     cols = [c for c in ts.columns if c.startswith("queue.") and c.endswith(".length")]
     if queues is not None:
         cols = [f"queue.{q}.length" for q in queues]
     colours = {}
     for c in cols:
-        (line,) = ax.step(ts["time"], ts[c], where="post", label=c.split(".")[1], lw=1)
+        name = c.split(".")[1]
+        label = name if not others else f"{name} (replication {reps[0]}; {len(others)} more, faint)"
+        (line,) = ax.step(ts["time"], ts[c], where="post", label=label, lw=1, zorder=3)
         colours[c] = line.get_color()
+        for o in others:
+            ax.step(o["time"], o[c], where="post", lw=0.6, alpha=0.3, color=colours[c],
+                    zorder=2)
     for q, (label, lq) in (theory.waiting if theory is not None else {}).items():
         col = f"queue.{q}.length"
         if col in colours:

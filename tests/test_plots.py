@@ -110,6 +110,20 @@ def test_queue_length_with_growth_line(ran: simq.RunResult) -> None:
     assert any(t.startswith(f"{q}: growth 0.5") for t in labels(fig))
 
 
+def test_queue_length_draws_every_replication(ran: simq.RunResult) -> None:
+    ts = ran.timeseries
+    q = next(iter(ran.scenario.queues))
+    ax = plots.queue_length(ts).axes[0]
+    steps = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert len(steps) == ts["replication"].nunique() == 2
+    first, other = steps
+    assert first.get_color() == other.get_color() and other.get_alpha() < 1
+    drawn = np.asarray(other.get_ydata(), dtype=float)
+    want = ts[ts["replication"] == 1][f"queue.{q}.length"].to_numpy(dtype=float)
+    np.testing.assert_array_equal(drawn[: len(want)], want)
+    assert any("1 more, faint" in t for t in labels(ax.figure))
+
+
 def test_latency_cdf_and_histogram(ran: simq.RunResult) -> None:
     msgs = ran.messages
     fig = plots.latency_cdf(msgs, window=ran.summary["window"])
