@@ -259,16 +259,14 @@ def _cmd_draw(args: argparse.Namespace) -> int:
         raise ScenarioError("--out", "must end in .svg or .png", str(target))
     if (target.exists() or target.is_symlink()) and not args.force:
         raise ScenarioError("draw", f"{target} exists; --force replaces it")
-    import matplotlib.pyplot as plt
-
     from simq import plots
     from simq.files import write_atomic
 
-    fig = plots.topology(sc)
-    try:
-        write_atomic(target, lambda p: fig.savefig(p, format=fmt, dpi=110))
-    finally:
-        plt.close(fig)
+    if args.layout == "graphviz" and not plots.has_graphviz():
+        raise ScenarioError("--layout", "graphviz needs Graphviz's dot on the PATH (e.g. "
+                            "apt install graphviz); auto falls back to matplotlib",
+                            "graphviz")
+    write_atomic(target, plots.topology_image(sc, fmt, layout=args.layout))
     print(f"wrote {target}")
     return 0
 
@@ -463,6 +461,9 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", metavar="FILE", help="the file to write, .svg or .png "
                    "(default <name>-topology.svg in the working folder)")
     d.add_argument("--force", action="store_true", help="replace an existing file")
+    d.add_argument("--layout", choices=["auto", "graphviz", "matplotlib"], default="auto",
+                   help="who lays the diagram out: Graphviz's dot when installed (auto, "
+                   "the default), or simq's own layout in matplotlib")
     d.add_argument("--allow-paths", action="store_true",
                    help="let the scenario read data files outside its own folder")
     d.set_defaults(func=_cmd_draw)

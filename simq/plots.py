@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,12 +21,15 @@ from simq.analysis.compare import format_number as _num
 from simq.scenario import Scenario
 
 __all__ = [
+    "has_graphviz",
     "heatmap",
     "hop_breakdown",
     "latency_bands",
     "latency_cdf",
     "latency_histogram",
     "latency_vs_load",
+    "topology_dot",
+    "topology_image",
     "peak_timeline",
     "queue_length",
     "TheoryCurve",
@@ -833,17 +836,116 @@ def _place(nodes: dict[str, _Node], forward: list[_Edge]) -> dict[tuple[str, str
     return bends
 
 
-def topology(scenario: Any, *, ax: Axes | None = None) -> Figure:
+Layout = Literal["auto", "graphviz", "matplotlib"]
+_LINE_STYLES = {"-": "solid", "--": "dashed", ":": "dotted"}
+_DOT_DPI = 144.0  # Graphviz's PNGs: sharp in the report at their natural size
+
+
+def _dot_text(text: str) -> str:
+    """A DOT string: quoted, its backslashes and quotes escaped, lines centred."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{body}"'
+
+
+def topology_dot(scenario: Any) -> str:
+    """The diagram of :func:`topology` as Graphviz DOT source: the same boxes (with the
+    same text and colours) and the same arrows (messages, dead letters dashed, replies
+    dotted), laid out left to right by ``dot``."""
+    from simq.scenario import load
+
+    nodes, edges = _graph(load(scenario))
+    out = ["digraph simq {",
+           '  rankdir=LR; nodesep=0.25; ranksep=0.45;',
+           '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+           '  edge [fontname="Helvetica", fontsize=9, arrowsize=0.7];']
+    for key, n in nodes.items():
+        face, line = _STYLE[n.kind]
+        out.append(f'  {_dot_text(key)} [label={_dot_text(n.text)}, fillcolor="{face}", '
+                   f'color="{line}"];')
+    for e in edges:
+        colour, style, _ = _EDGES[e.kind]
+        attrs = [f'color="{colour}"', f"style={_LINE_STYLES[style]}"]
+        if e.label:
+            attrs.append(f"label={_dot_text(e.label)}")
+        if e.kind == "reply":  # back to the sender: no say in the columns
+            attrs.append("constraint=false")
+        out.append(f"  {_dot_text(e.src)} -> {_dot_text(e.dst)} [{', '.join(attrs)}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def has_graphviz() -> bool:
+    """Whether Graphviz's ``dot`` is on the PATH (what ``layout="auto"`` uses)."""
+    import shutil
+
+    return shutil.which("dot") is not None
+
+
+def topology_image(scenario: Any, fmt: str = "svg", *, layout: Layout = "auto") -> bytes:
+    """The diagram as an SVG or PNG file's bytes: drawn by Graphviz when ``dot`` is
+    installed (``layout="auto"``, or ``"graphviz"`` to insist), by simq's own layout in
+    matplotlib otherwise (``"matplotlib"`` to insist)."""
+    if fmt not in {"svg", "png"}:
+        raise ValueError(f"fmt must be svg or png, got {fmt!r}")
+    if _graphviz(layout):
+        return _dot(topology_dot(scenario), fmt)
+    import io
+
+    fig = topology(scenario, layout="matplotlib")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _graphviz(layout: Layout) -> bool:
+    if layout == "graphviz":
+        if not has_graphviz():
+            raise RuntimeError("layout='graphviz' needs Graphviz's dot on the PATH "
+                               "(e.g. apt install graphviz); layout='auto' falls back to "
+                               "matplotlib")
+        return True
+    if layout not in ("auto", "matplotlib"):
+        raise ValueError(f"layout must be auto, graphviz or matplotlib, got {layout!r}")
+    return layout == "auto" and has_graphviz()
+
+
+def _dot(source: str, fmt: str) -> bytes:
+    """``dot -T<fmt>`` of ``source``; its own error if Graphviz fails."""
+    import subprocess
+
+    args = ["dot", f"-T{fmt}"] + ([f"-Gdpi={_DOT_DPI:g}"] if fmt == "png" else [])
+    done = subprocess.run(args, input=source.encode(), capture_output=True, timeout=60,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"dot -T{fmt} failed: {done.stderr.decode(errors='replace')}")
+    return done.stdout
+
+
+def topology(scenario: Any, *, ax: Axes | None = None, layout: Layout = "auto") -> Figure:
     """The scenario as a diagram, left to right: producers, links, queues and topics (with
     their partitions), consumer groups and where they send on (dead-letter queues, the
     replies of waiting senders), each box with its rates and capacities.
 
     ``scenario`` is a :class:`~simq.Scenario` or anything :func:`simq.load` takes. Without
     ``ax`` the figure is sized to the diagram; on a given ``ax`` the labels keep their size.
+    With Graphviz's ``dot`` installed and no ``ax`` (``layout="auto"``), the figure shows
+    Graphviz's drawing of :func:`topology_dot`; ``layout="matplotlib"`` always draws
+    simq's own layout (the one drawn on a given ``ax``).
     """
     from simq.scenario import load
 
     sc = load(scenario)
+    if ax is None and _graphviz(layout):
+        import io
+
+        image = plt.imread(io.BytesIO(_dot(topology_dot(sc), "png")), format="png")
+        fig = plt.figure(figsize=(image.shape[1] / _DOT_DPI, image.shape[0] / _DOT_DPI),
+                         dpi=_DOT_DPI)
+        shown = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        shown.imshow(image, interpolation="none")
+        shown.set_axis_off()
+        return fig
     nodes, edges = _graph(sc)
     forward, around = _layers(nodes, edges)
     own = ax is None

@@ -540,11 +540,10 @@ def _run_figures(folder: Path, s: Mapping[str, Any],
     overlay = None
     if sc is not None:
         # The diagram and the theory lines come from the scenario on paper.
-        fig = plots.topology(sc)
-        svg = io.BytesIO()
-        fig.savefig(svg, format="svg")
-        write_atomic(real_subdir(folder, "figures") / "topology.svg", svg.getvalue())
-        topology = _Figure("topology", _png(fig))
+        # Graphviz's drawing when dot is installed, simq's own otherwise (plots.topology).
+        write_atomic(real_subdir(folder, "figures") / "topology.svg",
+                     plots.topology_image(sc, "svg"))
+        topology = _Figure("topology", plots.topology_image(sc, "png"))
         if (s.get("theory") or {}).get("kind", "none") != "none":
             overlay = plots.theory_overlay(sc)
     if (folder / "timeseries.csv").is_file():

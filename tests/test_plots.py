@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,7 +186,7 @@ def _boxes(fig: Figure) -> list[str]:
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
 def test_topology_draws_every_model_with_one_box_per_component(path: Path) -> None:
     sc = simq.load(path)
-    fig = plots.topology(sc)
+    fig = plots.topology(sc, layout="matplotlib")
     names = _boxes(fig)
     for part in (sc.producers, sc.model.queues, sc.topics, sc.consumers):
         for name in part:
@@ -199,11 +200,11 @@ def _text_of(fig: Figure, name: str) -> str:
 
 
 def test_topology_writes_rates_capacities_and_latencies() -> None:
-    fig = plots.topology(simq.load(ROOT / "models" / "mm1.yaml"))
+    fig = plots.topology(simq.load(ROOT / "models" / "mm1.yaml"), layout="matplotlib")
     assert "0.8 msg/s" in _text_of(fig, "app")
     assert "capacity ∞" in _text_of(fig, "broker") and "\nρ 0.8" in _text_of(fig, "broker")
     assert "1 × 1 msg/s" in _text_of(fig, "worker")
-    fig = plots.topology(simq.load(ROOT / "models" / "rpc.yaml"))
+    fig = plots.topology(simq.load(ROOT / "models" / "rpc.yaml"), layout="matplotlib")
     assert "sync, 20 clients" in _text_of(fig, "web")
     assert "capacity 8 (block)" in _text_of(fig, "api-q")
     assert "2–8 × 100 msg/s" in _text_of(fig, "api")  # autoscaled, mean service 0.01 s
@@ -215,14 +216,14 @@ def test_topology_writes_rates_capacities_and_latencies() -> None:
 def test_topology_draws_partitions_routes_and_dead_letters() -> None:
     from matplotlib.patches import FancyBboxPatch
 
-    fig = plots.topology(simq.load(ROOT / "models" / "kafka_like.yaml"))
+    fig = plots.topology(simq.load(ROOT / "models" / "kafka_like.yaml"), layout="matplotlib")
     ax = fig.axes[0]
     assert "12 partitions" in _text_of(fig, "clicks")
     cells = [p for p in ax.patches if type(p).__name__ == "Rectangle"]
     assert len(cells) == 12
     assert sum(isinstance(p, FancyBboxPatch) for p in ax.patches) == 5  # 4 boxes + link
     assert "dead letters" in [t.get_text() for t in ax.get_legend().get_texts()]
-    fig = plots.topology(simq.load(ROOT / "models" / "routing.yaml"))
+    fig = plots.topology(simq.load(ROOT / "models" / "routing.yaml"), layout="matplotlib")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert {"70%", "20%", "10%"} <= set(texts)
     assert "10% leave" in _text_of(fig, "validate")
@@ -232,7 +233,7 @@ def test_topology_draws_partitions_routes_and_dead_letters() -> None:
 def test_topology_boxes_and_labels_do_not_overlap(path: Path) -> None:
     from matplotlib.patches import FancyBboxPatch
 
-    fig = plots.topology(simq.load(path))
+    fig = plots.topology(simq.load(path), layout="matplotlib")
     ax = fig.axes[0]
     boxes = [p.get_window_extent() for p in ax.patches if isinstance(p, FancyBboxPatch)]
     for i, a in enumerate(boxes):
@@ -245,6 +246,54 @@ def test_topology_boxes_and_labels_do_not_overlap(path: Path) -> None:
         assert whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1, t.get_text()
         if "\n" not in t.get_text() and t.get_text().endswith("%"):
             assert not any(box.overlaps(b) for b in boxes), t.get_text()
+
+
+GRAPHVIZ = pytest.mark.skipif(not plots.has_graphviz(), reason="Graphviz's dot not installed")
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_topology_dot_has_every_component_and_arrow(path: Path) -> None:
+    sc = simq.load(path)
+    dot = plots.topology_dot(sc)
+    assert dot.startswith("digraph simq {") and dot.rstrip().endswith("}")
+    for part in (sc.producers, sc.model.queues, sc.topics, sc.consumers):
+        for name in part:
+            assert dot.count(f'  "{name}" [label="{name}') == 1, name
+    assert dot.count("[label=\"link") == len(sc.links)
+    # One arrow per arrow of the matplotlib drawing's graph: every node has one in or out.
+    arrows = dot.count(" -> ")
+    assert arrows >= len(sc.producers) + len(sc.consumers) - 1
+
+
+@GRAPHVIZ
+def test_graphviz_draws_the_diagram_when_dot_is_installed(tmp_path: Path) -> None:
+    svg = plots.topology_image("rpc", "svg").decode()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    for name in ("web", "api-q", "api", "db-q", "dbw", "sync, 20 clients"):
+        assert f">{html.escape(name).replace('-', '&#45;')}<" in svg
+    assert 'stroke-dasharray="1,5"' in svg  # the dotted reply back to the sender
+    png = plots.topology_image("rpc", "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = plots.topology("rpc")  # auto: Graphviz's drawing, shown as an image
+    assert fig.axes[0].images and not fig.axes[0].texts
+
+
+def test_without_graphviz_auto_falls_back_and_graphviz_is_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from simq.cli import main
+
+    monkeypatch.setattr(plots, "has_graphviz", lambda: False)
+    fig = plots.topology("mm1")
+    assert "worker" in _boxes(fig)  # simq's own layout
+    assert b"<svg" in plots.topology_image("mm1", "svg")
+    with pytest.raises(RuntimeError, match="apt install graphviz"):
+        plots.topology_image("mm1", "svg", layout="graphviz")
+    out = tmp_path / "t.svg"
+    assert main(["draw", "mm1", "--out", str(out), "--layout", "graphviz"]) == 2
+    err = capsys.readouterr().err
+    assert "--layout" in err and "Traceback" not in err and not out.exists()
+    assert main(["draw", "mm1", "--out", str(out)]) == 0 and out.read_bytes().startswith(b"<?xml")
 
 
 def test_topology_on_a_given_ax_and_from_a_name() -> None:
