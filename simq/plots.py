@@ -66,16 +66,15 @@ def queue_length(
     each queue's Lq, dashed.
     """
     fig, ax = _axes(ax)
-    reps = sorted(timeseries["replication"].unique())
-    ts = timeseries[timeseries["replication"] == reps[0]]
-    others = [timeseries[timeseries["replication"] == r] for r in reps[1:]]
+    ts, others = _first_and_others(timeseries)
     cols = [c for c in ts.columns if c.startswith("queue.") and c.endswith(".length")]
     if queues is not None:
         cols = [f"queue.{q}.length" for q in queues]
     colours = {}
     for c in cols:
         name = c.split(".")[1]
-        label = name if not others else f"{name} (replication {reps[0]}; {len(others)} more, faint)"
+        more = len(others)
+        label = name if not more else f"{name} (+{more} replication{'s' * (more > 1)}, faint)"
         (line,) = ax.step(ts["time"], ts[c], where="post", label=label, lw=1, zorder=3)
         colours[c] = line.get_color()
         for o in others:
@@ -415,16 +414,24 @@ def latency_histogram(
     return fig
 
 
+def _first_and_others(table: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """A per-replication table's first replication, and each of the others."""
+    if "replication" not in table.columns or not len(table):
+        return table, []
+    reps = sorted(table["replication"].unique())
+    return (table[table["replication"] == reps[0]],
+            [table[table["replication"] == r] for r in reps[1:]])
+
+
 def peak_timeline(timeline: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     """Arrival rate, messages waiting and workers online on a shared time axis.
 
-    ``timeline`` is :meth:`RunResult.timeline` (first replication shown). Without ``ax``,
-    three stacked panels; with ``ax``, rate and backlog share it and workers use a twin
-    axis on the right.
+    ``timeline`` is :meth:`RunResult.timeline`: the first replication drawn full, the
+    arrival rate and the backlog of every other one faint in the same colours. Without
+    ``ax``, three stacked panels; with ``ax``, rate and backlog share it and workers use a
+    twin axis on the right.
     """
-    tl = timeline
-    if "replication" in tl.columns:
-        tl = tl[tl["replication"] == tl["replication"].min()]
+    tl, others = _first_and_others(timeline)
     queues = [c for c in tl.columns if c.startswith("queue.") and c.endswith(".length")]
     groups = [c for c in tl.columns if c.startswith("consumer.") and c.endswith(".workers")]
     t = tl["time"]
@@ -436,8 +443,12 @@ def peak_timeline(timeline: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
         rate_ax = q_ax = ax
         w_ax = ax.twinx()
     rate_ax.plot(t, tl["arrival_rate"], color="tab:blue", lw=1, label="arrival rate (msg/s)")
+    for o in others:
+        rate_ax.plot(o["time"], o["arrival_rate"], color="tab:blue", lw=0.6, alpha=0.3)
     for c in queues:
-        q_ax.plot(t, tl[c], lw=1.2, label=f"waiting in {c.split('.', 1)[1][:-7]}")
+        (line,) = q_ax.plot(t, tl[c], lw=1.2, label=f"waiting in {c.split('.', 1)[1][:-7]}")
+        for o in others:
+            q_ax.plot(o["time"], o[c], lw=0.6, alpha=0.3, color=line.get_color())
     for c in groups:
         w_ax.step(t, tl[c], where="mid", lw=1.2, ls="--",
                   label=f"workers {c.split('.', 1)[1][:-8]}")
@@ -462,13 +473,18 @@ def peak_timeline(timeline: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
 def latency_bands(windows: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     """Latency percentiles per time window: the median line inside p95 and p99 bands.
 
-    ``windows`` is :meth:`RunResult.latency_windows` (first replication shown).
+    ``windows`` is :meth:`RunResult.latency_windows`: the bands of the first replication,
+    and the median of every other one as a faint line.
     """
     fig, ax = _axes(ax)
-    w = windows
-    if "replication" in w.columns and len(w):
-        w = w[w["replication"] == w["replication"].min()]
+    w, others = _first_and_others(windows)
     mid = (w["start"] + w["end"]) / 2
+    for k, o in enumerate(others):
+        if "p50" in o.columns:
+            ax.step((o["start"] + o["end"]) / 2, o["p50"], where="mid", color="tab:red",
+                    lw=0.6, alpha=0.35,
+                    label=(f"median, {len(others)} other replication"
+                           f"{'s' * (len(others) > 1)}") if k == 0 else None)
     if "p99" in w.columns:
         ax.fill_between(mid, 0, w["p99"], step="mid", color="tab:orange", alpha=0.2,
                         label="p99")

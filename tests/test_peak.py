@@ -409,6 +409,18 @@ def test_plots_and_report_show_the_peak(tmp_path: Path) -> None:
     fig, ax = plt.subplots()
     assert plots.peak_timeline(tl, ax=ax) is fig
     plt.close("all")
+    # Every replication is drawn: the others faint, in the first one's colours.
+    two = simq.run(sc, replications=2)
+    panels = plots.peak_timeline(two.timeline(60)).axes
+    rate = [ln for ln in panels[0].get_lines()]
+    assert len(rate) == 2 and rate[1].get_alpha() < 1
+    assert rate[0].get_color() == rate[1].get_color()
+    queues = [c for c in tl if c.startswith("queue.") and c.endswith(".length")]
+    assert len(panels[1].get_lines()) == 2 * len(queues)  # each queue, twice
+    bands = plots.latency_bands(two.latency_windows(60)).axes[0]
+    assert "median, 1 other replication" in [t.get_text() for t in
+                                               bands.get_legend().get_texts()]
+    plt.close("all")
     out = report(res, tmp_path / "r")
     assert (out / "figures" / "peak_timeline.png").is_file()
     assert (out / "figures" / "latency_bands.png").is_file()

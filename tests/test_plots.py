@@ -122,7 +122,7 @@ def test_queue_length_draws_every_replication(ran: simq.RunResult) -> None:
     drawn = np.asarray(other.get_ydata(), dtype=float)
     want = ts[ts["replication"] == 1][f"queue.{q}.length"].to_numpy(dtype=float)
     np.testing.assert_array_equal(drawn[: len(want)], want)
-    assert any("1 more, faint" in t for t in labels(ax.figure))
+    assert any("(+1 replication, faint)" in t for t in labels(ax.figure))
 
 
 def test_latency_cdf_and_histogram(ran: simq.RunResult) -> None:
