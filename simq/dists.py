@@ -33,6 +33,7 @@ from simq.datafiles import Folder
 from simq.errors import ScenarioError
 
 __all__ = [
+    "BLOCK",
     "Constant",
     "Distribution",
     "Empirical",
@@ -757,7 +758,13 @@ def exponential_rate(rate: float, *, path: str = "") -> Distribution:
         raise ScenarioError(path, exc.rule, exc.value) from None
 
 
-def stream(dist: Distribution, rng: np.random.Generator, block: int = 4096) -> Callable[[], float]:
+# Variates drawn per numpy call by every sampler of a run: the engines draw the same
+# blocks from the same streams, which is what makes their numbers the same.
+BLOCK = 4096
+
+
+def stream(dist: Distribution, rng: np.random.Generator,
+           block: int = BLOCK) -> Callable[[], float]:
     """A function returning the next variate of ``dist`` as a float.
 
     Variates are drawn from ``rng`` ``block`` at a time, so the simulator's hot path pays

@@ -20,10 +20,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import yaml
 
-from simq import plots
+from simq import plots, terminal
 from simq._version import version
 from simq.analysis.compare import format_estimate as _estimate
 from simq.analysis.compare import format_number as _num
+from simq.analysis.compare import format_pm as _pm
+from simq.analysis.compare import has_interval
 from simq.errors import ScenarioError
 from simq.files import (
     OutputExistsError,
@@ -71,18 +73,8 @@ def summary_json(summary: Mapping[str, Any]) -> str:
 
 # Text ---------------------------------------------------------------------------------
 
-def _pm(value: Any, ci: Any) -> str:
-    """A value with its 95% half-width, both as :func:`format_estimate` rounds them (the
-    value alone where there is no interval)."""
-    shown, half = _estimate(value, ci)
-    if isinstance(ci, float | int) and math.isfinite(ci) and ci > 0:
-        return f"{shown} ± {half}"
-    return shown
-
-
 def _table(header: list[str], rows: list[list[str]], verdicts: tuple[str, ...] = ()
            ) -> RenderableType:
-    from simq import terminal
 
     return terminal.table(header, rows, verdicts=verdicts)
 
@@ -111,7 +103,6 @@ def summary_view(s: Mapping[str, Any]) -> list[RenderableType]:
     """The run summary as rich renderables, one per block (what `simq run` prints)."""
     from rich.console import Group
 
-    from simq import terminal
 
     ci = s.get("ci95", {})
     m = s["messages"]
@@ -175,7 +166,6 @@ def summary_view(s: Mapping[str, Any]) -> list[RenderableType]:
 
 def format_summary(s: Mapping[str, Any]) -> str:
     """The run summary as plain text (what `simq run` prints, without colour)."""
-    from simq import terminal
 
     return terminal.plain(*summary_view(s))
 
@@ -191,15 +181,6 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
-
-
-def _is_number(cell: str) -> bool:
-    text = cell.split(" ± ")[0].replace(",", "").replace("%", "").replace("+", "")
-    try:
-        float(text.replace("inf", "1"))
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -250,7 +231,7 @@ def _tabulate(columns: list[tuple[str, str]], rows: list[list[str]], *, caption:
     cols = []
     for i, (name, unit) in enumerate(columns):
         cells = [r[i] for r in rows if r[i] not in {"", "-"}]
-        numeric = i > 0 and all(map(_is_number, cells))  # all "-": numbers missing
+        numeric = i > 0 and all(map(terminal.is_number, cells))  # all "-": numbers missing
         cols.append(_Column(name, unit, numeric, mark=name in mark))
     return _Table(cols, rows, caption)
 
@@ -424,8 +405,7 @@ def _pair_table(first: str, pairs: list[tuple[str, str, Any, Any]], caption: str
     for name, unit, value, half in pairs:
         v, h = _estimate(value, half)
         rows.append([f"{name} ({unit})" if unit else name, v,
-                     h if isinstance(half, float) and math.isfinite(half) and half > 0
-                     else "-"])
+                     h if has_interval(half) else "-"])
     return _tabulate([(first, ""), ("value", ""), ("± 95% CI", "")], rows, caption=caption)
 
 

@@ -187,9 +187,17 @@ def test_simq_run_prints_and_stores_the_theory_columns(
     (15958.0, 120.0, ("15,960", "120")),
     (-0.25, 0.04, ("-0.250", "0.040")),
     (3.2, float("nan"), ("3.2", "-")),
+    (-0.0001, 0.014, ("0.000", "0.014")),  # rounds to zero: no sign
 ])
 def test_a_measured_value_is_shown_to_the_precision_of_its_interval(
         value: float, half: float, shown: tuple[str, str]) -> None:
     from simq.analysis.compare import format_estimate
 
     assert format_estimate(value, half) == shown
+
+
+def test_value_and_interval_in_one_cell_only_with_an_interval() -> None:
+    from simq.analysis.compare import format_pm
+
+    assert format_pm(0.7964, 0.01107) == "0.796 ± 0.011"
+    assert format_pm(0.7964, float("nan")) == format_pm(0.7964, 0.0) == "0.7964"

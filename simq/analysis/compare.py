@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPARE_COLUMNS",
+    "format_pm",
+    "has_interval",
     "batch_means",
     "format_compare",
     "batch_means_ci",
@@ -261,10 +263,27 @@ def format_estimate(value: Any, half: Any) -> tuple[str, str]:
         return format_number(value), format_number(half)
     places = 1 - math.floor(math.log10(h))  # decimal places of two significant digits
     if places > 6 or places < -12:
-        return f"{v:.2g}", f"{h:.2g}"
-    if places <= 0:  # tens or more: rounded there, with thousands separators
-        return f"{round(v, places):,.0f}", f"{round(h, places):,.0f}"
-    return f"{v:.{places}f}", f"{h:.{places}f}"
+        shown, half_shown = f"{v:.2g}", f"{h:.2g}"
+    elif places <= 0:  # tens or more: rounded there, with thousands separators
+        shown, half_shown = f"{round(v, places):,.0f}", f"{round(h, places):,.0f}"
+    else:
+        shown, half_shown = f"{v:.{places}f}", f"{h:.{places}f}"
+    # A value that rounds to zero is zero, not "-0.000".
+    if shown.startswith("-") and float(shown.replace(",", "")) == 0:
+        shown = shown[1:]
+    return shown, half_shown
+
+
+def has_interval(half: Any) -> bool:
+    """Whether ``half`` is a half-width to show: a finite number above 0."""
+    return isinstance(half, float | int) and math.isfinite(half) and half > 0
+
+
+def format_pm(value: Any, half: Any) -> str:
+    """``value ± half`` as :func:`format_estimate` rounds them; the value alone without a
+    half-width to show (one replication, or none finite)."""
+    shown, half_shown = format_estimate(value, half)
+    return f"{shown} ± {half_shown}" if has_interval(half) else shown
 
 
 def format_compare(table: pd.DataFrame) -> str:

@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 from simpy.events import Event
 
-from simq.dists import Distribution, stream
+from simq.dists import BLOCK, Distribution, stream
 
 NAN = math.nan
 INF = math.inf
@@ -144,7 +144,7 @@ class Streams:
 
         def blocks() -> Iterator[float]:
             while True:
-                yield from rng.random(4096).tolist()
+                yield from rng.random(BLOCK).tolist()
 
         return blocks().__next__
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from simq.dists import Constant, Distribution
+from simq.dists import BLOCK, Constant, Distribution
 from simq.engine import arrivals
 from simq.engine.core import Streams
 from simq.engine.recorder import DELIVERED, IN_FLIGHT, LAYOUT, LOST, Records, to_columns
@@ -40,7 +40,6 @@ from simq.scenario.components import AsyncProducer
 
 __all__ = ["FastRun", "why_not"]
 
-BLOCK = 4096  # what engine.core's samplers draw per call: the same blocks, the same numbers
 
 
 def why_not(sc: Scenario) -> str | None:

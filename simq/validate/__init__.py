@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simq.analysis.compare import format_estimate
+from simq.analysis.compare import format_pm
 from simq.analysis.stats import ALPHA, APPROX, EXACT, agreement, check_level, t_halfwidth
 from simq.files import MARKER, OutputExistsError
 from simq.validate.cases import Case, cases
@@ -199,20 +199,12 @@ def run_suite(*, thorough: bool = False, jobs: int | None = None,
                  time.perf_counter() - wall, skipped, only or None)
 
 
-def _estimate(value: Any, half: Any) -> str:
-    """``value ± half`` as :func:`format_estimate` rounds them (the value alone without a
-    finite half-width)."""
-    shown, h = format_estimate(value, half)
-    ok = isinstance(half, float | int) and math.isfinite(half) and half > 0
-    return f"{shown} ± {h}" if ok else shown
-
-
 def _rows(suite: Suite) -> list[list[str]]:
     out = []
     for r in suite.table.to_dict("records"):
         err = "-" if not math.isfinite(r["error"]) else f"{100 * r['error']:+.2f}%"
-        out.append([r["case"], r["quantity"], _estimate(r["measured"], r["ci95"]),
-                    _estimate(r["theory"], r["theory_ci95"]), r["model"], err,
+        out.append([r["case"], r["quantity"], format_pm(r["measured"], r["ci95"]),
+                    format_pm(r["theory"], r["theory_ci95"]), r["model"], err,
                     "pass" if bool(r["pass"]) else "FAIL"])
     return out
 
